@@ -1,0 +1,82 @@
+/// One finding as Cordon sees it: an EventBridge-shaped event (whatever envelope it
+/// arrived in), with where it came from.
+public struct Finding: Sendable, Equatable {
+    /// The event, in the EventBridge envelope (`version`, `id`, `detail-type`, `source`,
+    /// `account`, `time`, `region`, `resources`, `detail`). Playbook triggers match this.
+    public var event: JSONValue
+    /// What the input held before it was wrapped.
+    public var format: FindingFormat
+    public var origin: FindingOrigin
+
+    /// The event's `id`.
+    public var id: String? { event["id"]?.stringValue }
+    public var source: String? { event["source"]?.stringValue }
+    public var detailType: String? { event["detail-type"]?.stringValue }
+}
+
+/// The shape a finding arrived in.
+public enum FindingFormat: String, Sendable, Equatable, CaseIterable {
+    /// Already an EventBridge event.
+    case eventBridge = "eventbridge"
+    /// A CloudTrail record (from a log file, or bare), wrapped as a CloudTrail event.
+    case cloudTrailRecord = "cloudtrail-record"
+    /// A GuardDuty finding as the GuardDuty API or CLI returns it, wrapped as `GuardDuty Finding`.
+    case guardDutyFinding = "guardduty-finding"
+    /// A Security Hub finding in ASFF, wrapped as `Security Hub Findings - Imported`.
+    case securityHubFinding = "securityhub-asff"
+}
+
+/// Where a finding or a decoding problem sits in the input: the source (usually a file
+/// name), the line of a JSON Lines file, the byte offset, and the path inside the record
+/// (array indexes, `Records[3]`, an SNS `Message`…).
+public struct FindingOrigin: Sendable, Equatable, CustomStringConvertible {
+    public var source: String
+    public var line: Int?
+    public var byteOffset: Int?
+    public var path: [String]
+
+    public init(source: String, line: Int? = nil, byteOffset: Int? = nil, path: [String] = []) {
+        self.source = source
+        self.line = line
+        self.byteOffset = byteOffset
+        self.path = path
+    }
+
+    func appending(_ component: String) -> FindingOrigin {
+        var copy = self
+        copy.path.append(component)
+        return copy
+    }
+
+    public var description: String {
+        var s = source
+        if let line { s += ":\(line)" }
+        if let byteOffset { s += " (byte \(byteOffset))" }
+        if !path.isEmpty { s += " " + path.joined(separator: " › ") }
+        return s
+    }
+}
+
+/// A record that could not be decoded; the others in the same input are kept.
+public struct DecodeIssue: Error, Sendable, Equatable, CustomStringConvertible {
+    public var origin: FindingOrigin
+    public var message: String
+
+    public var description: String { "\(origin): \(message)" }
+}
+
+/// What one input decoded into.
+public struct DecodeResult: Sendable {
+    public var findings: [Finding] = []
+    public var issues: [DecodeIssue] = []
+
+    public init(findings: [Finding] = [], issues: [DecodeIssue] = []) {
+        self.findings = findings
+        self.issues = issues
+    }
+
+    public mutating func append(_ other: DecodeResult) {
+        findings += other.findings
+        issues += other.issues
+    }
+}

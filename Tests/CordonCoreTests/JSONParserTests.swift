@@ -1,0 +1,100 @@
+import Testing
+
+@testable import CordonCore
+
+@Suite struct JSONParserTests {
+    @Test func keepsNumberLiteralsExactly() throws {
+        let value = try json(#"{"big": 12345678901234567890123, "p": 9007199254740993, "f": 3.0e2}"#)
+        #expect(value["big"]?.numberValue?.literal == "12345678901234567890123")
+        #expect(value["p"]?.numberValue?.literal == "9007199254740993")
+        // 2^53 + 1 and 2^53 are different numbers (a Double would make them equal).
+        #expect(value["p"]?.numberValue != JSONNumber(literal: "9007199254740992"))
+        // Compared by value: 3.0e2 == 300.
+        #expect(value["f"]?.numberValue == JSONNumber(300))
+        #expect(JSONWriter.string(value) == #"{"big":12345678901234567890123,"p":9007199254740993,"f":3.0e2}"#)
+    }
+
+    @Test func distinguishesNullFromMissing() throws {
+        let value = try json(#"{"a": null}"#)
+        #expect(value["a"] == .null)
+        #expect(value["b"] == nil)
+    }
+
+    @Test func keepsKeyOrder() throws {
+        let value = try json(#"{"z": 1, "a": 2, "m": 3}"#)
+        #expect(value.objectValue.map { Array($0.keys) } == ["z", "a", "m"])
+    }
+
+    @Test func decodesEscapesAndSurrogatePairs() throws {
+        let value = try json(#"["a\"b\\c\/d\n", "\u00e9\ud83d\ude00"]"#)
+        #expect(value[0] == .string("a\"b\\c/d\n"))
+        #expect(value[1] == .string("é😀"))
+    }
+
+    @Test(arguments: [
+        (#"{"a": 1,}"#, "unexpected '}'"),
+        (#"{"a" 1}"#, "expected ':'"),
+        (#"[1 2]"#, "expected ',' or ']'"),
+        (#"{"a": 01}"#, "invalid number"),
+        (#"{"a": tru}"#, "expected 'true'"),
+        (#""\ud800""#, "unpaired UTF-16 surrogate"),
+        (#""\x""#, "invalid escape"),
+        (#"{"a": 1, "a": 2}"#, "duplicate key \"a\""),
+        (#"{"a": 1} x"#, "after the end of the JSON value"),
+        ("", "empty input"),
+        (#"{"a": "#, "unexpected end of input"),
+    ])
+    func rejectsMalformedJSON(text: String, expected: String) {
+        #expect {
+            _ = try JSONParser.parse(text)
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+
+    @Test func reportsLineAndColumn() {
+        do {
+            _ = try JSONParser.parse("{\n  \"a\": 1,\n  \"b\": ]\n}")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.column == 8)
+            #expect(error.offset == 19)
+        }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONParseError.self) { _ = try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func limitsNestingDepth() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect {
+            _ = try JSONParser.parse(deep)
+        } throws: { error in
+            "\(error)".contains("nesting deeper than 256")
+        }
+        let ok = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: Never.self) { _ = try JSONParser.parse(ok) }
+    }
+
+    @Test func prettyPrintsAndRoundTrips() throws {
+        let text = #"{"a":[1,2.50,{"b":null}],"c":"x\ty","d":true,"e":{},"f":[]}"#
+        let value = try json(text)
+        #expect(JSONWriter.string(value) == text)
+        #expect(try json(JSONWriter.pretty(value)) == value)
+    }
+
+    @Test func decimalComparisonIsExact() throws {
+        func d(_ s: String) -> DecimalValue { JSONNumber(literal: s)!.decimal }
+        #expect(d("300") == d("3.0e2"))
+        #expect(d("0.1") < d("0.10000000000000001"))
+        #expect(d("-0") == d("0"))
+        #expect(d("-1e-400") < d("0"))
+        #expect(d("123456789012345678901234567890") > d("123456789012345678901234567889"))
+        #expect(d("-5") < d("-4.9999"))
+        #expect(JSONNumber(literal: "1.") == nil)
+        #expect(JSONNumber(literal: "+1") == nil)
+        #expect(JSONNumber(literal: ".5") == nil)
+    }
+}
