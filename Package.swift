@@ -39,6 +39,10 @@ let package = Package(
             name: "CordonCoreTests",
             dependencies: ["CordonCore"]
         ),
+        .testTarget(
+            name: "CordonCLITests",
+            dependencies: ["cordon"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,59 @@
+import ArgumentParser
+import CordonCore
+import Foundation
+
+struct Cordon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cordon",
+        abstract: "Incident-response runner for AWS findings: match, contain, prove.",
+        discussion: """
+            Cordon reads GuardDuty, CloudTrail and Security Hub findings, matches them against \
+            playbooks whose triggers are Amazon EventBridge event patterns, and runs the \
+            playbooks' containment steps, journaling every fact.
+
+            Exit status: 0 success, 1 a run or check failed, 2 a usage or input error.
+            """,
+        version: CordonCore.Cordon.version,
+        subcommands: [MatchCommand.self, DecodeCommand.self])
+
+    /// Runs the command line: usage errors exit 2 (not ArgumentParser's 64), as the
+    /// DESIGN's exit statuses say.
+    static func runMain() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                let message = fullMessage(for: error)
+                if !message.isEmpty { printError(message) }
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+@main
+enum Main {
+    static func main() async { await Cordon.runMain() }
+}
+
+/// Output format shared by commands.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// An input error: the message goes to stderr and the exit status is 2.
+struct InputError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

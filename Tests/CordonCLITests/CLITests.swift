@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// Runs the built `cordon` executable (swift test builds it beside the test bundle).
+struct CLI {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static var executable: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // On Linux the runner is <products>/CordonPackageTests.xctest; be tolerant of bundles.
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("cordon")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return packageRoot.appendingPathComponent(".build/debug/cordon")
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func temporaryFile(_ contents: String, suffix: String = ".json") throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-test-\(UUID().uuidString)\(suffix)").path
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+@Suite struct CLITests {
+    @Test func helpDescribesEveryCommand() throws {
+        let help = try CLI.run(["--help"])
+        #expect(help.status == 0)
+        for command in ["match", "decode"] {
+            #expect(help.stdout.contains(command))
+            let sub = try CLI.run([command, "--help"])
+            #expect(sub.status == 0)
+            #expect(sub.stdout.contains("USAGE: cordon \(command)"))
+        }
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        let missing = try CLI.run(["match"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("--pattern"))
+        #expect(try CLI.run(["no-such-command"]).status == 2)
+    }
+
+    @Test func matchPrintsOneLinePerEvent() throws {
+        let pattern = try CLI.temporaryFile(#"{"source": ["aws.guardduty"], "detail": {"severity": [{"numeric": [">=", 7]}]}}"#)
+        let events = """
+            {"source": "aws.guardduty", "detail": {"severity": 8}}
+            {"source": "aws.guardduty", "detail": {"severity": 2}}
+
+            {"source": "aws.iam", "detail": {"severity": 9}}
+            """
+        let fromStdin = try CLI.run(["match", "--pattern", pattern], stdin: events)
+        #expect(fromStdin.status == 0)
+        #expect(fromStdin.stdout == "match\nno match\nno match\n")
+        let file = try CLI.temporaryFile(events, suffix: ".jsonl")
+        let fromFile = try CLI.run(["match", "--pattern", pattern, "--events", file, "--output", "json"])
+        #expect(fromFile.status == 0)
+        #expect(fromFile.stdout.split(separator: "\n").first == #"{"line":1,"match":true}"#)
+    }
+
+    @Test func matchReportsBadEventsAndKeepsGoing() throws {
+        let pattern = try CLI.temporaryFile(#"{"a": [1]}"#)
+        let result = try CLI.run(["match", "--pattern", pattern], stdin: "{\"a\": 1}\n{\"a\": \n{\"a\": 1, \"a\": 2}\n{\"a\": 1}\n")
+        #expect(result.status == 2)
+        #expect(result.stdout == "match\nerror\nerror\nmatch\n")
+        #expect(result.stderr.contains("stdin:2: invalid JSON"))
+        #expect(result.stderr.contains("stdin:3: invalid JSON"))
+        #expect(result.stderr.contains("duplicate key"))
+    }
+
+    @Test func invalidPatternExitsTwoNamingTheField() throws {
+        let pattern = try CLI.temporaryFile(#"{"detail": {"type": [{"prefix": 5}]}}"#)
+        let result = try CLI.run(["match", "--pattern", pattern], stdin: "")
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\"detail.type\""))
+        #expect(result.stderr.contains("prefix takes a string"))
+        #expect(result.stdout.isEmpty)
+        let missing = try CLI.run(["match", "--pattern", "/nonexistent.json"], stdin: "")
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("cannot read pattern file"))
+    }
+
+    @Test func decodeFeedsMatch() throws {
+        let decoded = try CLI.run(["decode", "Fixtures/findings/cloudtrail/log-file.json", "--output", "json"])
+        #expect(decoded.status == 0)
+        #expect(decoded.stdout.split(separator: "\n").count == 3)
+        let pattern = try CLI.temporaryFile(#"{"detail-type": ["AWS API Call via CloudTrail"], "detail": {"eventName": ["CreateAccessKey"]}}"#)
+        let matched = try CLI.run(["match", "--pattern", pattern], stdin: decoded.stdout)
+        #expect(matched.stdout == "match\nno match\nno match\n")
+    }
+
+    @Test func decodeReportsBadRecordsWithPlaceAndExitsTwo() throws {
+        let file = try CLI.temporaryFile("{\"source\":\"s\",\"detail-type\":\"d\",\"detail\":{}}\n{oops\n", suffix: ".jsonl")
+        let result = try CLI.run(["decode", file])
+        #expect(result.status == 2)
+        #expect(result.stdout.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("\(file):2 (byte "))
+    }
+}
