@@ -13,11 +13,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLibYAML", path: "Sources/CLibYAML", providers: [.apt(["libyaml-dev"])]),
         .target(
             name: "CordonCore",
             dependencies: [
                 "CZlib",
+                "CLibYAML",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),

@@ -1,0 +1,211 @@
+import Foundation
+
+/// Everything loaded from playbook and integration files, with every problem found.
+public struct LoadedConfig: Sendable {
+    public var playbooks: [Playbook] = []
+    public var integrations: [Integration] = []
+    public var registry = ActionRegistry()
+    public var diagnostics: [Diagnostic] = []
+    /// The files read, in order.
+    public var files: [String] = []
+
+    public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+    public var isValid: Bool { errors.isEmpty }
+}
+
+/// Loads playbooks and integrations from files and directories, checking everything
+/// (shape, references, actions, inputs, patterns, templates) and reporting every
+/// problem with its file, line and column, not just the first.
+public struct ConfigLoader: Sendable {
+    public var yaml = YAMLParser()
+
+    public init() {}
+
+    /// The YAML files below `paths` (files are taken as given; directories are searched
+    /// for `.yaml` and `.yml`), sorted, without duplicates.
+    public static func yamlFiles(_ paths: [String]) -> (files: [String], diagnostics: [Diagnostic]) {
+        var files: [String] = []
+        var diagnostics: [Diagnostic] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                diagnostics.append(Diagnostic(SourceLocation(file: path, line: 1, column: 1), "no such file or directory"))
+                continue
+            }
+            if isDirectory.boolValue {
+                let below = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []
+                let base = path.hasSuffix("/") ? path : path + "/"
+                files += below.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
+                    .sorted().map { base + $0 }
+            } else {
+                files.append(path)
+            }
+        }
+        var seen: Set<String> = []
+        return (files.filter { seen.insert(URL(fileURLWithPath: $0).standardized.path).inserted }, diagnostics)
+    }
+
+    /// Loads integrations first (their actions join the registry), then playbooks.
+    /// - Parameters:
+    ///   - paths: files and directories to check (playbooks and/or integrations).
+    ///   - integrationPaths: more integration files/directories whose actions playbooks may use.
+    public func load(_ paths: [String], integrationPaths: [String] = []) -> LoadedConfig {
+        var config = LoadedConfig()
+        let (given, missing) = Self.yamlFiles(paths)
+        let (extra, _) = Self.yamlFiles(integrationPaths.filter { FileManager.default.fileExists(atPath: $0) })
+        config.diagnostics += missing
+        var documents: [(file: String, value: YAMLValue, checked: Bool)] = []
+        var seen: Set<String> = []
+        for (file, checked) in given.map({ ($0, true) }) + extra.map({ ($0, false) }) {
+            guard seen.insert(URL(fileURLWithPath: file).standardized.path).inserted else { continue }
+            if checked { config.files.append(file) }
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: file))
+                if data.count > yaml.maxBytes {
+                    throw YAMLError(location: SourceLocation(file: file, line: 1, column: 1),
+                                    message: "file is \(data.count) bytes, more than the limit of \(yaml.maxBytes)")
+                }
+                documents.append((file, try yaml.parse(Array(data), file: file), checked))
+            } catch let error as YAMLError {
+                if checked { config.diagnostics.append(Diagnostic(error.location, error.message)) }
+            } catch {
+                if checked {
+                    config.diagnostics.append(Diagnostic(SourceLocation(file: file, line: 1, column: 1), "cannot read: \(error.localizedDescription)"))
+                }
+            }
+        }
+        // Integrations first.
+        var integrationNames: [String: SourceLocation] = [:]
+        for doc in documents where Self.isIntegration(doc.value) {
+            var checker = IntegrationChecker(file: doc.file)
+            if let integration = checker.load(doc.value) {
+                if let first = integrationNames[integration.name] {
+                    checker.diagnostics.append(Diagnostic(integration.location, "integration name \"\(integration.name)\" is already used by \(first)"))
+                } else {
+                    integrationNames[integration.name] = integration.location
+                    config.integrations.append(integration)
+                    for spec in integration.actionSpecs {
+                        if config.registry[spec.name] != nil, spec.definedIn != config.registry[spec.name]?.definedIn {
+                            checker.diagnostics.append(Diagnostic(integration.location, "action \(spec.name) is already defined (\(config.registry[spec.name]!.definedIn))"))
+                        }
+                        config.registry.add(spec)
+                    }
+                }
+            }
+            if doc.checked { config.diagnostics += checker.diagnostics }
+        }
+        var playbookNames: [String: SourceLocation] = [:]
+        for doc in documents where !Self.isIntegration(doc.value) && doc.checked {
+            guard Self.isPlaybook(doc.value) else {
+                config.diagnostics.append(
+                    Diagnostic(doc.value.location, "neither a playbook (with trigger and steps) nor an integration (with actions)"))
+                continue
+            }
+            var checker = PlaybookChecker(file: doc.file, registry: config.registry)
+            if let playbook = checker.load(doc.value) {
+                if let first = playbookNames[playbook.name] {
+                    checker.diagnostics.append(Diagnostic(playbook.location, "playbook name \"\(playbook.name)\" is already used by \(first)"))
+                } else {
+                    playbookNames[playbook.name] = playbook.location
+                    config.playbooks.append(playbook)
+                }
+            }
+            config.diagnostics += checker.diagnostics
+        }
+        config.diagnostics.sort()
+        return config
+    }
+
+    static func isIntegration(_ value: YAMLValue) -> Bool { value["actions"] != nil && value["trigger"] == nil }
+    static func isPlaybook(_ value: YAMLValue) -> Bool { value["trigger"] != nil || value["steps"] != nil }
+}
+
+/// Where template paths may point, for load-time checks.
+struct TemplateScope {
+    enum Kind { case playbook, integration }
+    var kind: Kind
+    var vars: [String] = []
+    var steps: [String] = []
+    /// Steps defined before the current one.
+    var earlierSteps: [String] = []
+    var currentStep: String? = nil
+    var inputs: [String] = []
+    var secrets: [String]? = nil
+
+    static let eventRoots = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
+    static let stepFields = ["status", "output", "error", "attempts", "started_at", "finished_at"]
+    static let incidentFields = ["id", "key", "title", "severity", "playbook", "status", "opened_at", "steps", "rollback", "url", "findings"]
+
+    /// A message for each bad reference in the template.
+    func problems(_ template: Template) -> [String] {
+        var out: [String] = []
+        for e in template.expressions {
+            let path = e.path
+            let root = path.root
+            func unknown(_ what: String, _ name: String, _ known: [String]) {
+                var m = "template \"\(template.source)\": unknown \(what) \"\(name)\""
+                if let s = suggest(name, from: known) { m += " (did you mean \"\(s)\"?)" }
+                if !known.isEmpty { m += "; known: " + known.joined(separator: ", ") }
+                out.append(m)
+            }
+            switch (root, kind) {
+            case ("secret", _):
+                guard let name = path.key(at: 1), path.components.count == 2 else {
+                    out.append("template \"\(template.source)\": write a secret as secret.NAME"); continue
+                }
+                if let secrets, !secrets.contains(name) {
+                    out.append("template \"\(template.source)\": secret \(name) is not declared in this integration's secrets")
+                }
+            case ("incident", _):
+                guard let field = path.key(at: 1) else { out.append("template \"\(template.source)\": write incident.FIELD"); continue }
+                if !Self.incidentFields.contains(field) { unknown("incident field", field, Self.incidentFields) }
+            case ("vars", .playbook):
+                guard let name = path.key(at: 1) else { out.append("template \"\(template.source)\": write vars.NAME"); continue }
+                if !vars.contains(name) { unknown("var", name, vars) }
+            case ("steps", .playbook):
+                guard let id = path.key(at: 1) else { out.append("template \"\(template.source)\": write steps.ID.output…"); continue }
+                if id == currentStep {
+                    out.append("template \"\(template.source)\": a step cannot refer to its own result (steps.\(id))")
+                } else if !earlierSteps.contains(id) {
+                    if steps.contains(id) {
+                        out.append("template \"\(template.source)\": step \"\(id)\" runs later; a step can only use the results of earlier steps")
+                    } else {
+                        unknown("step", id, earlierSteps)
+                    }
+                } else if let field = path.key(at: 2), !Self.stepFields.contains(field) {
+                    unknown("step field", field, Self.stepFields)
+                } else if path.components.count < 3 {
+                    out.append("template \"\(template.source)\": write steps.\(id).output… or steps.\(id).status")
+                }
+            case ("inputs", .integration):
+                guard let name = path.key(at: 1) else { out.append("template \"\(template.source)\": write inputs.NAME"); continue }
+                if !inputs.contains(name) { unknown("input", name, inputs) }
+            case (_, .playbook):
+                if !Self.eventRoots.contains(root) {
+                    unknown("name", root, Self.eventRoots + ["vars", "steps", "incident", "secret"])
+                }
+            case (_, .integration):
+                unknown("name", root, ["inputs", "incident", "secret"])
+            }
+        }
+        return out
+    }
+}
+
+/// Finds the YAML node a dotted pattern path (`detail.severity`, `$or[1].type`) points at.
+func node(in value: YAMLValue, atPatternPath path: String) -> YAMLValue {
+    var current = value
+    guard !path.isEmpty else { return value }
+    for part in path.split(separator: ".") {
+        var key = Substring(part)
+        var index: Int? = nil
+        if let open = part.firstIndex(of: "["), part.hasSuffix("]") {
+            key = part[part.startIndex..<open]
+            index = Int(part[part.index(after: open)..<part.index(before: part.endIndex)])
+        }
+        guard let next = current[String(key)] else { return current }
+        current = next
+        if let index, let items = current.items, index < items.count { current = items[index] }
+    }
+    return current
+}
