@@ -1,1 +1,1 @@
-public enum Cordon { public static let version = "0.1.0" }
+public enum Cordon { public static let version = "0.2.0" }

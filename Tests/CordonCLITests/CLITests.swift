@@ -54,7 +54,7 @@ struct CLI {
     @Test func helpDescribesEveryCommand() throws {
         let help = try CLI.run(["--help"])
         #expect(help.status == 0)
-        for command in ["match", "decode"] {
+        for command in ["validate", "match", "decode", "schema"] {
             #expect(help.stdout.contains(command))
             let sub = try CLI.run([command, "--help"])
             #expect(sub.status == 0)
@@ -123,5 +123,46 @@ struct CLI {
         #expect(result.status == 2)
         #expect(result.stdout.split(separator: "\n").count == 1)
         #expect(result.stderr.contains("\(file):2 (byte "))
+    }
+}
+
+@Suite struct ValidateCLITests {
+    @Test func shippedPlaybooksAndIntegrationsValidate() throws {
+        let result = try CLI.run(["validate", "Playbooks", "Integrations"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("valid"))
+    }
+
+    @Test func invalidFilesExitOneWithPositions() throws {
+        let bad = try CLI.temporaryFile(
+            """
+            name: demo
+            version: 1
+            description: x
+            trigger: {source: [aws.guardduty]}
+            stepz: []
+            steps:
+              - id: a
+                action: aws.ec2.isolate
+            """, suffix: ".yaml")
+        let result = try CLI.run(["validate", bad])
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("\(bad):5:1: unknown key \"stepz\" (did you mean \"steps\"?); expected name, version, description, trigger, incident, vars, steps"))
+        #expect(lines.contains { $0.hasPrefix("\(bad):8:13: step \"a\": unknown action \"aws.ec2.isolate\"") })
+        let json = try CLI.run(["validate", bad, "--output", "json"])
+        #expect(json.status == 1)
+        #expect(json.stdout.contains("\"valid\": false"))
+        #expect(json.stdout.contains("\"line\": 5"))
+    }
+
+    @Test func schemaCommandPrintsJSONSchema() throws {
+        let result = try CLI.run(["schema", "playbook"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""))
+        #expect(result.stdout.contains("\"slack.post_message\""))
+        #expect(try CLI.run(["schema", "integration"]).stdout.contains("\"retry_on\""))
+        #expect(try CLI.run(["schema", "nonsense"]).status == 2)
     }
 }
