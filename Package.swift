@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -21,12 +23,22 @@ let package = Package(
                 "CZlib",
                 "CLibYAML",
                 .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "CordonJournal",
+            dependencies: [
+                "CordonCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
             name: "cordon",
             dependencies: [
                 "CordonCore",
+                "CordonJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -34,12 +46,17 @@ let package = Package(
             name: "cordon-bench",
             dependencies: [
                 "CordonCore",
+                "CordonJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "CordonCoreTests",
             dependencies: ["CordonCore"]
+        ),
+        .testTarget(
+            name: "CordonJournalTests",
+            dependencies: ["CordonJournal", "CordonCore"]
         ),
         .testTarget(
             name: "CordonCLITests",

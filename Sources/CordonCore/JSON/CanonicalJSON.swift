@@ -1,0 +1,89 @@
+/// RFC 8785 JSON Canonicalization Scheme (JCS): object members sorted by their keys'
+/// UTF-16 code units, no insignificant whitespace, minimal string escapes, numbers in
+/// the ECMAScript `Number.prototype.toString` form. The journal hashes these bytes.
+///
+/// JCS numbers are IEEE doubles: an integer beyond 2^53 or a decimal with more than 17
+/// significant digits is written as its nearest double. Journal record data therefore
+/// keeps exact values that matter (account ids, raw findings) as strings or as evidence.
+public enum CanonicalJSON {
+    public static func bytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(value, to: &out)
+        return out
+    }
+
+    public static func string(_ value: JSONValue) -> String { String(decoding: bytes(value), as: UTF8.self) }
+
+    static func write(_ value: JSONValue, to out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: number(n).utf8)
+        case .string(let s): JSONWriter.writeString(s, to: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(item, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            let keys = members.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
+            for (i, key) in keys.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(members[key]!, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The ECMAScript form of a number (its nearest double).
+    public static func number(_ n: JSONNumber) -> String {
+        // Integers that a double holds exactly are written directly (the common case).
+        let d = n.decimal
+        if d.isInteger, d.digits.count <= 15, d.exponent <= 21 {
+            return d.isZero ? "0" : d.integerString
+        }
+        return number(n.doubleValue)
+    }
+
+    public static func number(_ value: Double) -> String {
+        if value == 0 { return "0" }
+        if !value.isFinite { return "null" }
+        // Swift prints the shortest digits that round-trip; take them apart.
+        var text = "\(abs(value))"
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: e)...]) ?? 0
+            text = String(text[..<e])
+        }
+        var digits = text.replacingOccurrences(of: ".", with: "")
+        let pointAt = (text.firstIndex(of: ".").map { text.distance(from: text.startIndex, to: $0) } ?? text.count)
+        // value = 0.DIGITS × 10^n with n = pointAt + exponent, after dropping leading zeros.
+        var n = pointAt + exponent
+        while digits.hasPrefix("0") {
+            digits.removeFirst()
+            n -= 1
+        }
+        while digits.hasSuffix("0") { digits.removeLast() }
+        let k = digits.count
+        var out = value < 0 ? "-" : ""
+        if k <= n && n <= 21 {
+            out += digits + String(repeating: "0", count: n - k)
+        } else if 0 < n && n <= 21 {
+            let i = digits.index(digits.startIndex, offsetBy: n)
+            out += digits[..<i] + "." + digits[i...]
+        } else if -6 < n && n <= 0 {
+            out += "0." + String(repeating: "0", count: -n) + digits
+        } else {
+            let first = digits.prefix(1)
+            let rest = digits.dropFirst()
+            out += first + (rest.isEmpty ? "" : "." + rest) + "e" + (n - 1 >= 0 ? "+" : "-") + String(abs(n - 1))
+        }
+        return out
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+
+/// One fact in the journal, as DESIGN.md fixes it: `seq`, `time`, `incident`, `kind`,
+/// `actor`, `data`, `prev` and `hash` (SHA-256 over the RFC 8785 canonical JSON of the
+/// record without `hash`).
+public struct JournalRecord: Sendable, Equatable {
+    public var seq: Int64
+    /// UTC, RFC 3339 with microseconds.
+    public var time: String
+    public var incident: String?
+    public var kind: String
+    /// The runner (`cordon/VERSION@HOST`) or the human (`user:NAME`) who caused it.
+    public var actor: String
+    public var data: JSONValue
+    public var prev: String
+    public var hash: String
+
+    public init(seq: Int64, time: String, incident: String?, kind: String, actor: String, data: JSONValue, prev: String, hash: String) {
+        self.seq = seq
+        self.time = time
+        self.incident = incident
+        self.kind = kind
+        self.actor = actor
+        self.data = data
+        self.prev = prev
+        self.hash = hash
+    }
+
+    /// The record without `hash`, as JSON.
+    public var unhashed: JSONValue {
+        [
+            "seq": .number(JSONNumber(Int(seq))), "time": .string(time), "incident": incident.map(JSONValue.string) ?? .null,
+            "kind": .string(kind), "actor": .string(actor), "data": data, "prev": .string(prev),
+        ]
+    }
+
+    /// The bytes the hash covers.
+    public var canonicalBytes: [UInt8] { CanonicalJSON.bytes(unhashed) }
+
+    /// The whole record, hash included.
+    public var json: JSONValue {
+        guard case .object(var o) = unhashed else { return unhashed }
+        o["hash"] = .string(hash)
+        return .object(o)
+    }
+
+    /// Evidence hashes the record refers to (`data.evidence[].sha256`).
+    public var evidenceHashes: [String] {
+        (data["evidence"]?.arrayValue ?? []).compactMap { $0["sha256"]?.stringValue }
+    }
+
+    public static let genesis = String(repeating: "0", count: 64)
+}
+
+/// A record to append; the journal assigns `seq`, `prev` and `hash`.
+public struct NewRecord: Sendable {
+    public var incident: String?
+    public var kind: String
+    public var actor: String
+    public var data: JSONValue
+    /// When it happened; nil: now (drills pass their virtual clock's time).
+    public var time: Date?
+
+    public init(incident: String? = nil, kind: String, actor: String, data: JSONValue = [:], time: Date? = nil) {
+        self.incident = incident
+        self.kind = kind
+        self.actor = actor
+        self.data = data
+        self.time = time
+    }
+}
+
+/// A signed checkpoint: an Ed25519 signature over `(seq, hash)`.
+public struct Checkpoint: Sendable, Equatable {
+    public var seq: Int64
+    public var hash: String
+    public var time: String
+    /// Base64 of the 64-byte Ed25519 signature over `message`.
+    public var signature: String
+    /// SHA-256 fingerprint (hex) of the signing public key.
+    public var keyFingerprint: String
+
+    public init(seq: Int64, hash: String, time: String, signature: String, keyFingerprint: String) {
+        self.seq = seq
+        self.hash = hash
+        self.time = time
+        self.signature = signature
+        self.keyFingerprint = keyFingerprint
+    }
+
+    /// The signed bytes: `cordon-checkpoint:v1:SEQ:HASH` in ASCII.
+    public static func message(seq: Int64, hash: String) -> [UInt8] { Array("cordon-checkpoint:v1:\(seq):\(hash)".utf8) }
+
+    public var json: JSONValue {
+        [
+            "seq": .number(JSONNumber(Int(seq))), "hash": .string(hash), "time": .string(time), "signature": .string(signature),
+            "key": .string(keyFingerprint),
+        ]
+    }
+}
+
+/// The append-only record of everything Cordon does: the extension point between the
+/// engine and the storage (SQLite by default).
+public protocol Journal: Sendable {
+    /// Appends records atomically, in order; returns once they are durable.
+    func append(_ records: [NewRecord]) async throws -> [JournalRecord]
+    /// Records in `seq` order, starting at `seq`.
+    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord]
+    /// An incident's records in `seq` order.
+    func records(incident: String) async throws -> [JournalRecord]
+    /// Signs the current head now (if anything is unsigned) and returns the newest checkpoint.
+    @discardableResult func checkpoint() async throws -> Checkpoint?
+}
+
+extension Journal {
+    @discardableResult
+    public func append(_ record: NewRecord) async throws -> JournalRecord {
+        try await append([record])[0]
+    }
+}
+
+/// Record kinds Cordon writes.
+public enum RecordKind {
+    public static let findingReceived = "finding.received"
+    public static let findingAttached = "finding.attached"
+    public static let findingDuplicate = "finding.duplicate"
+    public static let incidentOpened = "incident.opened"
+    public static let incidentClosed = "incident.closed"
+    public static let stepIntent = "step.intent"
+    public static let stepSucceeded = "step.succeeded"
+    public static let stepFailed = "step.failed"
+    public static let stepSkipped = "step.skipped"
+    public static let approvalRequested = "approval.requested"
+    public static let approvalDecided = "approval.decided"
+    public static let rollbackIntent = "rollback.intent"
+    public static let rollbackSucceeded = "rollback.succeeded"
+    public static let rollbackFailed = "rollback.failed"
+}
+
+/// RFC 3339 UTC timestamps with microseconds, as records carry them.
+public enum Timestamp {
+    public static func string(_ date: Date) -> String {
+        let micro = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        let seconds = micro >= 0 ? micro / 1_000_000 : (micro - 999_999) / 1_000_000
+        let fraction = micro - seconds * 1_000_000
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(fraction))
+    }
+
+    /// Parses RFC 3339 / ISO 8601 timestamps as AWS writes them (`2026-03-12T11:03:38Z`,
+    /// with or without a fraction, `Z` or an offset).
+    public static func parse(_ text: String) -> Date? {
+        let chars = Array(text.utf8)
+        func int(_ start: Int, _ count: Int) -> Int? {
+            guard start + count <= chars.count else { return nil }
+            var v = 0
+            for c in chars[start..<(start + count)] {
+                guard isDigit(c) else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            return v
+        }
+        guard chars.count >= 19, let year = int(0, 4), chars[4] == UInt8(ascii: "-"), let month = int(5, 2),
+            chars[7] == UInt8(ascii: "-"), let day = int(8, 2), chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: " "),
+            let hour = int(11, 2), let minute = int(14, 2), let second = int(17, 2)
+        else { return nil }
+        var i = 19
+        var fraction = 0.0
+        if i < chars.count, chars[i] == UInt8(ascii: ".") {
+            i += 1
+            var scale = 0.1
+            while i < chars.count, isDigit(chars[i]) {
+                fraction += Double(chars[i] - 48) * scale
+                scale /= 10
+                i += 1
+            }
+        }
+        var offset = 0
+        if i < chars.count {
+            switch chars[i] {
+            case UInt8(ascii: "Z"), UInt8(ascii: "z"): i += 1
+            case UInt8(ascii: "+"), UInt8(ascii: "-"):
+                guard let h = int(i + 1, 2), let m = int(i + 4, 2) else { return nil }
+                offset = (h * 3600 + m * 60) * (chars[i] == UInt8(ascii: "-") ? -1 : 1)
+                i += 6
+            default: return nil
+            }
+        }
+        guard i == chars.count else { return nil }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let seconds = timegm(&parts)
+        return Date(timeIntervalSince1970: Double(seconds - offset) + fraction)
+    }
+}

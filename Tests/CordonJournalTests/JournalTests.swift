@@ -1,0 +1,279 @@
+import CordonCore
+import Crypto
+import Foundation
+import GRDB
+import Testing
+
+@testable import CordonJournal
+
+func temporaryDataDirectory() -> DataDirectory {
+    DataDirectory(FileManager.default.temporaryDirectory.appendingPathComponent("cordon-journal-\(UUID().uuidString)").path)
+}
+
+/// Opens the journal's SQLite file directly, as an attacker with file access would.
+func tamper(_ directory: DataDirectory, _ sql: String, _ arguments: StatementArguments = []) throws {
+    let db = try DatabaseQueue(path: directory.journal.path)
+    try db.write { try $0.execute(sql: sql, arguments: arguments) }
+}
+
+func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
+    let db = try DatabaseQueue(path: directory.journal.path)
+    return try db.read { try Data.fetchOne($0, sql: "SELECT canonical FROM records WHERE seq = ?", arguments: [seq])! }
+}
+
+@Suite struct JournalTests {
+    func filled(_ count: Int, checkpointEvery: Int = 100) async throws -> (DataDirectory, SQLiteJournal) {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir, checkpointEvery: checkpointEvery)
+        for i in 0..<count {
+            try await journal.append(
+                NewRecord(incident: "inc-\(i % 3)", kind: RecordKind.stepSucceeded, actor: "cordon/test", data: ["n": .number(JSONNumber(i)), "note": .string("record \(i)")]))
+        }
+        return (dir, journal)
+    }
+
+    @Test func recordsChainAndHashAsDesigned() async throws {
+        let (_, journal) = try await filled(5)
+        let records = try await journal.records(from: 1, limit: 100)
+        #expect(records.map(\.seq) == [1, 2, 3, 4, 5])
+        #expect(records[0].prev == JournalRecord.genesis)
+        for (a, b) in zip(records, records.dropFirst()) { #expect(b.prev == a.hash) }
+        for r in records {
+            #expect(r.hash == SHA256.hash(data: r.canonicalBytes).hex)
+            #expect(r.time.hasSuffix("Z") && r.time.count == 27)
+        }
+        // The canonical form is RFC 8785: sorted keys, no spaces.
+        #expect(String(decoding: records[0].canonicalBytes, as: UTF8.self).hasPrefix(#"{"actor":"cordon/test","data":{"n":0,"note":"record 0"},"incident":"inc-0","kind":"step.succeeded","prev":"0000"#))
+        #expect(try await journal.records(incident: "inc-1").map(\.seq) == [2, 5])
+    }
+
+    @Test func concurrentWritersNeverLoseOrReorder() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    for i in 0..<50 {
+                        try await journal.append(NewRecord(kind: "test", actor: "w\(writer)", data: ["writer": .number(JSONNumber(writer)), "i": .number(JSONNumber(i))]))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let records = try await journal.records(from: 1, limit: 1000)
+        #expect(records.count == 400)
+        #expect(records.map(\.seq) == Array(1...400))
+        // Each writer's records appear in the order it wrote them.
+        for writer in 0..<8 {
+            let mine = records.filter { $0.actor == "w\(writer)" }.compactMap { $0.data["i"]?.numberValue?.intValue }
+            #expect(mine == Array(0..<50))
+        }
+        try await journal.close()
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.records == 400)
+    }
+
+    @Test func checkpointsEveryHundredRecordsAndAtClose() async throws {
+        let (dir, journal) = try await filled(250)
+        let checkpoints = try await journal.checkpoints()
+        #expect(checkpoints.map(\.seq) == [100, 200])
+        var report = try JournalVerifier(directory: dir).verify()
+        #expect(report.problems.isEmpty)
+        #expect(report.unsignedTail?.from == 201)
+        #expect(report.unsignedTail?.count == 50)
+        #expect(!report.isValid)
+        try await journal.close()
+        #expect(try await journal.checkpoints().map(\.seq) == [100, 200, 250])
+        report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid)
+        #expect(report.checkpoints == 3)
+    }
+
+    @Test func checkpointsOnATimer() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir, checkpointInterval: .milliseconds(200))
+        await journal.startCheckpointTimer()
+        try await journal.append(NewRecord(kind: "test", actor: "a"))
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try await journal.checkpoints().map(\.seq) == [1])
+        try await journal.close()
+    }
+
+    @Test func keyIsPrivateAndRefusedWhenReadableByOthers() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        let keyFile = dir.keys.appendingPathComponent(SigningKey.privateKeyFile).path
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let fingerprint = await journal.keyFingerprint
+        #expect(fingerprint.count == 64)
+        // Same key on reopen.
+        #expect(try await SQLiteJournal(directory: dir).keyFingerprint == fingerprint)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        #expect {
+            _ = try SQLiteJournal(directory: dir)
+        } throws: { error in "\(error)".contains("readable by others") && "\(error)".contains("chmod 600") }
+    }
+
+    @Test func secretsAreRedactedBeforeHashing() async throws {
+        let dir = temporaryDataDirectory()
+        let secrets = SecretStore(environment: ["SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXXSECRET"])
+        _ = secrets.value("SLACK_WEBHOOK_URL")
+        let journal = try SQLiteJournal(directory: dir, secrets: secrets)
+        let r = try await journal.append(
+            NewRecord(kind: "step.intent", actor: "a", data: ["url": "https://hooks.slack.com/services/T000/B000/XXXXSECRET", "nested": ["x": "token=https://hooks.slack.com/services/T000/B000/XXXXSECRET;"]]))
+        #expect(r.data["url"] == "«secret:SLACK_WEBHOOK_URL»")
+        #expect(r.data["nested"]?["x"] == "token=«secret:SLACK_WEBHOOK_URL»;")
+        try await journal.close()
+        let bytes = try Data(contentsOf: dir.journal)
+        #expect(bytes.range(of: Data("XXXXSECRET".utf8)) == nil)
+    }
+}
+
+@Suite struct TamperTests {
+    /// A journal of 150 records (checkpoint at 100 and, after close, at 150) with evidence.
+    func journal() async throws -> DataDirectory {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        for i in 1...150 {
+            var data: JSONObject = ["i": .number(JSONNumber(i))]
+            if i == 42 {
+                let ref = try await journal.evidence.put(Array(#"{"finding":"raw bytes"}"#.utf8), name: "finding")
+                data["evidence"] = [ref.json]
+            }
+            try await journal.append(NewRecord(incident: "inc", kind: "test", actor: "cordon/test", data: .object(data)))
+        }
+        try await journal.close()
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+        return dir
+    }
+
+    func report(_ dir: DataDirectory) throws -> VerificationReport { try JournalVerifier(directory: dir).verify() }
+
+    @Test func changedByteInData() async throws {
+        let dir = try await journal()
+        var bytes = try canonical(dir, seq: 70)
+        let i = bytes.firstRange(of: Data("\"i\":70".utf8))!.upperBound - 1
+        bytes[i] = UInt8(ascii: "1")
+        try tamper(dir, "UPDATE records SET canonical = ? WHERE seq = 70", [bytes])
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 70)
+        #expect(r.problems.first?.message.contains("altered") == true)
+    }
+
+    @Test func changedRecordWithRecomputedHashesIsCaughtByTheSignature() async throws {
+        let dir = try await journal()
+        // Rewrite record 70 and re-chain everything after it, as a careful attacker would.
+        let db = try DatabaseQueue(path: dir.journal.path)
+        try await db.write { db in
+            var prev = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 69")!
+            for seq in Int64(70)...150 {
+                let data = try Data.fetchOne(db, sql: "SELECT canonical FROM records WHERE seq = ?", arguments: [seq])!
+                var value = try JSONParser.parse(Array(data)).objectValue!
+                value["prev"] = .string(prev)
+                if seq == 70 { value["data"] = ["i": 7000] }
+                let bytes = CanonicalJSON.bytes(.object(value))
+                prev = SHA256.hash(data: bytes).hex
+                try db.execute(sql: "UPDATE records SET canonical = ?, hash = ? WHERE seq = ?", arguments: [Data(bytes), prev, seq])
+            }
+        }
+        let r = try report(dir)
+        #expect(!r.isValid)
+        #expect(r.firstBadSeq == 100)  // the first signed checkpoint after the change
+        #expect(r.problems.contains { $0.message.contains("differs from the signed checkpoint") })
+    }
+
+    @Test func deletedRecord() async throws {
+        let dir = try await journal()
+        try tamper(dir, "DELETE FROM records WHERE seq = 60")
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 60)
+        #expect(r.problems.first?.message.contains("missing") == true)
+    }
+
+    @Test func insertedRecord() async throws {
+        let dir = try await journal()
+        // Shift records 80… up by one and insert a forged record 80 linked to 79.
+        let db = try DatabaseQueue(path: dir.journal.path)
+        try await db.write { db in
+            try db.execute(sql: "UPDATE records SET seq = -seq WHERE seq >= 80")
+            try db.execute(sql: "UPDATE records SET seq = -seq + 1 WHERE seq < 0")
+            let prev = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 79")!
+            let forged = JournalRecord(seq: 80, time: Timestamp.string(Date()), incident: "inc", kind: "test", actor: "mallory", data: ["i": 0], prev: prev, hash: "")
+            let bytes = forged.canonicalBytes
+            try db.execute(
+                sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash) VALUES (80, ?, 'inc', 'test', ?, ?)",
+                arguments: [forged.time, Data(bytes), SHA256.hash(data: bytes).hex])
+        }
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 81)
+        #expect(!r.isValid)
+    }
+
+    @Test func swappedRecords() async throws {
+        let dir = try await journal()
+        let a = try canonical(dir, seq: 30)
+        let b = try canonical(dir, seq: 31)
+        let db = try DatabaseQueue(path: dir.journal.path)
+        try await db.write { db in
+            let ha = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 30")!
+            let hb = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 31")!
+            try db.execute(sql: "UPDATE records SET canonical = ?, hash = ? WHERE seq = 30", arguments: [b, hb])
+            try db.execute(sql: "UPDATE records SET canonical = ?, hash = ? WHERE seq = 31", arguments: [a, ha])
+        }
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 30)
+        #expect(r.problems.contains { $0.message.contains("swapped") })
+    }
+
+    @Test func truncatedTail() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        for i in 1...130 { try await journal.append(NewRecord(kind: "test", actor: "a", data: ["i": .number(JSONNumber(i))])) }
+        // Not closed: the last checkpoint is at 100; remove the newest records.
+        try tamper(dir, "DELETE FROM records WHERE seq > 117")
+        let r = try report(dir)
+        #expect(r.problems.isEmpty)
+        #expect(r.unsignedTail?.from == 101)
+        #expect(r.unsignedTail?.count == 17)
+        #expect(!r.isValid)
+        // Truncating into signed records is a hard error.
+        try tamper(dir, "DELETE FROM records WHERE seq > 90")
+        let r2 = try report(dir)
+        #expect(r2.firstBadSeq == 100)
+        #expect(r2.problems.contains { $0.message.contains("that record is missing") })
+    }
+
+    @Test func replacedEvidenceFile() async throws {
+        let dir = try await journal()
+        let store = EvidenceStore(directory: dir.evidence)
+        let hash = SHA256.hash(data: Array(#"{"finding":"raw bytes"}"#.utf8)).hex
+        try Data(#"{"finding":"other bytes"}"#.utf8).write(to: store.path(for: hash))
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 42)
+        #expect(r.problems.first?.message.contains("evidence \(hash) was altered") == true)
+        try FileManager.default.removeItem(at: store.path(for: hash))
+        #expect(try report(dir).problems.first?.message.contains("missing") == true)
+    }
+
+    @Test func forgedCheckpointSignature() async throws {
+        let dir = try await journal()
+        let forger = Curve25519.Signing.PrivateKey()
+        let db = try DatabaseQueue(path: dir.journal.path)
+        let hash = try await db.read { try String.fetchOne($0, sql: "SELECT hash FROM checkpoints WHERE seq = 100")! }
+        let signature = Data(try forger.signature(for: Checkpoint.message(seq: 100, hash: hash))).base64EncodedString()
+        try tamper(dir, "UPDATE checkpoints SET signature = ? WHERE seq = 100", [signature])
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 100)
+        #expect(r.problems.first?.message.contains("signature is invalid") == true)
+    }
+
+    @Test func changedIndexColumns() async throws {
+        let dir = try await journal()
+        try tamper(dir, "UPDATE records SET incident = 'other' WHERE seq = 12")
+        let r = try report(dir)
+        #expect(r.firstBadSeq == 12)
+        #expect(r.problems.first?.message.contains("indexed columns") == true)
+    }
+}
