@@ -6,9 +6,12 @@ import Foundation
 /// file's name is the SHA-256 of its bytes, so a replaced or damaged file is detected.
 public struct EvidenceStore: Sendable {
     public let directory: URL
+    /// Known secrets are redacted from evidence before it is stored.
+    public let secrets: SecretStore?
 
-    public init(directory: URL) {
+    public init(directory: URL, secrets: SecretStore? = nil) {
         self.directory = directory
+        self.secrets = secrets
     }
 
     public struct Reference: Sendable, Equatable {
@@ -30,7 +33,8 @@ public struct EvidenceStore: Sendable {
     /// Stores bytes durably (written to a temporary file, fsynced, renamed, directory
     /// fsynced); storing the same bytes again is a no-op.
     @discardableResult
-    public func put(_ bytes: [UInt8], name: String, mediaType: String = "application/json") throws -> Reference {
+    public func put(_ original: [UInt8], name: String, mediaType: String = "application/json") throws -> Reference {
+        let bytes = secrets?.redact(original) ?? original
         let hash = SHA256.hash(data: bytes).hex
         let reference = Reference(sha256: hash, size: bytes.count, mediaType: mediaType, name: name)
         let target = path(for: hash)

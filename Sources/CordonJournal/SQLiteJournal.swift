@@ -16,9 +16,10 @@ public struct DataDirectory: Sendable {
 
 /// The embedded journal: SQLite in WAL mode with `synchronous=FULL`, one hash chain,
 /// Ed25519 checkpoints. Appends from any number of tasks (and processes) are serialised
-/// by SQLite's write lock; appends that arrive while a transaction commits are grouped
-/// into the next one (group commit), so throughput does not collapse under fsync.
-public actor SQLiteJournal: Journal {
+/// by SQLite's write lock. A dedicated writer thread takes every append waiting when it
+/// starts a transaction and commits them together (group commit), so throughput does
+/// not collapse under fsync; each caller resumes once its records are durable.
+public final class SQLiteJournal: Journal, @unchecked Sendable {
     public let directory: DataDirectory
     public let evidence: EvidenceStore
     let pool: DatabasePool
@@ -26,13 +27,19 @@ public actor SQLiteJournal: Journal {
     let secrets: SecretStore?
     /// Sign at least every this many records…
     public let checkpointEvery: Int
-    /// …and at least this often while records are unsigned.
+    /// …and at least this often while records are unsigned (when the timer runs).
     public let checkpointInterval: Duration
 
+    // Guarded by `condition`.
+    private let condition = NSCondition()
     private var pending: [(records: [NewRecord], continuation: CheckedContinuation<[JournalRecord], any Swift.Error>)] = []
-    private var writing = false
+    private var timerRunning = false
+    private var stopping = false
+    private var writer: Thread? = nil
     private var lastCheckpoint = ContinuousClock.now
-    private var ticker: Task<Void, Never>? = nil
+    private var lastBatchSize = 0
+    /// How long the writer waits for a batch to fill (seconds).
+    static let commitDelay = 0.0002
 
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var message: String
@@ -46,7 +53,7 @@ public actor SQLiteJournal: Journal {
         checkpointInterval: Duration = .seconds(60), readOnly: Bool = false
     ) throws {
         self.directory = directory
-        self.evidence = EvidenceStore(directory: directory.evidence)
+        self.evidence = EvidenceStore(directory: directory.evidence, secrets: secrets)
         self.secrets = secrets
         self.checkpointEvery = checkpointEvery
         self.checkpointInterval = checkpointInterval
@@ -65,6 +72,13 @@ public actor SQLiteJournal: Journal {
         configuration.busyMode = .timeout(30)
         pool = try DatabasePool(path: directory.journal.path, configuration: configuration)
         if !readOnly { try Self.migrate(pool) }
+    }
+
+    deinit {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     static func migrate(_ pool: DatabasePool) throws {
@@ -99,28 +113,23 @@ public actor SQLiteJournal: Journal {
 
     /// Starts signing on a timer (every `checkpointInterval` while records are unsigned).
     public func startCheckpointTimer() {
-        guard ticker == nil else { return }
-        let interval = checkpointInterval
-        ticker = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: min(interval, .seconds(1)))
-                guard let self else { return }
-                await self.checkpointIfDue()
-            }
-        }
-    }
-
-    private func checkpointIfDue() async {
-        if ContinuousClock.now - lastCheckpoint >= checkpointInterval {
-            _ = try? await checkpoint()
-        }
+        condition.lock()
+        timerRunning = true
+        startWriterIfNeeded()
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Writes a final checkpoint and stops the timer.
     public func close() async throws {
-        ticker?.cancel()
-        ticker = nil
+        stopTimer()
         try await checkpoint()
+    }
+
+    private func stopTimer() {
+        condition.lock()
+        timerRunning = false
+        condition.unlock()
     }
 
     // MARK: - Appending
@@ -128,18 +137,61 @@ public actor SQLiteJournal: Journal {
     public func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
         guard !records.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
             pending.append((records, continuation))
-            if !writing {
-                writing = true
-                Task { await self.drain() }
-            }
+            startWriterIfNeeded()
+            condition.signal()
+            condition.unlock()
         }
     }
 
-    private func drain() async {
-        while !pending.isEmpty {
+    /// Called with `condition` locked.
+    private func startWriterIfNeeded() {
+        guard writer == nil else { return }
+        let thread = Thread { [unowned self] in self.writerLoop() }
+        thread.name = "cordon-journal-writer"
+        thread.stackSize = 1 << 20
+        writer = thread
+        thread.start()
+    }
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !stopping {
+                if timerRunning {
+                    let due = lastCheckpoint + checkpointInterval
+                    if ContinuousClock.now >= due { break }
+                    let wait = min(due - ContinuousClock.now, .seconds(1))
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18))
+                } else {
+                    condition.wait()
+                }
+            }
+            if stopping && pending.isEmpty {
+                writer = nil
+                condition.unlock()
+                return
+            }
+            // Commit delay: callers released by the previous commit append again within
+            // microseconds; waiting briefly for as many as last time fills the batch, so
+            // one fsync serves them all instead of a trickle of small commits.
+            if !pending.isEmpty && pending.count < lastBatchSize {
+                let deadline = Date(timeIntervalSinceNow: Self.commitDelay)
+                while pending.count < lastBatchSize && !stopping {
+                    if !condition.wait(until: deadline) { break }
+                }
+            }
+            lastBatchSize = pending.count
             let batch = pending
             pending = []
+            let timerDue = timerRunning && ContinuousClock.now - lastCheckpoint >= checkpointInterval
+            condition.unlock()
+
+            if batch.isEmpty {
+                if timerDue { _ = try? checkpointNow() }
+                continue
+            }
             let groups = batch.map { group in
                 group.records.map { r in
                     var r = r
@@ -147,19 +199,26 @@ public actor SQLiteJournal: Journal {
                     return r
                 }
             }
-            let key = self.key
-            let every = checkpointEvery
             do {
-                let (written, signed) = try await pool.write { db in
+                let key = self.key
+                let every = checkpointEvery
+                let (written, signed) = try pool.write { db in
                     try Self.write(groups, db: db, key: key, checkpointEvery: every)
                 }
-                if signed { lastCheckpoint = .now }
+
+                if signed { noteCheckpoint() }
                 for (i, group) in batch.enumerated() { group.continuation.resume(returning: written[i]) }
             } catch {
                 for group in batch { group.continuation.resume(throwing: error) }
             }
+            if timerDue { _ = try? checkpointNow() }
         }
-        writing = false
+    }
+
+    private func noteCheckpoint() {
+        condition.lock()
+        lastCheckpoint = .now
+        condition.unlock()
     }
 
     /// Appends groups of records in one transaction, continuing the chain from the head
@@ -218,15 +277,24 @@ public actor SQLiteJournal: Journal {
 
     @discardableResult
     public func checkpoint() async throws -> Checkpoint? {
-        let key = self.key
-        let result = try await pool.write { db -> Checkpoint? in
-            let (seq, hash) = try Self.head(db)
-            let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
-            if seq > lastSigned { try Self.sign(db: db, seq: seq, hash: hash, key: key) }
-            return try Self.latestCheckpoint(db)
+        let result = try await pool.write { [key] db -> Checkpoint? in
+            try Self.checkpoint(db: db, key: key)
         }
-        lastCheckpoint = .now
+        noteCheckpoint()
         return result
+    }
+
+    private func checkpointNow() throws -> Checkpoint? {
+        let result = try pool.write { [key] db in try Self.checkpoint(db: db, key: key) }
+        noteCheckpoint()
+        return result
+    }
+
+    static func checkpoint(db: Database, key: SigningKey) throws -> Checkpoint? {
+        let (seq, hash) = try head(db)
+        let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
+        if seq > lastSigned { try sign(db: db, seq: seq, hash: hash, key: key) }
+        return try latestCheckpoint(db)
     }
 
     static func latestCheckpoint(_ db: Database) throws -> Checkpoint? {
@@ -261,6 +329,22 @@ public actor SQLiteJournal: Journal {
     public func incidents() async throws -> [String] {
         try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT incident FROM records WHERE incident IS NOT NULL GROUP BY incident ORDER BY MIN(seq)")
+        }
+    }
+
+    /// The exact hashed bytes of records `from...to`.
+    public func canonicalRecords(from: Int64, to: Int64) async throws -> [(seq: Int64, bytes: Data)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, canonical FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq", arguments: [from, to])
+                .map { ($0["seq"], $0["canonical"]) }
+        }
+    }
+
+    public func records(seqs: [Int64]) async throws -> [JournalRecord] {
+        guard !seqs.isEmpty else { return [] }
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM records WHERE seq IN (\(seqs.map(String.init).joined(separator: ","))) ORDER BY seq")
+                .map(Self.record)
         }
     }
 

@@ -100,14 +100,18 @@ enum PEM {
 extension Digest {
     /// Lowercase hex.
     public var hex: String {
-        var s = ""
-        s.reserveCapacity(64)
-        for byte in self {
-            s.append(hexDigits[Int(byte >> 4)])
-            s.append(hexDigits[Int(byte & 0x0F)])
+        withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                let digits: StaticString = "0123456789abcdef"
+                let d = digits.utf8Start
+                var i = 0
+                for byte in bytes {
+                    out[i] = d[Int(byte >> 4)]
+                    out[i + 1] = d[Int(byte & 0x0F)]
+                    i += 2
+                }
+                return i
+            }
         }
-        return s
     }
 }
-
-private let hexDigits: [Character] = Array("0123456789abcdef")

@@ -3,11 +3,11 @@ import CordonCore
 import Foundation
 
 @main
-struct CordonBench: ParsableCommand {
+struct CordonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cordon-bench",
         abstract: "Benchmarks for Cordon (run with `swift run -c release cordon-bench …`).",
-        subcommands: [MatchBench.self])
+        subcommands: [MatchBench.self, JournalBench.self])
 }
 
 struct MatchBench: ParsableCommand {

@@ -93,7 +93,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func checkpointsOnATimer() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir, checkpointInterval: .milliseconds(200))
-        await journal.startCheckpointTimer()
+        journal.startCheckpointTimer()
         try await journal.append(NewRecord(kind: "test", actor: "a"))
         try await Task.sleep(for: .milliseconds(1500))
         #expect(try await journal.checkpoints().map(\.seq) == [1])
@@ -106,10 +106,10 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let keyFile = dir.keys.appendingPathComponent(SigningKey.privateKeyFile).path
         let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        let fingerprint = await journal.keyFingerprint
+        let fingerprint = journal.keyFingerprint
         #expect(fingerprint.count == 64)
         // Same key on reopen.
-        #expect(try await SQLiteJournal(directory: dir).keyFingerprint == fingerprint)
+        #expect(try SQLiteJournal(directory: dir).keyFingerprint == fingerprint)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
         #expect {
             _ = try SQLiteJournal(directory: dir)
@@ -139,7 +139,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         for i in 1...150 {
             var data: JSONObject = ["i": .number(JSONNumber(i))]
             if i == 42 {
-                let ref = try await journal.evidence.put(Array(#"{"finding":"raw bytes"}"#.utf8), name: "finding")
+                let ref = try journal.evidence.put(Array(#"{"finding":"raw bytes"}"#.utf8), name: "finding")
                 data["evidence"] = [ref.json]
             }
             try await journal.append(NewRecord(incident: "inc", kind: "test", actor: "cordon/test", data: .object(data)))

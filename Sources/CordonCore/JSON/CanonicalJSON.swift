@@ -30,15 +30,36 @@ public enum CanonicalJSON {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            let keys = members.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
-            for (i, key) in keys.enumerated() {
+            for (i, member) in sortedMembers(members).enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(key, to: &out)
+                JSONWriter.writeString(member.key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                write(members[key]!, to: &out)
+                write(member.value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Members in JCS order: by the keys' UTF-16 code units. For keys without surrogate
+    /// pairs (nearly all) that is the order of their UTF-8 bytes, which is cheaper.
+    static func sortedMembers(_ members: JSONObject) -> [(key: String, value: JSONValue)] {
+        let elements = members.elements
+        var simple = true
+        for key in members.keys where key.utf8.contains(where: { $0 >= 0xF0 }) {
+            simple = false
+            break
+        }
+        if simple {
+            var inOrder = true
+            var previous: String? = nil
+            for key in members.keys {
+                if let p = previous, !p.utf8.lexicographicallyPrecedes(key.utf8) { inOrder = false; break }
+                previous = key
+            }
+            if inOrder { return Array(elements) }
+            return elements.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        }
+        return elements.sorted { $0.key.utf16.lexicographicallyPrecedes($1.key.utf16) }
     }
 
     /// The ECMAScript form of a number (its nearest double).

@@ -34,8 +34,28 @@ public struct JournalRecord: Sendable, Equatable {
         ]
     }
 
-    /// The bytes the hash covers.
-    public var canonicalBytes: [UInt8] { CanonicalJSON.bytes(unhashed) }
+    /// The bytes the hash covers: the canonical form of `unhashed`, written directly
+    /// (members in JCS order: actor, data, incident, kind, prev, seq, time).
+    public var canonicalBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(contentsOf: #"{"actor":"#.utf8)
+        JSONWriter.writeString(actor, to: &out)
+        out.append(contentsOf: #","data":"#.utf8)
+        CanonicalJSON.write(data, to: &out)
+        out.append(contentsOf: #","incident":"#.utf8)
+        if let incident { JSONWriter.writeString(incident, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","kind":"#.utf8)
+        JSONWriter.writeString(kind, to: &out)
+        out.append(contentsOf: #","prev":"#.utf8)
+        JSONWriter.writeString(prev, to: &out)
+        out.append(contentsOf: #","seq":"#.utf8)
+        out.append(contentsOf: String(seq).utf8)
+        out.append(contentsOf: #","time":"#.utf8)
+        JSONWriter.writeString(time, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
 
     /// The whole record, hash included.
     public var json: JSONValue {
@@ -146,9 +166,33 @@ public enum Timestamp {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(fraction))
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(48 + (v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        out.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        out.append(UInt8(ascii: "."))
+        digits(Int(fraction), 6)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses RFC 3339 / ISO 8601 timestamps as AWS writes them (`2026-03-12T11:03:38Z`,
