@@ -60,7 +60,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonCLITests",
-            dependencies: ["cordon"]
+            dependencies: [
+                "cordon", "CordonJournal", "CordonCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,59 @@
+import CordonCore
+import CordonJournal
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct JournalCLITests {
+    /// A data directory with one incident of three records, written through the library.
+    func dataDirectory() async throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-cli-\(UUID().uuidString)").path
+        let journal = try SQLiteJournal(directory: DataDirectory(path))
+        let evidence = try journal.evidence.put(Array("{}".utf8), name: "finding")
+        _ = try await journal.append([
+            NewRecord(incident: "inc-1", kind: RecordKind.incidentOpened, actor: "cordon/test", data: ["playbook": "p", "title": "T"]),
+            NewRecord(incident: "inc-1", kind: RecordKind.stepSucceeded, actor: "cordon/test", data: ["step": "isolate", "action": "aws.ec2.isolate_instance", "action_kind": "containment", "evidence": [evidence.json]]),
+            NewRecord(incident: "inc-1", kind: RecordKind.incidentClosed, actor: "user:alice", data: ["status": "resolved"]),
+        ])
+        try await journal.close()
+        return path
+    }
+
+    @Test func verifyKeyTimelineAndExport() async throws {
+        let dir = try await dataDirectory()
+        let verify = try CLI.run(["journal", "verify", "--data-dir", dir])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        #expect(verify.stdout.contains("journal verified: 3 record(s), 1 checkpoint(s), 1 evidence file(s)"))
+        let key = try CLI.run(["journal", "key", "--data-dir", dir])
+        #expect(key.status == 0)
+        #expect(key.stdout.hasPrefix("fingerprint: "))
+        #expect(key.stdout.contains("-----BEGIN PUBLIC KEY-----"))
+        let csv = try CLI.run(["timeline", "inc-1", "--format", "csv", "--data-dir", dir])
+        #expect(csv.status == 0)
+        #expect(csv.stdout.hasPrefix("seq,time,phase,actor,what,target,outcome,evidence\r\n"))
+        #expect(try CLI.run(["timeline", "nope", "--data-dir", dir]).status == 2)
+        let out = dir + "/bundle"
+        let export = try CLI.run(["export", "inc-1", "--out", out, "--data-dir", dir])
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(FileManager.default.fileExists(atPath: out + "/VERIFY.md"))
+        #expect(try CLI.run(["export", "inc-1", "--out", out, "--data-dir", dir]).status == 2)
+    }
+
+    @Test func verifyFailsOnTamperingAndNamesTheRecord() async throws {
+        let dir = try await dataDirectory()
+        let db = try DatabaseQueue(path: dir + "/journal.sqlite")
+        try await db.write { try $0.execute(sql: "UPDATE records SET canonical = replace(canonical, 'isolate', 'isolatf') WHERE seq = 2") }
+        let verify = try CLI.run(["journal", "verify", "--data-dir", dir])
+        #expect(verify.status == 1)
+        #expect(verify.stdout.contains("seq 2: content does not match its hash"))
+        #expect(verify.stdout.contains("first bad seq: 2"))
+        let json = try CLI.run(["journal", "verify", "--data-dir", dir, "--output", "json"])
+        #expect(json.stdout.contains("\"first_bad_seq\": 2"))
+    }
+
+    @Test func missingJournalIsAUsageError() throws {
+        let result = try CLI.run(["journal", "verify", "--data-dir", "/nonexistent/cordon"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("no journal at"))
+    }
+}
