@@ -2,6 +2,7 @@ import CordonCore
 import Crypto
 import Foundation
 import GRDB
+import Synchronization
 
 /// What `cordon journal verify` found.
 public struct VerificationReport: Sendable {
@@ -31,6 +32,8 @@ public struct VerificationReport: Sendable {
 /// Checks every hash, link, checkpoint signature and evidence file of a journal.
 public struct JournalVerifier: Sendable {
     public let directory: DataDirectory
+    /// Journals larger than this are checked in parallel slices.
+    public var parallelThreshold: Int64 = 20_000
 
     public init(directory: DataDirectory) { self.directory = directory }
 
@@ -46,15 +49,68 @@ public struct JournalVerifier: Sendable {
         configuration.readonly = true
         let queue = try DatabaseQueue(path: directory.journal.path, configuration: configuration)
         var report = VerificationReport()
-        var chain = ChainChecker()
-        try queue.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, time, incident, kind, canonical, hash FROM records ORDER BY seq")
-            while let row = try rows.next() {
-                let canonical: Data = row["canonical"]
-                chain.check(
-                    seq: row["seq"], canonical: canonical, storedHash: row["hash"],
-                    columns: (row["time"], row["incident"], row["kind"]), report: &report)
+        // The chain is checked in contiguous slices in parallel (one per core); the links
+        // between slices are checked afterwards.
+        let (minSeq, maxSeq, keep) = try queue.read { db -> (Int64, Int64, Set<Int64>) in
+            let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM records")
+            return (row?[0] ?? 1, row?[1] ?? 0, Set(try Int64.fetchAll(db, sql: "SELECT seq FROM checkpoints")))
+        }
+        let total = max(0, maxSeq - minSeq + 1)
+        let sliceCount = total > parallelThreshold ? max(2, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let sliceSize = (total + Int64(sliceCount) - 1) / Int64(max(1, sliceCount))
+        let slices = Mutex<[Int: (ChainChecker, VerificationReport, String?)]>([:])
+        let path = directory.journal.path
+        DispatchQueue.concurrentPerform(iterations: sliceCount) { index in
+            let lo = minSeq + Int64(index) * sliceSize
+            let hi = index == sliceCount - 1 ? Int64.max : lo + sliceSize - 1
+            var chain = ChainChecker()
+            chain.keep = keep
+            chain.expectedSeq = index == 0 ? 1 : lo
+            chain.linkFirst = index == 0
+            var sliceReport = VerificationReport()
+            var failure: String? = nil
+            do {
+                var configuration = Configuration()
+                configuration.readonly = true
+                let connection = index == 0 ? queue : try DatabaseQueue(path: path, configuration: configuration)
+                try connection.read { db in
+                    let rows = try Row.fetchCursor(
+                        db, sql: "SELECT seq, time, incident, kind, canonical, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                        arguments: [lo, hi])
+                    while let row = try rows.next() {
+                        let seq: Int64 = row[0]
+                        let storedHash: String = row[5]
+                        let columns: (String, String?, String) = (row[1], row[2], row[3])
+                        try row.withUnsafeData(atIndex: 4) { canonical in
+                            chain.check(seq: seq, canonical: canonical ?? Data(), storedHash: storedHash, columns: columns, report: &sliceReport)
+                        }
+                    }
+                }
+            } catch {
+                failure = "\(error)"
             }
+            slices.withLock { $0[index] = (chain, sliceReport, failure) }
+        }
+        var chain = ChainChecker()
+        var previousLast: (seq: Int64, hash: String)? = nil
+        for index in 0..<sliceCount {
+            guard let (slice, sliceReport, failure) = slices.withLock({ $0[index] }) else { continue }
+            if let failure { throw SQLiteJournal.Error(message: "cannot read the journal: \(failure)") }
+            report.records += sliceReport.records
+            report.lastSeq = max(report.lastSeq, sliceReport.lastSeq)
+            report.problems += sliceReport.problems
+            if let first = slice.first, let previous = previousLast {
+                if first.seq != previous.seq + 1 {
+                    report.fail(previous.seq + 1, "record\(first.seq - previous.seq > 2 ? "s \(previous.seq + 1)–\(first.seq - 1) are" : " is") missing (deleted)")
+                } else if first.prev != previous.hash {
+                    report.fail(first.seq, "does not link to the record before it (inserted, deleted or reordered records)")
+                }
+            }
+            if let last = slice.last { previousLast = last }
+            chain.hashes.merge(slice.hashes) { a, _ in a }
+            chain.evidenceReferences += slice.evidenceReferences
+        }
+        try queue.read { db in
             // Checkpoints: each must sign the chain's hash at its seq, with our key.
             let fingerprint = SigningKey.fingerprint(of: publicKey)
             var lastSigned: Int64 = 0
@@ -109,11 +165,19 @@ public struct JournalVerifier: Sendable {
 
 /// Walks records in order: contiguous seqs, content matching its hash, each `prev` equal
 /// to the previous record's hash, indexed columns matching the record.
-struct ChainChecker {
+struct ChainChecker: Sendable {
+    /// The first record seen (its seq and the prev it names) and the last (seq, hash),
+    /// to link slices checked separately.
+    var first: (seq: Int64, prev: String)? = nil
+    var last: (seq: Int64, hash: String)? = nil
+    /// Whether the first record must link to the genesis hash (the first slice).
+    var linkFirst = true
+    var extractor = JSONFieldExtractor(paths: [["seq"], ["prev"], ["time"], ["incident"], ["kind"], ["data", "evidence", "sha256"]])
     var expectedSeq: Int64 = 1
     var prev = JournalRecord.genesis
-    /// The recomputed hash at each seq.
+    /// The recomputed hash at each seq in `keep` (the checkpoints' seqs).
     var hashes: [Int64: String] = [:]
+    var keep: Set<Int64> = []
     var evidenceReferences: [(Int64, String)] = []
 
     mutating func check(
@@ -131,28 +195,37 @@ struct ChainChecker {
         }
         expectedSeq = seq + 1
         let hash = SHA256.hash(data: canonical).hex
-        hashes[seq] = hash
+        if keep.contains(seq) { hashes[seq] = hash }
         if hash != storedHash {
             report.fail(seq, "content does not match its hash (the record was altered)")
         }
-        guard let value = try? JSONParser.parse(Array(canonical)), case .object(let o) = value else {
-            report.fail(seq, "the record is not valid JSON")
+        let fields = canonical.withUnsafeBytes { try? extractor.extract($0) }
+        guard let fields, fields[0].count == 1, fields[1].count == 1 else {
+            report.fail(seq, "the record is not valid JSON with one seq and one prev")
             prev = hash
             return
         }
-        if o["seq"]?.numberValue?.intValue.map(Int64.init) != seq {
-            report.fail(seq, "the record says seq \(o["seq"].map(JSONWriter.string) ?? "nothing"): records were moved or swapped")
+        if fields[0][0].numberValue?.intValue.map(Int64.init) != seq {
+            report.fail(seq, "the record says seq \(JSONWriter.string(fields[0][0])): records were moved or swapped")
         }
-        if o["prev"]?.stringValue != prev {
+        let named = fields[1][0].stringValue ?? ""
+        if first == nil {
+            first = (seq, named)
+            if linkFirst && named != prev {
+                report.fail(seq, "does not link to the record before it (inserted, deleted or reordered records)")
+            }
+        } else if named != prev {
             report.fail(seq, "does not link to the record before it (inserted, deleted or reordered records)")
         }
+        last = (seq, hash)
         if let columns,
-            o["time"]?.stringValue != columns.time || o["incident"]?.stringValue != columns.incident || o["kind"]?.stringValue != columns.kind
+            fields[2].first?.stringValue != columns.time || (fields[3].first?.stringValue ?? nil) != columns.incident
+                || fields[4].first?.stringValue != columns.kind
         {
             report.fail(seq, "the indexed columns (time, incident, kind) disagree with the record")
         }
-        for ref in o["data"]?["evidence"]?.arrayValue ?? [] {
-            if let h = ref["sha256"]?.stringValue { evidenceReferences.append((seq, h)) }
+        for h in fields[5] {
+            if let h = h.stringValue { evidenceReferences.append((seq, h)) }
         }
         prev = hash
     }

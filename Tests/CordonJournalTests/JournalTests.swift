@@ -277,3 +277,41 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(r.problems.first?.message.contains("indexed columns") == true)
     }
 }
+
+@Suite struct ParallelVerifyTests {
+    func verifier(_ dir: DataDirectory) -> JournalVerifier {
+        var v = JournalVerifier(directory: dir)
+        v.parallelThreshold = 10
+        return v
+    }
+
+    @Test func slicesAreLinkedToEachOther() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        for batch in 0..<4 {
+            _ = try await journal.append((0..<50).map { NewRecord(kind: "test", actor: "a", data: ["i": .number(JSONNumber(batch * 50 + $0))]) })
+        }
+        try await journal.close()
+        let ok = try verifier(dir).verify()
+        #expect(ok.isValid, "\(ok.problems)")
+        #expect(ok.records == 200)
+        // Delete the first record of the second slice: only the link between slices shows it.
+        try tamper(dir, "DELETE FROM records WHERE seq = 101")
+        let r = try verifier(dir).verify()
+        #expect(r.firstBadSeq == 101, "\(r.problems)")
+        #expect(r.problems.contains { $0.message.contains("missing") })
+    }
+
+    @Test func swapAcrossSlicesIsCaught() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        _ = try await journal.append((0..<200).map { NewRecord(kind: "test", actor: "a", data: ["i": .number(JSONNumber($0))]) })
+        try await journal.close()
+        let a = try canonical(dir, seq: 100)
+        let b = try canonical(dir, seq: 101)
+        try tamper(dir, "UPDATE records SET canonical = ? WHERE seq = 100", [b])
+        try tamper(dir, "UPDATE records SET canonical = ? WHERE seq = 101", [a])
+        let r = try verifier(dir).verify()
+        #expect(r.firstBadSeq == 100, "\(r.problems)")
+    }
+}

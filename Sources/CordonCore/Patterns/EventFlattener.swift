@@ -34,7 +34,7 @@ struct TrailEntry: Equatable {
 /// Reads an event's raw JSON bytes and keeps only the leaf values at paths some pattern
 /// mentions, skipping everything else without building a tree. The whole text is still
 /// checked for JSON structure (brackets, commas, literals, number syntax, string ends).
-struct EventFlattener {
+struct EventFlattener: Sendable {
     var values: [FlatValue] = []
     var heads: [Int32]
     var touched: [Int32] = []
