@@ -66,12 +66,20 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         self.key = try SigningKey.loadOrCreate(in: directory.keys)
         var configuration = Configuration()
         configuration.readonly = readOnly
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         configuration.busyMode = .timeout(30)
         pool = try DatabasePool(path: directory.journal.path, configuration: configuration)
-        if !readOnly { try Self.migrate(pool) }
+        if !readOnly {
+            // GRDB sets synchronous=NORMAL on the pool's writer connection when it enables
+            // WAL; the journal needs FULL (every commit fsynced). The writer connection
+            // lives as long as the pool, so setting it once holds for every write.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+                    throw Error(message: "could not set PRAGMA synchronous = FULL on \(directory.journal.path)")
+                }
+            }
+            try Self.migrate(pool)
+        }
     }
 
     deinit {
@@ -205,6 +213,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 let (written, signed) = try pool.write { db in
                     try Self.write(groups, db: db, key: key, checkpointEvery: every)
                 }
+
 
                 if signed { noteCheckpoint() }
                 for (i, group) in batch.enumerated() { group.continuation.resume(returning: written[i]) }
@@ -345,6 +354,13 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         return try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM records WHERE seq IN (\(seqs.map(String.init).joined(separator: ","))) ORDER BY seq")
                 .map(Self.record)
+        }
+    }
+
+    /// The writer connection's journal mode and synchronous level (2 = FULL).
+    public func pragmas() async throws -> (journalMode: String, synchronous: Int) {
+        try await pool.write { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
         }
     }
 

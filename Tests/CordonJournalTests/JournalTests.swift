@@ -315,3 +315,13 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(r.firstBadSeq == 100, "\(r.problems)")
     }
 }
+
+@Suite struct DurabilitySettingsTests {
+    @Test func writerConnectionUsesWALAndSynchronousFull() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        let (mode, sync) = try await journal.pragmas()
+        #expect(mode == "wal")
+        #expect(sync == 2, "PRAGMA synchronous should be FULL (2)")
+    }
+}

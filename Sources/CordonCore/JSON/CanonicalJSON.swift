@@ -64,7 +64,15 @@ public enum CanonicalJSON {
 
     /// The ECMAScript form of a number (its nearest double).
     public static func number(_ n: JSONNumber) -> String {
-        // Integers that a double holds exactly are written directly (the common case).
+        // A plain integer literal of up to 15 digits is already canonical (JSON forbids
+        // leading zeros); only -0 differs. This is the common case and needs no parsing.
+        let utf8 = n.literal.utf8
+        if utf8.count <= 16, let first = utf8.first, first == UInt8(ascii: "-") || isDigit(first),
+            utf8.dropFirst().allSatisfy(isDigit), utf8.count - (first == UInt8(ascii: "-") ? 1 : 0) <= 15
+        {
+            return n.literal == "-0" ? "0" : n.literal
+        }
+        // Integers that a double holds exactly are written directly.
         let d = n.decimal
         if d.isInteger, d.digits.count <= 15, d.exponent <= 21 {
             return d.isZero ? "0" : d.integerString
