@@ -83,3 +83,9 @@ public struct EvidenceStore: Sendable {
         return nil
     }
 }
+
+extension EvidenceStore: EvidenceSink {
+    public func store(_ bytes: [UInt8], name: String, mediaType: String) throws -> JSONValue {
+        try put(bytes, name: name, mediaType: mediaType).json
+    }
+}

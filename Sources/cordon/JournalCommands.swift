@@ -10,13 +10,13 @@ struct DataOptions: ParsableArguments {
     var directory: DataDirectory { DataDirectory(dataDir) }
 
     /// Opens the journal; exits 2 with a clear message when it cannot.
-    func openJournal(create: Bool = false) throws -> SQLiteJournal {
+    func openJournal(create: Bool = false, secrets: SecretStore = SecretStore()) throws -> SQLiteJournal {
         if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {
             printError("cordon: no journal at \(directory.journal.path) (is --data-dir right?)")
             throw ExitCode(2)
         }
         do {
-            return try SQLiteJournal(directory: directory, secrets: SecretStore())
+            return try SQLiteJournal(directory: directory, secrets: secrets)
         } catch {
             printError("cordon: \(error)")
             throw ExitCode(2)

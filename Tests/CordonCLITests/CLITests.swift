@@ -54,7 +54,7 @@ struct CLI {
     @Test func helpDescribesEveryCommand() throws {
         let help = try CLI.run(["--help"])
         #expect(help.status == 0)
-        for command in ["validate", "match", "decode", "schema", "timeline", "export", "journal"] {
+        for command in ["process", "incidents", "show", "validate", "match", "decode", "schema", "timeline", "export", "journal"] {
             #expect(help.stdout.contains(command))
             let sub = try CLI.run([command, "--help"])
             #expect(sub.status == 0)

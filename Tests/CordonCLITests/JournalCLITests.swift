@@ -57,3 +57,39 @@ import Testing
         #expect(result.stderr.contains("no journal at"))
     }
 }
+
+@Suite struct ProcessCLITests {
+    @Test func dryRunOfTheShippedPlaybooksOnTheirFixtures() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-process-\(UUID().uuidString)").path
+        let result = try CLI.run(["process", "--dry-run", "--data-dir", dir, "Fixtures/playbooks/guardduty-ec2-quarantine/fires-backdoor-cc-prod-instance.json", "Fixtures/playbooks/guardduty-ec2-quarantine/near-miss-backdoor-severity-5.json"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.hasPrefix("2 finding(s): 0 duplicate(s), 1 matched no playbook, 1 incident(s) (dry run: nothing was called)"))
+        #expect(result.stdout.contains("planned           isolate (aws.ec2.isolate_instance)"))
+        let list = try CLI.run(["incidents", "--data-dir", dir])
+        let id = String(list.stdout.prefix(while: { $0 != " " }))
+        #expect(id.hasPrefix("inc-"))
+        let show = try CLI.run(["show", id, "--data-dir", dir])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("playbook  guardduty-ec2-quarantine v1"))
+        #expect(try CLI.run(["journal", "verify", "--data-dir", dir]).status == 0)
+        // Processing the same file again is recognised as a duplicate delivery.
+        let again = try CLI.run(["process", "--dry-run", "--data-dir", dir, "Fixtures/playbooks/guardduty-ec2-quarantine/fires-backdoor-cc-prod-instance.json"])
+        #expect(again.stdout.hasPrefix("1 finding(s): 1 duplicate(s)"))
+    }
+
+    @Test func withoutDryRunUnimplementedActionsFailTheRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-process-\(UUID().uuidString)").path
+        let result = try CLI.run(["process", "--data-dir", dir, "Fixtures/playbooks/cloudtrail-root-console-login/fires-root-success-without-mfa.json"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("is not implemented in Cordon"))
+    }
+
+    @Test func badInputIsReportedAndTheRestStillRuns() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-process-\(UUID().uuidString)").path
+        let bad = try CLI.temporaryFile("{oops", suffix: ".json")
+        let result = try CLI.run(["process", "--dry-run", "--data-dir", dir, bad, "Fixtures/playbooks/guardduty-ec2-quarantine/fires-backdoor-cc-prod-instance.json"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("invalid JSON"))
+        #expect(result.stdout.contains("1 incident(s)"))
+    }
+}

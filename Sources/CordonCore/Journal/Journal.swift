@@ -146,6 +146,12 @@ public enum RecordKind {
     public static let findingDuplicate = "finding.duplicate"
     public static let incidentOpened = "incident.opened"
     public static let incidentClosed = "incident.closed"
+    /// Every step of the playbook has run (or the run stopped on a failure).
+    public static let incidentCompleted = "incident.completed"
+    /// A finding no playbook matched.
+    public static let findingUnmatched = "finding.unmatched"
+    /// A step `--dry-run` would run, with its rendered inputs.
+    public static let stepPlanned = "step.planned"
     public static let stepIntent = "step.intent"
     public static let stepSucceeded = "step.succeeded"
     public static let stepFailed = "step.failed"

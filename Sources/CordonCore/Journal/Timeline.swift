@@ -110,6 +110,20 @@ public struct Timeline: Sendable {
                     what = "Skipped \(stepName)"
                     outcome = "skipped: " + (d["reason"]?.stringValue ?? "")
                 }
+            case RecordKind.stepPlanned:
+                switch d["action_kind"]?.stringValue {
+                case "evidence": phase = .detection
+                case "containment": phase = .containment
+                default: break
+                }
+                what = "Planned \(stepName) (dry run: not called)"
+                outcome = "planned"
+            case RecordKind.findingUnmatched:
+                what = "No playbook matched the finding"
+                outcome = "unmatched"
+            case RecordKind.incidentCompleted:
+                what = "Playbook run finished"
+                outcome = d["status"]?.stringValue ?? "completed"
             case RecordKind.approvalRequested:
                 what = "Approval requested for step \(step)"
                 outcome = "pending"

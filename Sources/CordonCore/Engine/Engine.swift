@@ -1,0 +1,303 @@
+import Crypto
+import Foundation
+import OrderedCollections
+
+/// Runs playbooks: from a finding to a contained incident, every fact journaled.
+///
+/// For each finding: `finding.received` (with the finding as evidence) is durable before
+/// anything else; the finding is matched against every trigger at once; each matching
+/// playbook (in name order) opens an incident keyed by its `incident.key`, or attaches the
+/// finding to the open incident with that key. Steps then run in order: `when` is
+/// evaluated, approvals pause the incident, inputs are rendered, and each attempt is
+/// journaled as `step.intent` → action → `step.succeeded` / `step.failed`, with retries
+/// for retryable errors (exponential backoff, full jitter) and the step's timeout.
+public actor Engine {
+    public let config: LoadedConfig
+    let playbooks: [Playbook]
+    let triggers: PatternSet
+    let actions: [String: any Action]
+    let journal: any Journal
+    let evidence: any EvidenceSink
+    let secrets: SecretStore
+    let actor: String
+    let dryRun: Bool
+    public private(set) var index: IncidentIndex
+
+    /// What happened to one finding.
+    public struct Outcome: Sendable {
+        public var finding: String
+        public var incidents: [String]
+        public var duplicate: Bool
+    }
+
+    public init(
+        config: LoadedConfig, actions: [String: any Action], journal: any Journal, evidence: any EvidenceSink,
+        secrets: SecretStore, actor: String, dryRun: Bool = false, index: IncidentIndex = IncidentIndex()
+    ) {
+        self.config = config
+        self.playbooks = config.playbooks.sorted { $0.name < $1.name }
+        self.triggers = PatternSet(playbooks.map(\.trigger))
+        self.actions = actions
+        self.journal = journal
+        self.evidence = evidence
+        self.secrets = secrets
+        self.actor = actor
+        self.dryRun = dryRun
+        self.index = index
+    }
+
+    @discardableResult
+    private func append(_ record: NewRecord) async throws -> JournalRecord {
+        let written = try await journal.append(record)
+        index.apply(written)
+        return written
+    }
+
+    // MARK: - Findings
+
+    public func process(_ findings: [Finding]) async throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        var matcher = triggers.makeMatcher()
+        for finding in findings {
+            outcomes.append(try await process(finding, matcher: &matcher))
+        }
+        return outcomes
+    }
+
+    private func process(_ finding: Finding, matcher: inout PatternMatcher) async throws -> Outcome {
+        let event = finding.event
+        let id = finding.id ?? "unknown"
+        let updatedAt = event["detail"]?["updatedAt"]?.stringValue ?? event["time"]?.stringValue
+        let summary = Self.summary(finding)
+        if index.receivedFindings.contains(IncidentIndex.dedupeKey(id: id, updatedAt: updatedAt)) {
+            try await append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+            return Outcome(finding: id, incidents: [], duplicate: true)
+        }
+        let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+        let received = try await append(NewRecord(kind: RecordKind.findingReceived, actor: actor, data: ["finding": summary, "evidence": [ref]]))
+        let matched = matcher.matches(event: event)
+        if matched.isEmpty {
+            try await append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": seq(received)]))
+            return Outcome(finding: id, incidents: [], duplicate: false)
+        }
+        var incidents: [String] = []
+        for i in matched {
+            let playbook = playbooks[i]
+            let eventRoot = event.objectValue ?? [:]
+            let key = (try? playbook.incident.key?.render(TemplateContext(root: eventRoot)).value).map(Template.text) ?? id
+            if let open = index.open(playbook: playbook.name, key: key) {
+                try await append(
+                    NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": seq(received)]))
+                incidents.append(open.id)
+                continue
+            }
+            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(received.seq)".utf8)).hexString.prefix(12))
+            let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
+            let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
+            try await append(
+                NewRecord(
+                    incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
+                    data: [
+                        "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
+                        "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": summary,
+                        "finding_seq": seq(received), "dry_run": .bool(dryRun),
+                    ]))
+            incidents.append(incidentID)
+            try await run(incident: incidentID, event: event)
+        }
+        return Outcome(finding: id, incidents: incidents, duplicate: false)
+    }
+
+    private func seq(_ record: JournalRecord) -> JSONValue { .number(JSONNumber(Int(record.seq))) }
+
+    static func summary(_ finding: Finding) -> JSONValue {
+        let e = finding.event
+        let created = e["detail"]?["createdAt"] ?? e["detail"]?["eventTime"] ?? e["detail"]?["findings"]?[0]?["CreatedAt"] ?? e["time"]
+        return [
+            "id": finding.id.map(JSONValue.string) ?? .null, "source": e["source"] ?? .null, "detail_type": e["detail-type"] ?? .null,
+            "type": e["detail"]?["type"] ?? e["detail"]?["eventName"] ?? .null, "account": e["account"] ?? .null,
+            "region": e["region"] ?? .null, "created_at": created ?? .null, "updated_at": e["detail"]?["updatedAt"] ?? e["time"] ?? .null,
+            "format": .string(finding.format.rawValue), "origin": .string(finding.origin.description),
+        ]
+    }
+
+    // MARK: - Steps
+
+    /// Runs (or resumes) an incident's steps from the first one without a result.
+    public func run(incident id: String, event: JSONValue) async throws {
+        guard let state = index.incidents[id], let playbook = playbooks.first(where: { $0.name == state.playbook }) else { return }
+        var root = event.objectValue ?? [:]
+        var vars = JSONObject()
+        for (name, tree) in playbook.vars {
+            root["vars"] = .object(vars)
+            if let value = try? tree.render(TemplateContext(root: root, secret: secrets.lookup)).value { vars[name] = value }
+        }
+        root["vars"] = .object(vars)
+        var failed = false
+        for step in playbook.steps {
+            guard let current = index.incidents[id] else { return }
+            if let existing = current.steps[step.id], ["succeeded", "failed", "skipped"].contains(existing.status) {
+                if existing.status == "failed" { failed = true }
+                continue
+            }
+            root["steps"] = current.stepsContext
+            root["incident"] = current.json
+            if failed {
+                try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
+                continue
+            }
+            if let when = step.when {
+                var m = PatternSet([when]).makeMatcher()
+                if m.matches(event: .object(root)).isEmpty {
+                    try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
+                    continue
+                }
+            }
+            if let approval = step.approval, !dryRun {
+                var applies = true
+                if let when = approval.when {
+                    var m = PatternSet([when]).makeMatcher()
+                    applies = !m.matches(event: .object(root)).isEmpty
+                }
+                if applies {
+                    try await append(
+                        NewRecord(incident: id, kind: RecordKind.approvalRequested, actor: actor,
+                                  data: ["step": .string(step.id), "action": .string(step.action),
+                                         "timeout": approval.timeout.map { .string(DurationParser.format($0)) } ?? .null,
+                                         "on_timeout": .string(approval.onTimeout.rawValue)]))
+                    return
+                }
+            }
+            let ok = try await runStep(step, playbook: playbook, incident: id, root: root)
+            if !ok && step.onError == .abort { failed = true }
+        }
+        let status = failed ? "failed" : "completed"
+        try await append(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
+    }
+
+    /// One step, with its retries; true when it succeeded.
+    private func runStep(_ step: Playbook.Step, playbook: Playbook, incident id: String, root: JSONObject) async throws -> Bool {
+        let spec = config.registry[step.action]
+        let kind = spec?.kind.rawValue ?? "utility"
+        var base: JSONObject = ["step": .string(step.id), "action": .string(step.action), "action_kind": .string(kind)]
+        // Render the inputs; a template error is permanent.
+        var inputs = JSONObject()
+        do {
+            for (name, tree) in step.with {
+                inputs[name] = try tree.render(TemplateContext(root: root, secret: secrets.lookup)).value
+            }
+            for input in spec?.inputs ?? [] where inputs[input.name] == nil {
+                if let d = input.defaultValue { inputs[input.name] = d }
+            }
+            for input in spec?.inputs ?? [] {
+                if let value = inputs[input.name], !input.type.accepts(value) {
+                    throw TemplateError(template: input.name, offset: 0, message: "input \(input.name) must be \(input.type.rawValue), got \(JSONWriter.string(value))")
+                }
+            }
+        } catch {
+            base["error"] = .string("\(error)")
+            try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
+            return false
+        }
+        let key = SHA256.hash(data: Array("\(id)\u{0}\(playbook.name)\u{0}\(playbook.version)\u{0}\(step.id)\u{0}".utf8) + CanonicalJSON.bytes(.object(inputs))).hexString
+        base["inputs"] = .object(inputs)
+        base["idempotency_key"] = .string(key)
+        if let target = Self.target(inputs) { base["target"] = .string(target) }
+        if dryRun {
+            if step.approval != nil { base["approval"] = "would be requested if its condition holds" }
+            try await append(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
+            return true
+        }
+        guard let action = actions[step.action] else {
+            base["error"] = .string("\(step.action) is not implemented in Cordon \(Cordon.version); run with --dry-run to see the plan")
+            base["retryable"] = false
+            try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
+            return false
+        }
+        let request = ActionRequest(action: step.action, inputs: inputs, idempotencyKey: key, incident: index.incidents[id]?.json ?? .null, evidence: evidence, secrets: secrets)
+        let started = ContinuousClock.now
+        var attempt = 0
+        while true {
+            attempt += 1
+            var intent = base
+            intent["attempt"] = .number(JSONNumber(attempt))
+            try await append(NewRecord(incident: id, kind: RecordKind.stepIntent, actor: actor, data: .object(intent)))
+            let result: Result<ActionOutcome, ActionError>
+            do {
+                result = .success(try await Self.attempt(action, request, timeout: step.timeout.map { $0 - (ContinuousClock.now - started) }))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let outcome):
+                var done = base
+                done["attempt"] = .number(JSONNumber(attempt))
+                done["outputs"] = .object(outcome.outputs)
+                if let target = outcome.target { done["target"] = .string(target) }
+                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
+                if let pre = outcome.preState { done["pre_state"] = pre }
+                if outcome.alreadyDone { done["already_done"] = true }
+                try await append(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+                return true
+            case .failure(let error):
+                var failed = base
+                failed["attempt"] = .number(JSONNumber(attempt))
+                failed["error"] = .string(error.description)
+                failed["retryable"] = .bool(error.retryable)
+                let elapsed = ContinuousClock.now - started
+                let delay = Self.backoff(attempt: attempt, retry: step.retry)
+                let timeLeft = step.timeout.map { elapsed + delay < $0 } ?? true
+                if error.retryable && attempt < step.retry.attempts && timeLeft {
+                    failed["will_retry_in"] = .string(DurationParser.format(delay))
+                    try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
+                    try await Task.sleep(for: delay)
+                    continue
+                }
+                try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
+                return false
+            }
+        }
+    }
+
+    /// Runs one attempt, cancelled at the timeout.
+    static func attempt(_ action: any Action, _ request: ActionRequest, timeout: Duration?) async throws(ActionError) -> ActionOutcome {
+        guard let timeout else { return try await action.run(request) }
+        guard timeout > .zero else { throw .retryable("Timeout", "the step's timeout was reached") }
+        let result: Result<ActionOutcome, ActionError> = await withTaskGroup(of: Result<ActionOutcome, ActionError>?.self) { group in
+            group.addTask {
+                do throws(ActionError) { return .success(try await action.run(request)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .failure(.retryable("Timeout", "no answer within \(DurationParser.format(timeout))"))
+            }
+            var first: Result<ActionOutcome, ActionError>? = nil
+            for await r in group {
+                if let r { first = r; break }
+            }
+            group.cancelAll()
+            return first ?? .failure(.retryable("Timeout", "cancelled"))
+        }
+        return try result.get()
+    }
+
+    /// Exponential backoff with full jitter: random in [0, min(max, base × 2^(attempt-1))].
+    static func backoff(attempt: Int, retry: Playbook.Retry) -> Duration {
+        let cap = retry.backoff * Double(1 << min(attempt - 1, 30))
+        let ceiling = min(cap, retry.maxBackoff)
+        let ms = Double(ceiling.components.seconds) * 1000 + Double(ceiling.components.attoseconds) / 1e15
+        return .milliseconds(Int64(Double.random(in: 0...max(ms, 0))))
+    }
+
+    /// The resource a step acts on, from its inputs.
+    static func target(_ inputs: JSONObject) -> String? {
+        for key in ["instance_id", "role_name", "user_name", "access_key_id", "bucket", "group_id", "trail", "topic_arn"] {
+            if let v = inputs[key]?.stringValue { return v }
+        }
+        return nil
+    }
+}
+
+extension Digest {
+    var hexString: String { map { String(format: "%02x", $0) }.joined() }
+}

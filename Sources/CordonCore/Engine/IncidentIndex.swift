@@ -1,0 +1,155 @@
+import OrderedCollections
+
+/// What the journal says about incidents, rebuilt by replaying records: the engine
+/// keeps it current as it appends, `cordon incidents` and `cordon show` read it.
+public struct IncidentIndex: Sendable {
+    public struct Step: Sendable {
+        public var id: String
+        public var action: String
+        /// planned, running, succeeded, failed, skipped or awaiting-approval.
+        public var status: String
+        public var attempts: Int
+        public var outputs: JSONValue?
+        public var error: String?
+        public var target: String?
+        public var evidence: [String]
+    }
+
+    public struct Incident: Sendable {
+        public var id: String
+        public var playbook: String
+        public var playbookVersion: Int
+        public var key: String
+        public var title: String?
+        public var severity: JSONValue?
+        public var openedAt: String
+        /// running, awaiting-approval, completed, failed or closed.
+        public var status: String
+        public var findings: [String]
+        public var steps: OrderedDictionary<String, Step>
+        public var pendingApproval: String?
+        public var dryRun: Bool
+
+        public var isOpen: Bool { status != "closed" }
+
+        /// The step statuses as templates and `when` patterns see them (`steps.ID.status`).
+        public var stepsContext: JSONValue {
+            var o = JSONObject()
+            for (id, step) in steps {
+                var s: JSONObject = ["status": .string(step.status), "attempts": .number(JSONNumber(step.attempts))]
+                if let outputs = step.outputs { s["output"] = outputs }
+                if let error = step.error { s["error"] = .string(error) }
+                o[id] = .object(s)
+            }
+            return .object(o)
+        }
+
+        public var json: JSONValue {
+            [
+                "id": .string(id), "key": .string(key), "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null,
+                "playbook": .string(playbook), "status": .string(status), "opened_at": .string(openedAt),
+                "findings": .array(findings.map(JSONValue.string)),
+                "steps": .array(steps.values.map { ["id": .string($0.id), "action": .string($0.action), "status": .string($0.status)] }),
+                "rollback": .string("cordon rollback \(id)"),
+            ]
+        }
+    }
+
+    public private(set) var incidents: OrderedDictionary<String, Incident> = [:]
+    /// Findings already received, by `id|updatedAt` (duplicate deliveries).
+    public private(set) var receivedFindings: Set<String> = []
+
+    public init() {}
+
+    /// The open incident of a playbook with this key, if any.
+    public func open(playbook: String, key: String) -> Incident? {
+        incidents.values.last { $0.playbook == playbook && $0.key == key && $0.isOpen }
+    }
+
+    public static func dedupeKey(id: String, updatedAt: String?) -> String { id + "|" + (updatedAt ?? "") }
+
+    public mutating func apply(_ record: JournalRecord) {
+        let d = record.data
+        switch record.kind {
+        case RecordKind.findingReceived:
+            if let id = d["finding"]?["id"]?.stringValue {
+                receivedFindings.insert(Self.dedupeKey(id: id, updatedAt: d["finding"]?["updated_at"]?.stringValue))
+            }
+            return
+        case RecordKind.incidentOpened:
+            guard let id = record.incident else { return }
+            incidents[id] = Incident(
+                id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
+                key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
+                status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
+                dryRun: d["dry_run"] == .bool(true))
+            return
+        default:
+            break
+        }
+        guard let id = record.incident, var incident = incidents[id] else { return }
+        let stepID = d["step"]?.stringValue ?? ""
+        func updateStep(_ body: (inout Step) -> Void) {
+            var step = incident.steps[stepID] ?? Step(id: stepID, action: d["action"]?.stringValue ?? "", status: "planned", attempts: 0, evidence: [])
+            body(&step)
+            incident.steps[stepID] = step
+        }
+        switch record.kind {
+        case RecordKind.findingAttached:
+            if let f = d["finding"]?["id"]?.stringValue { incident.findings.append(f) }
+        case RecordKind.stepPlanned:
+            updateStep { $0.status = "planned" }
+        case RecordKind.stepIntent:
+            updateStep {
+                $0.status = "running"
+                $0.attempts = d["attempt"]?.numberValue?.intValue ?? $0.attempts + 1
+                $0.target = d["target"]?.stringValue ?? $0.target
+            }
+        case RecordKind.stepSucceeded:
+            updateStep {
+                $0.status = "succeeded"
+                $0.outputs = d["outputs"]
+                $0.error = nil
+                $0.target = d["target"]?.stringValue ?? $0.target
+                $0.evidence = record.evidenceHashes
+            }
+        case RecordKind.stepFailed:
+            updateStep {
+                $0.status = "failed"
+                $0.error = d["error"]?.stringValue
+            }
+        case RecordKind.stepSkipped:
+            updateStep {
+                $0.status = "skipped"
+                $0.error = d["reason"]?.stringValue
+            }
+        case RecordKind.approvalRequested:
+            updateStep { $0.status = "awaiting-approval" }
+            incident.status = "awaiting-approval"
+            incident.pendingApproval = stepID
+        case RecordKind.approvalDecided:
+            incident.pendingApproval = nil
+            incident.status = "running"
+        case RecordKind.incidentCompleted:
+            incident.status = d["status"]?.stringValue ?? "completed"
+        case RecordKind.incidentClosed:
+            incident.status = "closed"
+        default:
+            break
+        }
+        incidents[id] = incident
+    }
+
+    /// Replays every record of a journal.
+    public static func load(from journal: any Journal) async throws -> IncidentIndex {
+        var index = IncidentIndex()
+        var next: Int64 = 1
+        while true {
+            let batch = try await journal.records(from: next, limit: 5_000)
+            for record in batch { index.apply(record) }
+            guard let last = batch.last else { break }
+            next = last.seq + 1
+        }
+        return index
+    }
+}

@@ -1,0 +1,167 @@
+import ArgumentParser
+import CordonCore
+import CordonJournal
+import Foundation
+
+/// Loads playbooks and integrations, or exits 2 with their diagnostics.
+func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
+    let loaded = ConfigLoader().load([options.playbooks, options.integrations])
+    if !loaded.isValid {
+        for d in loaded.errors { printError(d.description) }
+        printError("cordon: the playbooks or integrations are invalid (see `cordon validate`)")
+        throw ExitCode(2)
+    }
+    return loaded
+}
+
+func runnerName() -> String {
+    "cordon/\(CordonCore.Cordon.version)@\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+}
+
+struct ProcessCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "process",
+        abstract: "Ingest findings from files and run the matching playbooks.",
+        discussion: """
+            Decodes each FILE (any format `cordon decode` reads; directories are searched), \
+            journals every finding, matches it against every playbook's trigger, opens or \
+            attaches to incidents, and runs their steps to completion or to a pending \
+            approval, then prints a summary per incident.
+
+            --dry-run journals the plan (each step with its rendered inputs) and calls nothing.
+
+            Exit status: 0 when every step succeeded, 1 when a step failed, 2 for an input \
+            error (a finding that could not be decoded is reported and the others still run).
+            """)
+
+    @Argument(help: ArgumentHelp("Files or directories of findings; - for standard input.", valueName: "FILE"))
+    var files: [String]
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var data: DataOptions
+
+    @Flag(help: "Journal the plan with rendered inputs; call nothing.")
+    var dryRun = false
+
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
+    func run() async throws {
+        let loaded = try loadConfiguration(config)
+        let decoder = FindingDecoder()
+        var findings: [Finding] = []
+        var inputErrors = 0
+        for file in FindingFiles.expand(files) {
+            let result = file == "-"
+                ? decoder.decode(Array(FileHandle.standardInput.readDataToEndOfFile()), source: "stdin")
+                : decoder.decode(fileAtPath: file)
+            for issue in result.issues { printError("cordon: \(issue)") }
+            inputErrors += result.issues.count
+            findings += result.findings
+        }
+        let secrets = SecretStore()
+        let journal = try data.openJournal(create: true, secrets: secrets)
+        var actions = CoreActions.all
+        actions.merge([:]) { a, _ in a }
+        let index = try await IncidentIndex.load(from: journal)
+        let engine = Engine(
+            config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+            dryRun: dryRun, index: index)
+        let outcomes = try await engine.process(findings)
+        try await journal.close()
+        let final = await engine.index
+        let touched = Array(Set(outcomes.flatMap(\.incidents))).sorted { (final.incidents[$0]?.openedAt ?? "", $0) < (final.incidents[$1]?.openedAt ?? "", $1) }
+        var anyFailed = false
+        switch output {
+        case .text:
+            print("\(findings.count) finding(s): \(outcomes.filter(\.duplicate).count) duplicate(s), \(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count) matched no playbook, \(touched.count) incident(s)\(dryRun ? " (dry run: nothing was called)" : "")")
+            for id in touched {
+                guard let incident = final.incidents[id] else { continue }
+                print("\(id)  \(incident.status)  \(incident.playbook)  \(incident.title ?? incident.key)")
+                for step in incident.steps.values {
+                    print("    \(step.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(step.id) (\(step.action))\(step.error.map { ": \($0)" } ?? "")")
+                    if step.status == "failed" { anyFailed = true }
+                }
+            }
+        case .json:
+            let incidents = touched.compactMap { final.incidents[$0]?.json }
+            print(JSONWriter.pretty(["findings": .number(JSONNumber(findings.count)), "dry_run": .bool(dryRun), "incidents": .array(incidents)]))
+            anyFailed = touched.contains { id in final.incidents[id]?.steps.values.contains { $0.status == "failed" } ?? false }
+        }
+        if inputErrors > 0 { throw ExitCode(2) }
+        if anyFailed { throw ExitCode(1) }
+    }
+}
+
+struct IncidentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "incidents", abstract: "List incidents.")
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
+    func run() async throws {
+        let journal = try data.openJournal()
+        let index = try await IncidentIndex.load(from: journal)
+        switch output {
+        case .text:
+            if index.incidents.isEmpty { print("no incidents") }
+            for incident in index.incidents.values {
+                print("\(incident.id)  \(incident.openedAt)  \(incident.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(incident.playbook)  \(incident.title ?? incident.key)")
+            }
+        case .json:
+            print(JSONWriter.pretty(.array(index.incidents.values.map(\.json))))
+        }
+    }
+}
+
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Show an incident: its findings, steps, statuses, pending approval and evidence.")
+
+    @Argument(help: "The incident id.")
+    var incident: String
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
+    func run() async throws {
+        let journal = try data.openJournal()
+        let index = try await IncidentIndex.load(from: journal)
+        guard let i = index.incidents[incident] else {
+            printError("cordon: no incident \(incident) (see `cordon incidents`)")
+            throw ExitCode(2)
+        }
+        switch output {
+        case .json:
+            var o = i.json.objectValue ?? [:]
+            o["steps"] = .array(i.steps.values.map { s in
+                ["id": .string(s.id), "action": .string(s.action), "status": .string(s.status), "attempts": .number(JSONNumber(s.attempts)),
+                 "target": s.target.map(JSONValue.string) ?? .null, "error": s.error.map(JSONValue.string) ?? .null,
+                 "outputs": s.outputs ?? .null, "evidence": .array(s.evidence.map(JSONValue.string))]
+            })
+            o["pending_approval"] = i.pendingApproval.map(JSONValue.string) ?? .null
+            print(JSONWriter.pretty(.object(o)))
+        case .text:
+            print("incident  \(i.id)\(i.dryRun ? "  (dry run)" : "")")
+            print("title     \(i.title ?? "-")")
+            print("playbook  \(i.playbook) v\(i.playbookVersion)")
+            print("key       \(i.key)")
+            print("status    \(i.status)")
+            print("opened    \(i.openedAt)")
+            print("findings  \(i.findings.joined(separator: ", "))")
+            if let pending = i.pendingApproval {
+                print("approval  step \(pending) awaits a decision: cordon approve \(i.id) \(pending) --by NAME [--deny --reason TEXT]")
+            }
+            print("steps")
+            for s in i.steps.values {
+                print("  \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.target.map { " → \($0)" } ?? "")\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")")
+                if let e = s.error { print("      \(e)") }
+                for h in s.evidence { print("      evidence \(h)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import CordonCore
+import Foundation
+import Synchronization
+import Testing
+
+@testable import CordonJournal
+
+/// A test action that counts its side effects and fails or hangs on demand.
+final class RecordingAction: Action, @unchecked Sendable {
+    let effects = Mutex<[String]>([])
+    let plan = Mutex<[ActionError?]>([])
+    let hang: Duration?
+
+    init(failures: [ActionError?] = [], hang: Duration? = nil) {
+        plan.withLock { $0 = failures }
+        self.hang = hang
+    }
+
+    var count: Int { effects.withLock { $0.count } }
+
+    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        if let hang { try? await Task.sleep(for: hang) }
+        if let failure = plan.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+        effects.withLock { $0.append(request.idempotencyKey) }
+        let ref = try? request.evidence.store(Array("response for \(request.inputs["target"]?.stringValue ?? "")".utf8), name: "response", mediaType: "text/plain")
+        return ActionOutcome(outputs: ["done": true, "echo": .object(request.inputs)], target: request.inputs["target"]?.stringValue, evidence: ref.map { [$0] } ?? [])
+    }
+}
+
+struct EngineHarness {
+    let dir: TempDir
+    let journal: SQLiteJournal
+    let config: LoadedConfig
+    let secrets: SecretStore
+
+    static let integration = """
+        name: test
+        secrets: [TEST_TOKEN]
+        actions:
+          record:
+            inputs: {target: {required: true}, note: {}, token: {}}
+            request: {method: POST, url: "http://127.0.0.1:9/{{ inputs.target }}"}
+        """
+
+    init(playbook: String, environment: [String: String] = [:]) throws {
+        dir = try TempDir()
+        try dir.write("Integrations/test.yaml", Self.integration)
+        try dir.write("Playbooks/p.yaml", playbook)
+        config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
+        #expect(config.isValid, "\(config.diagnostics)")
+        secrets = SecretStore(environment: environment)
+        journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"), secrets: secrets)
+    }
+
+    func engine(_ actions: [String: any Action], dryRun: Bool = false) async throws -> Engine {
+        Engine(config: config, actions: CoreActions.all.merging(actions) { $1 }, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal))
+    }
+
+    static func finding(id: String, instance: String = "i-1", severity: Int = 8, updatedAt: String = "2026-03-01T10:00:00Z") -> Finding {
+        let text = #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"111122223333","time":"\#(updatedAt)","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"Backdoor:EC2/C&CActivity.B!DNS","severity":\#(severity),"createdAt":"2026-03-01T09:59:00Z","updatedAt":"\#(updatedAt)","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"\#(instance)","tags":[{"key":"env","value":"prod"}]}}}}"#
+        return FindingDecoder().decode(Array(text.utf8), source: "test").findings[0]
+    }
+
+    func records(_ incident: String) async throws -> [JournalRecord] { try await journal.records(incident: incident) }
+}
+
+let basicPlaybook = """
+    name: demo
+    version: 1
+    description: test
+    trigger: {source: [aws.guardduty], detail: {severity: [{numeric: [">=", 7]}]}}
+    incident:
+      key: "{{ detail.resource.instanceDetails.instanceId }}"
+      title: "{{ detail.type }} on {{ detail.resource.instanceDetails.instanceId }}"
+    vars:
+      instance: "{{ detail.resource.instanceDetails.instanceId }}"
+    steps:
+      - id: first
+        action: test.record
+        with: {target: "{{ vars.instance }}", note: one}
+        retry: {attempts: 3, backoff: 10ms, max_backoff: 20ms}
+      - id: second
+        action: test.record
+        with: {target: "{{ vars.instance }}", note: "after {{ steps.first.status }}"}
+      - id: log
+        action: core.log
+        when: {steps: {second: {status: [succeeded]}}}
+        with: {message: "done with {{ vars.instance }}"}
+    """
+
+@Suite struct EngineTests {
+    @Test func runsStepsInOrderAndJournalsIntentThenResult() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let outcomes = try await engine.process([EngineHarness.finding(id: "f1")])
+        let id = try #require(outcomes.first?.incidents.first)
+        #expect(action.count == 2)
+        let kinds = try await h.records(id).map(\.kind)
+        #expect(kinds == ["incident.opened", "step.intent", "step.succeeded", "step.intent", "step.succeeded", "step.intent", "step.succeeded", "incident.completed"])
+        let index = await engine.index
+        #expect(index.incidents[id]?.status == "completed")
+        #expect(index.incidents[id]?.steps["second"]?.outputs?["echo"]?["note"] == "after succeeded")
+        let intent = try await h.records(id)[1]
+        #expect(intent.data["idempotency_key"]?.stringValue?.count == 64)
+        #expect(intent.data["inputs"]?["target"] == "i-1")
+        try await h.journal.close()
+        #expect(try JournalVerifier(directory: h.journal.directory).verify().isValid)
+    }
+
+    @Test func duplicatesAndSameKeyFindingsDoNotRepeatContainment() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let first = try await engine.process([EngineHarness.finding(id: "f1")])
+        let again = try await engine.process([EngineHarness.finding(id: "f1")])
+        #expect(again.first?.duplicate == true)
+        let attached = try await engine.process([EngineHarness.finding(id: "f2")])
+        #expect(attached.first?.incidents == first.first?.incidents)
+        let other = try await engine.process([EngineHarness.finding(id: "f3", instance: "i-2")])
+        #expect(other.first?.incidents != first.first?.incidents)
+        #expect(action.count == 4)
+        // A restarted engine rebuilds its state from the journal and still recognises them.
+        let restarted = try await h.engine(["test.record": action])
+        #expect(try await restarted.process([EngineHarness.finding(id: "f1")]).first?.duplicate == true)
+        #expect(try await restarted.process([EngineHarness.finding(id: "f4")]).first?.incidents == first.first?.incidents)
+        #expect(action.count == 4)
+        // A finding updated later (new updatedAt) is a new delivery, attached to the incident.
+        let updated = try await restarted.process([EngineHarness.finding(id: "f1", updatedAt: "2026-03-01T11:00:00Z")])
+        #expect(updated.first?.duplicate == false)
+        #expect(action.count == 4)
+    }
+
+    @Test func retryableErrorsAreRetriedWithBackoff() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction(failures: [.retryable("Throttling", "slow down"), .retryable("ServiceUnavailable", "503")])
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let records = try await h.records(id)
+        #expect(records.filter { $0.kind == "step.intent" && $0.data["step"] == "first" }.count == 3)
+        let failures = records.filter { $0.kind == "step.failed" }
+        #expect(failures.count == 2)
+        #expect(failures.allSatisfy { $0.data["will_retry_in"] != nil && $0.data["retryable"] == true })
+        #expect(await engine.index.incidents[id]?.status == "completed")
+        #expect(action.count == 2)
+    }
+
+    @Test func permanentErrorsStopTheIncident() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction(failures: [.permanent("AccessDenied", "not authorized to perform ec2:ModifyInstanceAttribute")])
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let index = await engine.index
+        #expect(index.incidents[id]?.steps["first"]?.status == "failed")
+        #expect(index.incidents[id]?.steps["first"]?.error?.contains("AccessDenied") == true)
+        #expect(index.incidents[id]?.steps["second"]?.status == "skipped")
+        #expect(index.incidents[id]?.steps["log"]?.status == "skipped")
+        #expect(index.incidents[id]?.status == "failed")
+        #expect(action.count == 0)
+        #expect(try await h.records(id).filter { $0.kind == "step.intent" }.count == 1)
+    }
+
+    @Test func onErrorContinueRunsTheRest() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook.replacingOccurrences(of: "retry: {attempts: 3, backoff: 10ms, max_backoff: 20ms}", with: "on_error: continue"))
+        let action = RecordingAction(failures: [.permanent("NotFound", "no such instance")])
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let index = await engine.index
+        #expect(index.incidents[id]?.steps["second"]?.status == "succeeded")
+        #expect(index.incidents[id]?.steps["second"]?.outputs?["echo"]?["note"] == "after failed")
+        #expect(index.incidents[id]?.steps["log"]?.status == "succeeded")
+    }
+
+    @Test func hangingStepsAreCancelledAtTheirTimeout() async throws {
+        let playbook = basicPlaybook.replacingOccurrences(of: "retry: {attempts: 3, backoff: 10ms, max_backoff: 20ms}", with: "timeout: 200ms\n    retry: {attempts: 1}")
+        let h = try EngineHarness(playbook: playbook)
+        let engine = try await h.engine(["test.record": RecordingAction(hang: .seconds(30))])
+        let start = ContinuousClock.now
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(ContinuousClock.now - start < .seconds(5))
+        let failure = try #require(try await h.records(id).first { $0.kind == "step.failed" })
+        #expect(failure.data["error"]?.stringValue?.hasPrefix("Timeout") == true)
+    }
+
+    @Test func approvalsPauseTheIncident() async throws {
+        let playbook = basicPlaybook.replacingOccurrences(of: "  - id: second\n    action: test.record", with: "  - id: second\n    action: test.record\n    approval: {when: {detail: {resource: {instanceDetails: {tags: {key: [env], value: [prod]}}}}}, timeout: 15m, on_timeout: proceed}")
+        #expect(playbook.contains("approval:"))
+        let h = try EngineHarness(playbook: playbook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let index = await engine.index
+        #expect(index.incidents[id]?.status == "awaiting-approval")
+        #expect(index.incidents[id]?.pendingApproval == "second")
+        #expect(action.count == 1)
+        #expect(try await h.records(id).last?.kind == "approval.requested")
+    }
+
+    @Test func dryRunPlansAndCallsNothing() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action], dryRun: true)
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(action.count == 0)
+        let planned = try await h.records(id).filter { $0.kind == "step.planned" }
+        #expect(planned.map { $0.data["step"] } == ["first", "second"])
+        #expect(planned[0].data["inputs"]?["target"] == "i-1")
+    }
+
+    @Test func unimplementedActionsFailClearly() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let engine = try await h.engine([:])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let failure = try #require(try await h.records(id).first { $0.kind == "step.failed" })
+        #expect(failure.data["error"]?.stringValue?.contains("test.record is not implemented") == true)
+    }
+
+    @Test func unmatchedFindingsAreJournaled() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let engine = try await h.engine(["test.record": RecordingAction()])
+        let outcome = try await engine.process([EngineHarness.finding(id: "low", severity: 2)])
+        #expect(outcome.first?.incidents.isEmpty == true)
+        #expect(try await h.journal.records(from: 1, limit: 10).map(\.kind) == ["finding.received", "finding.unmatched"])
+    }
+
+    /// A secret used by a playbook run never reaches the journal, the evidence store or an export.
+    @Test func secretsUsedInARunNeverReachTheDiskInClear() async throws {
+        let token = "xoxb-SECRET-7d1e2f3a4b5c6d7e"
+        let playbook = basicPlaybook.replacingOccurrences(of: "with: {target: \"{{ vars.instance }}\", note: one}", with: "with: {target: \"{{ vars.instance }}\", note: one, token: \"Bearer {{ secret.TEST_TOKEN }}\"}")
+        let h = try EngineHarness(playbook: playbook, environment: ["TEST_TOKEN": token])
+        let engine = try await h.engine(["test.record": RecordingAction()])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let out = h.dir.url.appendingPathComponent("data/bundle")
+        try await EvidenceBundle.export(incident: id, journal: h.journal, to: out)
+        try await h.journal.close()
+        let (_, found) = try run("grep -r -l -a -F '\(token)' data || true", in: h.dir.url)
+        #expect(found.isEmpty, "secret found in: \(found)")
+        let intent = try #require(try await h.records(id).first { $0.kind == "step.intent" })
+        #expect(intent.data["inputs"]?["token"] == "Bearer «secret:TEST_TOKEN»")
+    }
+}
