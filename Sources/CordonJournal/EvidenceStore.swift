@@ -88,4 +88,6 @@ extension EvidenceStore: EvidenceSink {
     public func store(_ bytes: [UInt8], name: String, mediaType: String) throws -> JSONValue {
         try put(bytes, name: name, mediaType: mediaType).json
     }
+
+    public func load(_ sha256: String) throws -> [UInt8] { try get(sha256) }
 }

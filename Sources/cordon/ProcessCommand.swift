@@ -61,12 +61,15 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         let secrets = SecretStore()
         let journal = try data.openJournal(create: true, secrets: secrets)
-        var actions = CoreActions.all
-        actions.merge([:]) { a, _ in a }
+        let actions = CoreActions.all
         let index = try await IncidentIndex.load(from: journal)
         let engine = Engine(
             config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
             dryRun: dryRun, index: index)
+        if !dryRun {
+            let resumed = try await engine.resumeUnfinished()
+            if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
+        }
         let outcomes = try await engine.process(findings)
         try await journal.close()
         let final = await engine.index
@@ -163,5 +166,56 @@ struct ShowCommand: AsyncParsableCommand {
                 for h in s.evidence { print("      evidence \(h)") }
             }
         }
+    }
+}
+
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Decide a pending approval, then continue the incident.",
+        discussion: """
+            Approving runs the step and the rest of the playbook; --deny skips the step \
+            (later steps see its status) and continues. The decision and the person are \
+            journaled.
+            """)
+
+    @Argument(help: "The incident id.")
+    var incident: String
+
+    @Argument(help: "The step awaiting approval.")
+    var step: String
+
+    @Option(help: "Who decides (journaled as the actor).")
+    var by: String
+
+    @Flag(help: "Deny instead of approve.")
+    var deny = false
+
+    @Option(help: "Why (journaled).")
+    var reason: String?
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var data: DataOptions
+
+    func run() async throws {
+        let loaded = try loadConfiguration(config)
+        let secrets = SecretStore()
+        let journal = try data.openJournal(secrets: secrets)
+        let engine = Engine(
+            config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+            index: try await IncidentIndex.load(from: journal))
+        do {
+            try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason)
+        } catch let error as EngineError {
+            printError("cordon: \(error)")
+            throw ExitCode(2)
+        }
+        try await journal.close()
+        let state = await engine.index.incidents[incident]
+        print("\(deny ? "denied" : "approved") \(step) of \(incident) by \(by); incident is now \(state?.status ?? "?")")
+        for s in state?.steps.values.map({ $0 }) ?? [] {
+            print("    \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")")
+        }
+        if state?.steps.values.contains(where: { $0.status == "failed" }) == true { throw ExitCode(1) }
     }
 }

@@ -239,3 +239,81 @@ let basicPlaybook = """
         #expect(intent.data["inputs"]?["token"] == "Bearer «secret:TEST_TOKEN»")
     }
 }
+
+/// A checkable action: its effect can be read back.
+final class CheckableAction: Action, @unchecked Sendable {
+    let applied = Mutex<Set<String>>([])
+    let runs = Mutex(0)
+    var checkable: Bool { true }
+    func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
+        applied.withLock { $0.contains(request.inputs["target"]?.stringValue ?? "") } ? ActionOutcome(outputs: ["state": "isolated"], alreadyDone: true) : nil
+    }
+    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        runs.withLock { $0 += 1 }
+        applied.withLock { _ = $0.insert(request.inputs["target"]?.stringValue ?? "") }
+        return ActionOutcome(outputs: ["state": "isolated"])
+    }
+}
+
+@Suite struct ApprovalAndRecoveryTests {
+    static let playbook = basicPlaybook.replacingOccurrences(
+        of: "  - id: second\n    action: test.record",
+        with: "  - id: second\n    action: test.record\n    approval: {timeout: 15m, on_timeout: proceed}")
+
+    @Test func approvingRunsTheStepAndTheRest() async throws {
+        let h = try EngineHarness(playbook: Self.playbook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(action.count == 1)
+        await #expect(throws: EngineError.self) { try await engine.decide(incident: id, step: "first", by: "alice", approve: true, reason: nil) }
+        // A fresh engine (another process) decides it.
+        let other = try await h.engine(["test.record": action])
+        try await other.decide(incident: id, step: "second", by: "alice", approve: true, reason: "checked with the owner")
+        #expect(action.count == 2)
+        let index = await other.index
+        #expect(index.incidents[id]?.status == "completed")
+        #expect(index.incidents[id]?.steps["log"]?.status == "succeeded")
+        let decided = try #require(try await h.records(id).first { $0.kind == "approval.decided" })
+        #expect(decided.actor == "user:alice")
+        #expect(decided.data["reason"] == "checked with the owner")
+    }
+
+    @Test func denyingSkipsTheStepAndContinues() async throws {
+        let h = try EngineHarness(playbook: Self.playbook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        try await engine.decide(incident: id, step: "second", by: "bob", approve: false, reason: "prod freeze")
+        #expect(action.count == 1)
+        let index = await engine.index
+        #expect(index.incidents[id]?.steps["second"]?.status == "skipped")
+        #expect(index.incidents[id]?.steps["log"]?.status == "skipped")  // its `when` needs second to succeed
+        #expect(index.incidents[id]?.status == "completed")
+    }
+
+    @Test func anIntentWithoutAResultIsCheckedNotRepeated() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = CheckableAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(action.runs.withLock { $0 } == 2)
+        // Simulate a crash during a third step's action: an intent, no result, incident running.
+        let opened = try await h.records(id)[0]
+        let crashed = "inc-crashed"
+        _ = try await h.journal.append([
+            NewRecord(incident: crashed, kind: RecordKind.incidentOpened, actor: "cordon/test", data: opened.data),
+            NewRecord(incident: crashed, kind: RecordKind.stepIntent, actor: "cordon/test", data: ["step": "first", "action": "test.record", "attempt": 1]),
+        ])
+        let restarted = try await h.engine(["test.record": action])
+        let resumed = try await restarted.resumeUnfinished()
+        #expect(resumed.contains(crashed))
+        // "first" was already in place (same target): recorded as recovered, not run again;
+        // "second" had no intent and runs once.
+        let records = try await h.records(crashed)
+        let first = try #require(records.first { $0.kind == "step.succeeded" && $0.data["step"] == "first" })
+        #expect(first.data["recovered"] == true)
+        #expect(action.runs.withLock { $0 } == 2 + 1)
+        #expect(await restarted.index.incidents[crashed]?.status == "completed")
+    }
+}

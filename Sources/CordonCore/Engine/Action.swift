@@ -84,4 +84,6 @@ public struct ActionError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Where actions store evidence (content-addressed); returns the reference to cite.
 public protocol EvidenceSink: Sendable {
     func store(_ bytes: [UInt8], name: String, mediaType: String) throws -> JSONValue
+    /// The bytes stored under a SHA-256 (hex).
+    func load(_ sha256: String) throws -> [UInt8]
 }

@@ -153,7 +153,11 @@ public actor Engine {
                     continue
                 }
             }
-            if let approval = step.approval, !dryRun {
+            if let decision = current.approvals[step.id], decision != "approved" {
+                try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "approval denied"]))
+                continue
+            }
+            if let approval = step.approval, !dryRun, current.approvals[step.id] == nil {
                 var applies = true
                 if let when = approval.when {
                     var m = PatternSet([when]).makeMatcher()
@@ -173,6 +177,40 @@ public actor Engine {
         }
         let status = failed ? "failed" : "completed"
         try await append(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
+    }
+
+    /// The event of the finding that opened an incident (from the evidence store).
+    func event(of incident: IncidentIndex.Incident) async throws -> JSONValue {
+        guard let seq = incident.findingSeq, let record = try await journal.records(from: seq, limit: 1).first, record.seq == seq,
+            let hash = record.evidenceHashes.first
+        else { throw EngineError(message: "cannot find the finding that opened \(incident.id)") }
+        return try JSONParser.parse(try evidence.load(hash))
+    }
+
+    /// Resumes every incident that was running when the last runner stopped (a crash or
+    /// kill): steps with a result are not run again; an intent without one is checked.
+    @discardableResult
+    public func resumeUnfinished() async throws -> [String] {
+        var resumed: [String] = []
+        for incident in index.incidents.values where incident.status == "running" && !incident.dryRun {
+            try await run(incident: incident.id, event: try await event(of: incident))
+            resumed.append(incident.id)
+        }
+        return resumed
+    }
+
+    /// Decides a pending approval (`cordon approve`) and continues the incident.
+    public func decide(incident id: String, step: String, by person: String, approve: Bool, reason: String?) async throws {
+        guard let incident = index.incidents[id] else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        guard incident.pendingApproval == step else {
+            throw EngineError(
+                message: incident.pendingApproval.map { "incident \(id) awaits approval of step \($0), not \(step)" }
+                    ?? "incident \(id) has no pending approval (status: \(incident.status))")
+        }
+        var data: JSONObject = ["step": .string(step), "decision": .string(approve ? "approved" : "denied"), "by": .string(person)]
+        if let reason { data["reason"] = .string(reason) }
+        try await append(NewRecord(incident: id, kind: RecordKind.approvalDecided, actor: "user:\(person)", data: .object(data)))
+        try await run(incident: id, event: try await event(of: incident))
     }
 
     /// One step, with its retries; true when it succeeded.
@@ -215,6 +253,19 @@ public actor Engine {
             return false
         }
         let request = ActionRequest(action: step.action, inputs: inputs, idempotencyKey: key, incident: index.incidents[id]?.json ?? .null, evidence: evidence, secrets: secrets)
+        // An intent without a result (a crash or kill during the action): ask the action
+        // whether its effect is in place before acting again.
+        if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
+            if let outcome = try? await action.check(request) {
+                var done = base
+                done["outputs"] = .object(outcome.outputs)
+                done["already_done"] = true
+                done["recovered"] = true
+                if let target = outcome.target { done["target"] = .string(target) }
+                try await append(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+                return true
+            }
+        }
         let started = ContinuousClock.now
         var attempt = 0
         while true {
@@ -296,6 +347,11 @@ public actor Engine {
         }
         return nil
     }
+}
+
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 extension Digest {

@@ -29,6 +29,10 @@ public struct IncidentIndex: Sendable {
         public var steps: OrderedDictionary<String, Step>
         public var pendingApproval: String?
         public var dryRun: Bool
+        /// Decided approvals: step id → approved or denied.
+        public var approvals: [String: String] = [:]
+        /// The seq of the finding.received record of the finding that opened it.
+        public var findingSeq: Int64?
 
         public var isOpen: Bool { status != "closed" }
 
@@ -82,7 +86,7 @@ public struct IncidentIndex: Sendable {
                 id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
                 status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
-                dryRun: d["dry_run"] == .bool(true))
+                dryRun: d["dry_run"] == .bool(true), findingSeq: d["finding_seq"]?.numberValue?.intValue.map(Int64.init))
             return
         default:
             break
@@ -130,6 +134,8 @@ public struct IncidentIndex: Sendable {
         case RecordKind.approvalDecided:
             incident.pendingApproval = nil
             incident.status = "running"
+            incident.approvals[stepID] = d["decision"]?.stringValue ?? "denied"
+            updateStep { $0.status = d["decision"]?.stringValue == "approved" ? "approved" : "denied" }
         case RecordKind.incidentCompleted:
             incident.status = d["status"]?.stringValue ?? "completed"
         case RecordKind.incidentClosed:
