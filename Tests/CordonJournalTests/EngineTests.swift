@@ -317,3 +317,21 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(await restarted.index.incidents[crashed]?.status == "completed")
     }
 }
+
+@Suite struct RedeliveryTests {
+    @Test func aFindingReceivedButNotMatchedBeforeACrashIsMatchedOnRedelivery() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let finding = EngineHarness.finding(id: "f1")
+        // The crashed runner got as far as finding.received.
+        _ = try await h.journal.append(NewRecord(kind: RecordKind.findingReceived, actor: "cordon/crashed", data: ["finding": Engine.summary(finding)]))
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let outcome = try #require(try await engine.process([finding]).first)
+        #expect(outcome.duplicate == false)
+        #expect(outcome.incidents.count == 1)
+        #expect(action.count == 2)
+        // Now it is handled: another delivery is a duplicate.
+        #expect(try await engine.process([finding]).first?.duplicate == true)
+        #expect(try await h.journal.records(from: 1, limit: 100).filter { $0.kind == RecordKind.findingReceived }.count == 1)
+    }
+}

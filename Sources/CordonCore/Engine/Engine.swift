@@ -69,29 +69,47 @@ public actor Engine {
         let id = finding.id ?? "unknown"
         let updatedAt = event["detail"]?["updatedAt"]?.stringValue ?? event["time"]?.stringValue
         let summary = Self.summary(finding)
-        if index.receivedFindings.contains(IncidentIndex.dedupeKey(id: id, updatedAt: updatedAt)) {
+        let dedupe = IncidentIndex.dedupeKey(id: id, updatedAt: updatedAt)
+        // A finding already received is only re-matched where its handling was cut short
+        // (a crash between receiving it and opening its incidents); otherwise it is a
+        // duplicate delivery and changes nothing.
+        let receivedSeq: JSONValue
+        let redelivered: Bool
+        if let seq = index.receivedFindings[dedupe] {
+            receivedSeq = .number(JSONNumber(Int(seq)))
+            redelivered = true
+        } else {
+            let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+            let received = try await append(NewRecord(kind: RecordKind.findingReceived, actor: actor, data: ["finding": summary, "evidence": [ref]]))
+            receivedSeq = seq(received)
+            redelivered = false
+        }
+        let matched = matcher.matches(event: event)
+        if matched.isEmpty {
+            if redelivered && index.unmatchedFindings.contains(dedupe) {
+                try await append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+                return Outcome(finding: id, incidents: [], duplicate: true)
+            }
+            try await append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
+            return Outcome(finding: id, incidents: [], duplicate: false)
+        }
+        let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
+        if redelivered && pending.isEmpty {
             try await append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
             return Outcome(finding: id, incidents: [], duplicate: true)
         }
-        let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
-        let received = try await append(NewRecord(kind: RecordKind.findingReceived, actor: actor, data: ["finding": summary, "evidence": [ref]]))
-        let matched = matcher.matches(event: event)
-        if matched.isEmpty {
-            try await append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": seq(received)]))
-            return Outcome(finding: id, incidents: [], duplicate: false)
-        }
         var incidents: [String] = []
-        for i in matched {
+        for i in pending {
             let playbook = playbooks[i]
             let eventRoot = event.objectValue ?? [:]
             let key = (try? playbook.incident.key?.render(TemplateContext(root: eventRoot)).value).map(Template.text) ?? id
             if let open = index.open(playbook: playbook.name, key: key) {
                 try await append(
-                    NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": seq(received)]))
+                    NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
                 incidents.append(open.id)
                 continue
             }
-            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(received.seq)".utf8)).hexString.prefix(12))
+            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hexString.prefix(12))
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
             try await append(
@@ -100,7 +118,7 @@ public actor Engine {
                     data: [
                         "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
                         "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": summary,
-                        "finding_seq": seq(received), "dry_run": .bool(dryRun),
+                        "finding_seq": receivedSeq, "dry_run": .bool(dryRun),
                     ]))
             incidents.append(incidentID)
             try await run(incident: incidentID, event: event)

@@ -60,8 +60,16 @@ public struct IncidentIndex: Sendable {
     }
 
     public private(set) var incidents: OrderedDictionary<String, Incident> = [:]
-    /// Findings already received, by `id|updatedAt` (duplicate deliveries).
-    public private(set) var receivedFindings: Set<String> = []
+    /// Findings already received, by `id|updatedAt`, with the seq of their
+    /// `finding.received` record.
+    public private(set) var receivedFindings: [String: Int64] = [:]
+    /// Findings whose matching is recorded: `finding.unmatched`, or an incident per
+    /// matching playbook (`playbook` → finding keys it handled).
+    public private(set) var unmatchedFindings: Set<String> = []
+    public private(set) var handled: [String: Set<String>] = [:]
+
+    /// Whether a playbook has already opened or attached an incident for this finding.
+    public func playbook(_ name: String, handled key: String) -> Bool { handled[name]?.contains(key) ?? false }
 
     public init() {}
 
@@ -72,16 +80,22 @@ public struct IncidentIndex: Sendable {
 
     public static func dedupeKey(id: String, updatedAt: String?) -> String { id + "|" + (updatedAt ?? "") }
 
+    static func dedupeKey(_ summary: JSONValue?) -> String {
+        dedupeKey(id: summary?["id"]?.stringValue ?? "", updatedAt: summary?["updated_at"]?.stringValue)
+    }
+
     public mutating func apply(_ record: JournalRecord) {
         let d = record.data
         switch record.kind {
         case RecordKind.findingReceived:
-            if let id = d["finding"]?["id"]?.stringValue {
-                receivedFindings.insert(Self.dedupeKey(id: id, updatedAt: d["finding"]?["updated_at"]?.stringValue))
-            }
+            receivedFindings[Self.dedupeKey(d["finding"])] = record.seq
+            return
+        case RecordKind.findingUnmatched:
+            unmatchedFindings.insert(Self.dedupeKey(d["finding"]))
             return
         case RecordKind.incidentOpened:
             guard let id = record.incident else { return }
+            if let playbook = d["playbook"]?.stringValue { handled[playbook, default: []].insert(Self.dedupeKey(d["finding"])) }
             incidents[id] = Incident(
                 id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
@@ -101,6 +115,7 @@ public struct IncidentIndex: Sendable {
         switch record.kind {
         case RecordKind.findingAttached:
             if let f = d["finding"]?["id"]?.stringValue { incident.findings.append(f) }
+            handled[incident.playbook, default: []].insert(Self.dedupeKey(d["finding"]))
         case RecordKind.stepPlanned:
             updateStep { $0.status = "planned" }
         case RecordKind.stepIntent:
