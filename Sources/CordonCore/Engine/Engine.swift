@@ -128,7 +128,8 @@ public actor Engine {
 
     private func seq(_ record: JournalRecord) -> JSONValue { .number(JSONNumber(Int(record.seq))) }
 
-    static func summary(_ finding: Finding) -> JSONValue {
+    /// What records say about a finding (id, source, type, times, where it came from).
+    public static func summary(_ finding: Finding) -> JSONValue {
         let e = finding.event
         let created = e["detail"]?["createdAt"] ?? e["detail"]?["eventTime"] ?? e["detail"]?["findings"]?[0]?["CreatedAt"] ?? e["time"]
         return [
