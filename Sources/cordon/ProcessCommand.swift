@@ -5,7 +5,12 @@ import Foundation
 
 /// Loads playbooks and integrations, or exits 2 with their diagnostics.
 func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
-    let loaded = ConfigLoader().load([options.playbooks, options.integrations])
+    // A missing default Integrations/ only means there are no integrations.
+    var paths = [options.playbooks]
+    if options.integrations != "./Integrations" || FileManager.default.fileExists(atPath: options.integrations) {
+        paths.append(options.integrations)
+    }
+    let loaded = ConfigLoader().load(paths)
     if !loaded.isValid {
         for d in loaded.errors { printError(d.description) }
         printError("cordon: the playbooks or integrations are invalid (see `cordon validate`)")

@@ -1,0 +1,140 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A queue directory (`cordon run --queue-dir DIR`):
+///
+/// - producers write a file anywhere in DIR (not in `incoming/`), then rename it into
+///   `DIR/incoming/` — a rename is atomic, so Cordon never sees half a file;
+/// - a runner claims a file by renaming it into `DIR/processing/RUNNER/` (one rename
+///   succeeds, so several runners never take the same file), journals its findings,
+///   then moves it to `DIR/done/`; a file that cannot be decoded goes to `DIR/failed/`
+///   with `NAME.error.json` beside it saying why;
+/// - each runner holds a lock on `DIR/processing/RUNNER.lock` while it lives; files left
+///   in the folder of a runner whose lock is free (it crashed or was killed) go back to
+///   `incoming/` and are processed again (their findings are recognised as duplicates
+///   where they were already handled).
+public final class QueueDirectory: @unchecked Sendable {
+    public let root: URL
+    public let runnerID: String
+    private let lockFD: Int32
+    private var inotifyFD: Int32 = -1
+
+    public var incoming: URL { root.appendingPathComponent("incoming") }
+    public var processing: URL { root.appendingPathComponent("processing") }
+    public var done: URL { root.appendingPathComponent("done") }
+    public var failed: URL { root.appendingPathComponent("failed") }
+    var mine: URL { processing.appendingPathComponent(runnerID) }
+
+    public struct Claimed: Sendable {
+        public var name: String
+        public var url: URL
+    }
+
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    public init(root: URL) throws {
+        self.root = root
+        let fm = FileManager.default
+        for dir in ["incoming", "processing", "done", "failed"] {
+            try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
+        }
+        runnerID = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let lockPath = root.appendingPathComponent("processing/\(runnerID).lock").path
+        lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            throw Error(message: "cannot lock \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        try fm.createDirectory(at: mine, withIntermediateDirectories: true)
+        inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        if inotifyFD >= 0, inotify_add_watch(inotifyFD, incoming.path, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE)) < 0 {
+            close(inotifyFD)
+            inotifyFD = -1
+        }
+    }
+
+    deinit {
+        if inotifyFD >= 0 { close(inotifyFD) }
+        try? FileManager.default.removeItem(at: mine)
+        unlink(root.appendingPathComponent("processing/\(runnerID).lock").path)
+        close(lockFD)
+    }
+
+    /// Whether changes are watched with inotify (else `wait` polls).
+    public var watching: Bool { inotifyFD >= 0 }
+
+    /// Moves the files of runners that are gone back to `incoming/`; returns how many.
+    @discardableResult
+    public func recoverOrphans() throws -> Int {
+        let fm = FileManager.default
+        var moved = 0
+        for entry in (try? fm.contentsOfDirectory(atPath: processing.path)) ?? [] where !entry.hasSuffix(".lock") && entry != runnerID {
+            let lockPath = processing.appendingPathComponent("\(entry).lock").path
+            let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }  // that runner is alive
+            let folder = processing.appendingPathComponent(entry)
+            for file in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] {
+                if rename(folder.appendingPathComponent(file).path, incoming.appendingPathComponent(file).path) == 0 { moved += 1 }
+            }
+            try? fm.removeItem(at: folder)
+            unlink(lockPath)
+        }
+        return moved
+    }
+
+    /// Claims the next file of `incoming/` (in name order), or nil when there is none.
+    public func claim() throws -> Claimed? {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        for name in names {
+            let target = mine.appendingPathComponent(name)
+            if rename(incoming.appendingPathComponent(name).path, target.path) == 0 {
+                return Claimed(name: name, url: target)
+            }
+            // ENOENT: another runner took it first.
+        }
+        return nil
+    }
+
+    /// The file is journaled: move it to `done/`.
+    public func complete(_ claimed: Claimed) throws {
+        try move(claimed, to: done)
+    }
+
+    /// The file could not be (entirely) decoded: move it to `failed/` with NAME.error.json.
+    public func fail(_ claimed: Claimed, reason: JSONValue) throws {
+        let errorFile = failed.appendingPathComponent(claimed.name + ".error.json")
+        try JSONWriter.pretty(reason).write(to: errorFile, atomically: true, encoding: .utf8)
+        try move(claimed, to: failed)
+    }
+
+    private func move(_ claimed: Claimed, to folder: URL) throws {
+        var target = folder.appendingPathComponent(claimed.name)
+        if FileManager.default.fileExists(atPath: target.path) {
+            target = folder.appendingPathComponent("\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))")
+        }
+        guard rename(claimed.url.path, target.path) == 0 else {
+            throw Error(message: "cannot move \(claimed.url.path) to \(target.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Waits until something arrives in `incoming/` (inotify) or the timeout passes.
+    public func wait(timeout: Duration) {
+        let ms = Int32(min(Double(timeout.components.seconds) * 1000 + Double(timeout.components.attoseconds) / 1e15, 60_000))
+        guard inotifyFD >= 0 else {
+            usleep(useconds_t(ms) * 1000)
+            return
+        }
+        var pfd = pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, ms) > 0 {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while read(inotifyFD, &buffer, buffer.count) > 0 {}
+        }
+    }
+}
