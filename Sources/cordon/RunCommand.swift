@@ -77,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
                     lastOrphanCheck = .now
                 }
                 guard let claimed = try queue.claim() else {
-                    queue.wait(timeout: poll)
+                    await queue.wait(timeout: poll)
                     continue
                 }
                 try await Self.handle(claimed, queue: queue, engine: engine)

@@ -73,9 +73,8 @@ import Testing
         let queue = try QueueDirectory(root: root)
         #expect(queue.watching)
         let start = ContinuousClock.now
-        let task = Task.detached { queue.wait(timeout: .seconds(10)) }
-        try await Task.sleep(for: .milliseconds(200))
-        try drop(root, "x.json", "{}")
+        let task = Task { await queue.wait(timeout: .seconds(10)) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { try? self.drop(root, "x.json", "{}") }
         await task.value
         #expect(ContinuousClock.now - start < .seconds(5))
     }

@@ -124,8 +124,19 @@ public final class QueueDirectory: @unchecked Sendable {
         }
     }
 
-    /// Waits until something arrives in `incoming/` (inotify) or the timeout passes.
-    public func wait(timeout: Duration) {
+    /// Waits (off the cooperative thread pool) until something arrives in `incoming/` or
+    /// the timeout passes.
+    public func wait(timeout: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.waitBlocking(timeout: timeout)
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Blocks the calling thread until something arrives in `incoming/` or the timeout passes.
+    public func waitBlocking(timeout: Duration) {
         let ms = Int32(min(Double(timeout.components.seconds) * 1000 + Double(timeout.components.attoseconds) / 1e15, 60_000))
         guard inotifyFD >= 0 else {
             usleep(useconds_t(ms) * 1000)
