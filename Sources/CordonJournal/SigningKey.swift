@@ -17,9 +17,13 @@ public struct SigningKey: Sendable {
     public static let publicKeyFile = "journal-ed25519.pub.pem"
 
     /// Loads the key from `directory`, or creates it there (and the directory, mode 0700).
+    /// Creation is atomic (written to a temporary file with mode 0600, fsynced, renamed), so
+    /// a crash never leaves a partial key; the public key file is rewritten from the
+    /// private key whenever it is missing or does not match.
     public static func loadOrCreate(in directory: URL) throws -> SigningKey {
         let fm = FileManager.default
         let privateURL = directory.appendingPathComponent(privateKeyFile)
+        let key: SigningKey
         if fm.fileExists(atPath: privateURL.path) {
             let attributes = try fm.attributesOfItem(atPath: privateURL.path)
             if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
@@ -31,23 +35,41 @@ public struct SigningKey: Sendable {
             guard let der = PEM.decode(pem, label: "PRIVATE KEY"), der.count == 48,
                 Array(der.prefix(16)) == PEM.ed25519PrivatePrefix
             else { throw Error(message: "\(privateURL.path) is not an Ed25519 private key in PKCS#8 PEM") }
-            let key = try Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32))
-            return SigningKey(privateKey: key)
+            key = SigningKey(privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32)))
+        } else {
+            try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let created = Curve25519.Signing.PrivateKey()
+            let pem = PEM.encode(PEM.ed25519PrivatePrefix + Array(created.rawRepresentation), label: "PRIVATE KEY")
+            let temporary = directory.appendingPathComponent(".\(privateKeyFile).\(UUID().uuidString).tmp")
+            // Created with 0600 from the start: never a moment when the key is world-readable.
+            let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            guard fd >= 0 else { throw Error(message: "cannot create \(temporary.path): \(String(cString: strerror(errno)))") }
+            let bytes = Array(pem.utf8)
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            fsync(fd)
+            close(fd)
+            guard written == bytes.count else {
+                unlink(temporary.path)
+                throw Error(message: "cannot write \(temporary.path)")
+            }
+            // link() fails if another process created the key meanwhile: then use theirs.
+            if link(temporary.path, privateURL.path) != 0 {
+                unlink(temporary.path)
+                return try loadOrCreate(in: directory)
+            }
+            unlink(temporary.path)
+            let dirFD = open(directory.path, O_RDONLY)
+            if dirFD >= 0 {
+                fsync(dirFD)
+                close(dirFD)
+            }
+            key = SigningKey(privateKey: created)
         }
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let key = Curve25519.Signing.PrivateKey()
-        let pem = PEM.encode(PEM.ed25519PrivatePrefix + Array(key.rawRepresentation), label: "PRIVATE KEY")
-        // Create with 0600 from the start: never a moment when the key is world-readable.
-        let fd = open(privateURL.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw Error(message: "cannot create \(privateURL.path): \(String(cString: strerror(errno)))") }
-        let bytes = Array(pem.utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
-        close(fd)
-        guard written == bytes.count else { throw Error(message: "cannot write \(privateURL.path)") }
-        let signing = SigningKey(privateKey: key)
-        try signing.publicKeyPEM.write(to: directory.appendingPathComponent(publicKeyFile), atomically: true, encoding: .utf8)
-        return signing
+        let publicURL = directory.appendingPathComponent(publicKeyFile)
+        if (try? String(contentsOf: publicURL, encoding: .utf8)) != key.publicKeyPEM {
+            try key.publicKeyPEM.write(to: publicURL, atomically: true, encoding: .utf8)
+        }
+        return key
     }
 
     /// The public key as SubjectPublicKeyInfo PEM (what `openssl pkeyutl -verify -pubin` reads).

@@ -23,7 +23,16 @@ struct CLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    /// Runs the command on a GCD thread, so that tests never block the cooperative pool.
+    static func run(_ arguments: [String], stdin: String? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin)) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], stdin: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -51,25 +60,25 @@ struct CLI {
 }
 
 @Suite struct CLITests {
-    @Test func helpDescribesEveryCommand() throws {
-        let help = try CLI.run(["--help"])
+    @Test func helpDescribesEveryCommand() async throws {
+        let help = try await CLI.run(["--help"])
         #expect(help.status == 0)
         for command in ["process", "incidents", "show", "validate", "match", "decode", "schema", "timeline", "export", "journal"] {
             #expect(help.stdout.contains(command))
-            let sub = try CLI.run([command, "--help"])
+            let sub = try await CLI.run([command, "--help"])
             #expect(sub.status == 0)
             #expect(sub.stdout.contains("USAGE: cordon \(command)"))
         }
     }
 
-    @Test func usageErrorsExitTwo() throws {
-        let missing = try CLI.run(["match"])
+    @Test func usageErrorsExitTwo() async throws {
+        let missing = try await CLI.run(["match"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("--pattern"))
-        #expect(try CLI.run(["no-such-command"]).status == 2)
+        #expect(try await CLI.run(["no-such-command"]).status == 2)
     }
 
-    @Test func matchPrintsOneLinePerEvent() throws {
+    @Test func matchPrintsOneLinePerEvent() async throws {
         let pattern = try CLI.temporaryFile(#"{"source": ["aws.guardduty"], "detail": {"severity": [{"numeric": [">=", 7]}]}}"#)
         let events = """
             {"source": "aws.guardduty", "detail": {"severity": 8}}
@@ -77,18 +86,18 @@ struct CLI {
 
             {"source": "aws.iam", "detail": {"severity": 9}}
             """
-        let fromStdin = try CLI.run(["match", "--pattern", pattern], stdin: events)
+        let fromStdin = try await CLI.run(["match", "--pattern", pattern], stdin: events)
         #expect(fromStdin.status == 0)
         #expect(fromStdin.stdout == "match\nno match\nno match\n")
         let file = try CLI.temporaryFile(events, suffix: ".jsonl")
-        let fromFile = try CLI.run(["match", "--pattern", pattern, "--events", file, "--output", "json"])
+        let fromFile = try await CLI.run(["match", "--pattern", pattern, "--events", file, "--output", "json"])
         #expect(fromFile.status == 0)
         #expect(fromFile.stdout.split(separator: "\n").first == #"{"line":1,"match":true}"#)
     }
 
-    @Test func matchReportsBadEventsAndKeepsGoing() throws {
+    @Test func matchReportsBadEventsAndKeepsGoing() async throws {
         let pattern = try CLI.temporaryFile(#"{"a": [1]}"#)
-        let result = try CLI.run(["match", "--pattern", pattern], stdin: "{\"a\": 1}\n{\"a\": \n{\"a\": 1, \"a\": 2}\n{\"a\": 1}\n")
+        let result = try await CLI.run(["match", "--pattern", pattern], stdin: "{\"a\": 1}\n{\"a\": \n{\"a\": 1, \"a\": 2}\n{\"a\": 1}\n")
         #expect(result.status == 2)
         #expect(result.stdout == "match\nerror\nerror\nmatch\n")
         #expect(result.stderr.contains("stdin:2: invalid JSON"))
@@ -96,30 +105,30 @@ struct CLI {
         #expect(result.stderr.contains("duplicate key"))
     }
 
-    @Test func invalidPatternExitsTwoNamingTheField() throws {
+    @Test func invalidPatternExitsTwoNamingTheField() async throws {
         let pattern = try CLI.temporaryFile(#"{"detail": {"type": [{"prefix": 5}]}}"#)
-        let result = try CLI.run(["match", "--pattern", pattern], stdin: "")
+        let result = try await CLI.run(["match", "--pattern", pattern], stdin: "")
         #expect(result.status == 2)
         #expect(result.stderr.contains("\"detail.type\""))
         #expect(result.stderr.contains("prefix takes a string"))
         #expect(result.stdout.isEmpty)
-        let missing = try CLI.run(["match", "--pattern", "/nonexistent.json"], stdin: "")
+        let missing = try await CLI.run(["match", "--pattern", "/nonexistent.json"], stdin: "")
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("cannot read pattern file"))
     }
 
-    @Test func decodeFeedsMatch() throws {
-        let decoded = try CLI.run(["decode", "Fixtures/findings/cloudtrail/log-file.json", "--output", "json"])
+    @Test func decodeFeedsMatch() async throws {
+        let decoded = try await CLI.run(["decode", "Fixtures/findings/cloudtrail/log-file.json", "--output", "json"])
         #expect(decoded.status == 0)
         #expect(decoded.stdout.split(separator: "\n").count == 3)
         let pattern = try CLI.temporaryFile(#"{"detail-type": ["AWS API Call via CloudTrail"], "detail": {"eventName": ["CreateAccessKey"]}}"#)
-        let matched = try CLI.run(["match", "--pattern", pattern], stdin: decoded.stdout)
+        let matched = try await CLI.run(["match", "--pattern", pattern], stdin: decoded.stdout)
         #expect(matched.stdout == "match\nno match\nno match\n")
     }
 
-    @Test func decodeReportsBadRecordsWithPlaceAndExitsTwo() throws {
+    @Test func decodeReportsBadRecordsWithPlaceAndExitsTwo() async throws {
         let file = try CLI.temporaryFile("{\"source\":\"s\",\"detail-type\":\"d\",\"detail\":{}}\n{oops\n", suffix: ".jsonl")
-        let result = try CLI.run(["decode", file])
+        let result = try await CLI.run(["decode", file])
         #expect(result.status == 2)
         #expect(result.stdout.split(separator: "\n").count == 1)
         #expect(result.stderr.contains("\(file):2 (byte "))
@@ -127,14 +136,14 @@ struct CLI {
 }
 
 @Suite struct ValidateCLITests {
-    @Test func shippedPlaybooksAndIntegrationsValidate() throws {
-        let result = try CLI.run(["validate", "Playbooks", "Integrations"])
+    @Test func shippedPlaybooksAndIntegrationsValidate() async throws {
+        let result = try await CLI.run(["validate", "Playbooks", "Integrations"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains("valid"))
     }
 
-    @Test func invalidFilesExitOneWithPositions() throws {
+    @Test func invalidFilesExitOneWithPositions() async throws {
         let bad = try CLI.temporaryFile(
             """
             name: demo
@@ -146,23 +155,23 @@ struct CLI {
               - id: a
                 action: aws.ec2.isolate
             """, suffix: ".yaml")
-        let result = try CLI.run(["validate", bad])
+        let result = try await CLI.run(["validate", bad])
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.contains("\(bad):5:1: unknown key \"stepz\" (did you mean \"steps\"?); expected name, version, description, trigger, incident, vars, steps"))
         #expect(lines.contains { $0.hasPrefix("\(bad):8:13: step \"a\": unknown action \"aws.ec2.isolate\"") })
-        let json = try CLI.run(["validate", bad, "--output", "json"])
+        let json = try await CLI.run(["validate", bad, "--output", "json"])
         #expect(json.status == 1)
         #expect(json.stdout.contains("\"valid\": false"))
         #expect(json.stdout.contains("\"line\": 5"))
     }
 
-    @Test func schemaCommandPrintsJSONSchema() throws {
-        let result = try CLI.run(["schema", "playbook"])
+    @Test func schemaCommandPrintsJSONSchema() async throws {
+        let result = try await CLI.run(["schema", "playbook"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""))
         #expect(result.stdout.contains("\"slack.post_message\""))
-        #expect(try CLI.run(["schema", "integration"]).stdout.contains("\"retry_on\""))
-        #expect(try CLI.run(["schema", "nonsense"]).status == 2)
+        #expect(try await CLI.run(["schema", "integration"]).stdout.contains("\"retry_on\""))
+        #expect(try await CLI.run(["schema", "nonsense"]).status == 2)
     }
 }

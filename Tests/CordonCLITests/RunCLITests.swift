@@ -69,9 +69,9 @@ import Testing
         runner.terminate()
         runner.waitUntilExit()
         #expect(runner.terminationStatus == 0)
-        let verify = try CLI.run(["journal", "verify", "--data-dir", s.data])
+        let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
         #expect(verify.status == 0, "\(verify.stdout)")
-        let incidents = try CLI.run(["incidents", "--data-dir", s.data])
+        let incidents = try await CLI.run(["incidents", "--data-dir", s.data])
         #expect(incidents.stdout.split(separator: "\n").count == 20)
         #expect(!incidents.stdout.contains("running"))
     }
@@ -111,7 +111,7 @@ import Testing
         }
         #expect(succeeded.count == total * 2)
         #expect(succeeded.values.allSatisfy { $0 == 1 })
-        let verify = try CLI.run(["journal", "verify", "--data-dir", s.data])
-        #expect(verify.status == 0, "\(verify.stdout)")
+        let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
 }

@@ -16,7 +16,15 @@ import Testing
             print(path, "valid" if not errors else "invalid: " + "; ".join(e.message for e in errors[:3]))
         """
 
-    func validate(schema: JSONValue, files: [String]) throws -> [String: String] {
+    func validate(schema: JSONValue, files: [String]) async throws -> [String: String] {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do { continuation.resume(returning: try self.validateBlocking(schema: schema, files: files)) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    func validateBlocking(schema: JSONValue, files: [String]) throws -> [String: String] {
         let dir = try TempDir()
         let schemaFile = try dir.write("schema.json", JSONWriter.pretty(schema))
         let scriptFile = try dir.write("check.py", Self.script)
@@ -48,7 +56,7 @@ import Testing
         ConfigLoader.yamlFiles([TestPaths.packageRoot.appendingPathComponent("Integrations").path]).files
     }
 
-    @Test func playbookSchemaAcceptsShippedPlaybooksAndRejectsBrokenOnes() throws {
+    @Test func playbookSchemaAcceptsShippedPlaybooksAndRejectsBrokenOnes() async throws {
         let loaded = ConfigLoader().load([], integrationPaths: [TestPaths.packageRoot.appendingPathComponent("Integrations").path])
         let schema = ConfigSchema.playbook(registry: loaded.registry)
         let dir = try TempDir()
@@ -60,20 +68,20 @@ import Testing
         let unknownAction = try dir.write("unknown-action.yaml", ConfigLoaderTests.playbook.replacingOccurrences(of: "aws.ec2.snapshot_volumes", with: "aws.ec2.snapshot"))
         let shipped = Self.shippedPlaybooks
         #expect(shipped.count >= 6)
-        let results = try validate(schema: schema, files: shipped + [good, unknownKey, badInput, missingInput, badDuration, unknownAction])
+        let results = try await validate(schema: schema, files: shipped + [good, unknownKey, badInput, missingInput, badDuration, unknownAction])
         for file in shipped + [good] { #expect(results[file] == "valid", "\(file): \(results[file] ?? "no result")") }
         for file in [unknownKey, badInput, missingInput, badDuration, unknownAction] {
             #expect(results[file]?.hasPrefix("invalid") == true, "\(file): \(results[file] ?? "no result")")
         }
     }
 
-    @Test func integrationSchemaAcceptsShippedIntegrationsAndRejectsBrokenOnes() throws {
+    @Test func integrationSchemaAcceptsShippedIntegrationsAndRejectsBrokenOnes() async throws {
         let dir = try TempDir()
         let broken = try dir.write("broken.yaml", ConfigLoaderTests.slack.replacingOccurrences(of: "method: POST", with: "method: SEND"))
         let extra = try dir.write("extra.yaml", ConfigLoaderTests.slack.replacingOccurrences(of: "success: [200]", with: "success: [200]\n    retries: 2"))
         let shipped = Self.shippedIntegrations
         #expect(shipped.count >= 5)
-        let results = try validate(schema: ConfigSchema.integration(), files: shipped + [broken, extra])
+        let results = try await validate(schema: ConfigSchema.integration(), files: shipped + [broken, extra])
         for file in shipped { #expect(results[file] == "valid", "\(file): \(results[file] ?? "no result")") }
         #expect(results[broken]?.hasPrefix("invalid") == true)
         #expect(results[extra]?.hasPrefix("invalid") == true)

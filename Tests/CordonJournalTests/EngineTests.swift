@@ -233,7 +233,7 @@ let basicPlaybook = """
         let out = h.dir.url.appendingPathComponent("data/bundle")
         try await EvidenceBundle.export(incident: id, journal: h.journal, to: out)
         try await h.journal.close()
-        let (_, found) = try run("grep -r -l -a -F '\(token)' data || true", in: h.dir.url)
+        let (_, found) = try await run("grep -r -l -a -F '\(token)' data || true", in: h.dir.url)
         #expect(found.isEmpty, "secret found in: \(found)")
         let intent = try #require(try await h.records(id).first { $0.kind == "step.intent" })
         #expect(intent.data["inputs"]?["token"] == "Bearer «secret:TEST_TOKEN»")

@@ -40,7 +40,16 @@ func verifyScript(_ bundle: URL) throws -> String {
     return String(text[start.upperBound..<end.lowerBound])
 }
 
-func run(_ script: String, in dir: URL) throws -> (Int32, String) {
+/// Runs a shell script on a GCD thread (never blocking the cooperative pool).
+func run(_ script: String, in dir: URL) async throws -> (Int32, String) {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            do { continuation.resume(returning: try runBlocking(script, in: dir)) } catch { continuation.resume(throwing: error) }
+        }
+    }
+}
+
+func runBlocking(_ script: String, in dir: URL) throws -> (Int32, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
     process.arguments = ["-c", script]
@@ -76,7 +85,7 @@ func copy(_ dir: URL) throws -> URL {
         let (bundle, journal) = try await exported()
         let script = try verifyScript(bundle)
         #expect(script.contains("sha256sum") && script.contains("openssl pkeyutl") && script.contains("jq"))
-        let (status, output) = try run(script, in: bundle)
+        let (status, output) = try await run(script, in: bundle)
         #expect(status == 0, "\(output)")
         #expect(output.contains("OK: 7 records, 1 checkpoint(s), 3 evidence file(s) verified"), "\(output)")
         #expect(output.contains("key fingerprint: \(journal.keyFingerprint)"))
@@ -91,7 +100,7 @@ func copy(_ dir: URL) throws -> URL {
         var chain = try String(contentsOf: changed.appendingPathComponent("chain.jsonl"), encoding: .utf8)
         chain = chain.replacingOccurrences(of: "i-0abc", with: "i-0abd")
         try chain.write(to: changed.appendingPathComponent("chain.jsonl"), atomically: true, encoding: .utf8)
-        let (s1, o1) = try run(script, in: changed)
+        let (s1, o1) = try await run(script, in: changed)
         #expect(s1 != 0)
         #expect(o1.contains("FAIL"), "\(o1)")
 
@@ -100,7 +109,7 @@ func copy(_ dir: URL) throws -> URL {
         var lines = try String(contentsOf: deleted.appendingPathComponent("chain.jsonl"), encoding: .utf8).split(separator: "\n")
         lines.remove(at: 2)
         try (lines.joined(separator: "\n") + "\n").write(to: deleted.appendingPathComponent("chain.jsonl"), atomically: true, encoding: .utf8)
-        let (s2, o2) = try run(script, in: deleted)
+        let (s2, o2) = try await run(script, in: deleted)
         #expect(s2 != 0)
         #expect(o2.contains("does not link"), "\(o2)")
 
@@ -108,7 +117,7 @@ func copy(_ dir: URL) throws -> URL {
         let replaced = try copy(bundle)
         let evidence = try FileManager.default.contentsOfDirectory(atPath: replaced.appendingPathComponent("evidence").path)
         try Data("forged".utf8).write(to: replaced.appendingPathComponent("evidence/\(evidence[0])"))
-        let (s3, o3) = try run(script, in: replaced)
+        let (s3, o3) = try await run(script, in: replaced)
         #expect(s3 != 0)
         #expect(o3.contains("evidence file was altered"), "\(o3)")
 
@@ -120,7 +129,7 @@ func copy(_ dir: URL) throws -> URL {
         bytes[5] ^= 0x01
         checkpoint = checkpoint.replacingOccurrences(of: signature, with: Data(bytes).base64EncodedString())
         try checkpoint.write(to: forged.appendingPathComponent("checkpoints.jsonl"), atomically: true, encoding: .utf8)
-        let (s4, o4) = try run(script, in: forged)
+        let (s4, o4) = try await run(script, in: forged)
         #expect(s4 != 0)
         #expect(o4.contains("invalid signature"), "\(o4)")
 
@@ -128,7 +137,7 @@ func copy(_ dir: URL) throws -> URL {
         let removed = try copy(bundle)
         try FileManager.default.removeItem(at: removed.appendingPathComponent("evidence/\(evidence[0])"))
         try "".write(to: removed.appendingPathComponent("evidence.sha256"), atomically: true, encoding: .utf8)
-        let (s5, o5) = try run(script, in: removed)
+        let (s5, o5) = try await run(script, in: removed)
         #expect(s5 != 0)
         #expect(o5.contains("is missing"), "\(o5)")
     }
@@ -172,10 +181,10 @@ func copy(_ dir: URL) throws -> URL {
         try await EvidenceBundle.export(incident: "inc-0001", journal: journal, to: out)
         try await journal.close()
         // grep -r over everything Cordon wrote: database, WAL, evidence, bundle.
-        let (status, output) = try run("grep -r -l -a -F '\(token)' . || true", in: dir.url)
+        let (status, output) = try await run("grep -r -l -a -F '\(token)' . || true", in: dir.url)
         #expect(status == 0)
         #expect(output.isEmpty, "secret found in: \(output)")
-        let (_, redacted) = try run("grep -r -l -a -F '«secret:CORDON_TEST_TOKEN»' . | sort", in: dir.url)
+        let (_, redacted) = try await run("grep -r -l -a -F '«secret:CORDON_TEST_TOKEN»' . | sort", in: dir.url)
         #expect(redacted.contains("journal.sqlite") || redacted.contains("journal.sqlite-wal"))
         #expect(redacted.contains("bundle/chain.jsonl"))
         #expect(redacted.contains("evidence/"))

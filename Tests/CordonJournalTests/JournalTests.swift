@@ -325,3 +325,18 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(sync == 2, "PRAGMA synchronous should be FULL (2)")
     }
 }
+
+@Suite struct KeyRecoveryTests {
+    @Test func aMissingPublicKeyFileIsRewrittenFromThePrivateKey() throws {
+        let dir = temporaryDataDirectory()
+        let key = try SigningKey.loadOrCreate(in: dir.keys)
+        let publicFile = dir.keys.appendingPathComponent(SigningKey.publicKeyFile)
+        try FileManager.default.removeItem(at: publicFile)
+        let again = try SigningKey.loadOrCreate(in: dir.keys)
+        #expect(again.fingerprint == key.fingerprint)
+        #expect(try String(contentsOf: publicFile, encoding: .utf8) == key.publicKeyPEM)
+        // A leftover temporary file from a crash during creation is ignored.
+        try "partial".write(to: dir.keys.appendingPathComponent(".journal-ed25519.pem.x.tmp"), atomically: true, encoding: .utf8)
+        #expect(try SigningKey.loadOrCreate(in: dir.keys).fingerprint == key.fingerprint)
+    }
+}
