@@ -70,7 +70,13 @@ struct RunCommand: AsyncParsableCommand {
         let poll = DurationParser.parse(pollInterval)!
         let work = Task {
             var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
+            var lastApprovalCheck = ContinuousClock.now - .seconds(3600)
             while !stopping.isSet {
+                if ContinuousClock.now - lastApprovalCheck > .seconds(1) {
+                    let moved = try await engine.expireApprovals()
+                    if !moved.isEmpty { printError("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+                    lastApprovalCheck = .now
+                }
                 if ContinuousClock.now - lastOrphanCheck > .seconds(10) {
                     let recovered = (try? queue.recoverOrphans()) ?? 0
                     if recovered > 0 { printError("cordon: took up \(recovered) file(s) left by a runner that stopped") }

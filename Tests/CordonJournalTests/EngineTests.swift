@@ -335,3 +335,42 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(try await h.journal.records(from: 1, limit: 100).filter { $0.kind == RecordKind.findingReceived }.count == 1)
     }
 }
+
+@Suite struct ApprovalTimeoutTests {
+    func run(onTimeout: String) async throws -> (IncidentIndex.Incident, RecordingAction) {
+        let playbook = basicPlaybook.replacingOccurrences(
+            of: "  - id: second\n    action: test.record",
+            with: "  - id: second\n    action: test.record\n    approval: {timeout: 15m, on_timeout: \(onTimeout)}")
+        let h = try EngineHarness(playbook: playbook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(try await engine.expireApprovals(now: Date().addingTimeInterval(60)).isEmpty)  // not yet
+        #expect(try await engine.expireApprovals(now: Date().addingTimeInterval(16 * 60)) == [id])
+        let decided = try #require(try await h.records(id).first { $0.kind == "approval.decided" })
+        #expect(decided.data["by"] == "timeout")
+        return (try #require(await engine.index.incidents[id]), action)
+    }
+
+    @Test func proceedRunsTheStep() async throws {
+        let (incident, action) = try await run(onTimeout: "proceed")
+        #expect(incident.steps["second"]?.status == "succeeded")
+        #expect(incident.status == "completed")
+        #expect(action.count == 2)
+    }
+
+    @Test func skipSkipsTheStepAndContinues() async throws {
+        let (incident, action) = try await run(onTimeout: "skip")
+        #expect(incident.steps["second"]?.status == "skipped")
+        #expect(incident.status == "completed")
+        #expect(action.count == 1)
+    }
+
+    @Test func abortFailsTheStepAndStops() async throws {
+        let (incident, action) = try await run(onTimeout: "abort")
+        #expect(incident.steps["second"]?.status == "failed")
+        #expect(incident.steps["log"]?.status == "skipped")
+        #expect(incident.status == "failed")
+        #expect(action.count == 1)
+    }
+}

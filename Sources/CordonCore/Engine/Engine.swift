@@ -173,7 +173,12 @@ public actor Engine {
                 }
             }
             if let decision = current.approvals[step.id], decision != "approved" {
-                try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "approval denied"]))
+                if decision == "aborted" {
+                    try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "error": "approval timed out (on_timeout: abort)", "retryable": false]))
+                    failed = true
+                } else {
+                    try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
+                }
                 continue
             }
             if let approval = step.approval, !dryRun, current.approvals[step.id] == nil {
@@ -230,6 +235,30 @@ public actor Engine {
         if let reason { data["reason"] = .string(reason) }
         try await append(NewRecord(incident: id, kind: RecordKind.approvalDecided, actor: "user:\(person)", data: .object(data)))
         try await run(incident: id, event: try await event(of: incident))
+    }
+
+    /// Applies `on_timeout` to approvals that waited longer than their `timeout`:
+    /// `proceed` runs the step, `skip` skips it, `abort` fails it and stops the incident.
+    /// Returns the incidents that moved on.
+    @discardableResult
+    public func expireApprovals(now: Date = Date()) async throws -> [String] {
+        var moved: [String] = []
+        for incident in index.incidents.values where incident.status == "awaiting-approval" {
+            guard let step = incident.pendingApproval, let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
+                let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
+            else { continue }
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            guard now.timeIntervalSince(requested) >= seconds else { continue }
+            let onTimeout = incident.approvalOnTimeout ?? "abort"
+            let decision = onTimeout == "proceed" ? "approved" : onTimeout == "skip" ? "denied" : "aborted"
+            try await append(
+                NewRecord(incident: incident.id, kind: RecordKind.approvalDecided, actor: actor,
+                          data: ["step": .string(step), "decision": .string(decision), "by": "timeout", "timed_out": true,
+                                 "reason": .string("nobody decided within \(incident.approvalTimeout ?? "") (on_timeout: \(onTimeout))")]))
+            try await run(incident: incident.id, event: try await event(of: incident))
+            moved.append(incident.id)
+        }
+        return moved
     }
 
     /// One step, with its retries; true when it succeeded.

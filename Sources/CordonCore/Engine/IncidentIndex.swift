@@ -29,8 +29,12 @@ public struct IncidentIndex: Sendable {
         public var steps: OrderedDictionary<String, Step>
         public var pendingApproval: String?
         public var dryRun: Bool
-        /// Decided approvals: step id → approved or denied.
+        /// Decided approvals: step id → approved, denied or aborted.
         public var approvals: [String: String] = [:]
+        /// The pending approval's request time, timeout and on_timeout.
+        public var approvalRequestedAt: String?
+        public var approvalTimeout: String?
+        public var approvalOnTimeout: String?
         /// The seq of the finding.received record of the finding that opened it.
         public var findingSeq: Int64?
 
@@ -146,10 +150,14 @@ public struct IncidentIndex: Sendable {
             updateStep { $0.status = "awaiting-approval" }
             incident.status = "awaiting-approval"
             incident.pendingApproval = stepID
+            incident.approvalRequestedAt = record.time
+            incident.approvalTimeout = d["timeout"]?.stringValue
+            incident.approvalOnTimeout = d["on_timeout"]?.stringValue
         case RecordKind.approvalDecided:
             incident.pendingApproval = nil
             incident.status = "running"
             incident.approvals[stepID] = d["decision"]?.stringValue ?? "denied"
+            incident.approvalRequestedAt = nil
             updateStep { $0.status = d["decision"]?.stringValue == "approved" ? "approved" : "denied" }
         case RecordKind.incidentCompleted:
             incident.status = d["status"]?.stringValue ?? "completed"
