@@ -1,0 +1,118 @@
+import ArgumentParser
+import CordonCore
+import CordonJournal
+import Foundation
+import Synchronization
+
+struct QueueBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "Queue directory throughput and latency with a no-op action, and memory with many playbooks.",
+        discussion: """
+            Loads --playbooks playbooks (triggers from ../shared/bench/patterns-mixed.jsonl, one \
+            no-op step each), drops --findings GuardDuty findings (one file each) into a fresh \
+            queue directory, and processes them as `cordon run` does (claim, journal with \
+            synchronous=FULL, match, run). Prints findings/s, the latency from a file's arrival \
+            in incoming/ to its first step's action call (p50/p99), and the resident memory.
+            """)
+
+    @Option(help: "The benchmark corpus directory.")
+    var corpus: String = "../shared/bench"
+
+    @Option(help: "Findings to process.")
+    var findings = 2_000
+
+    @Option(help: "Playbooks to load.")
+    var playbooks = 1_000
+
+    @Option(help: "Work directory (removed afterwards).")
+    var dir: String = "./.build/bench-queue"
+
+    final class NoOp: Action, @unchecked Sendable {
+        let calls = Mutex<[String: ContinuousClock.Instant]>([:])
+        var checkable: Bool { true }
+        func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+            let id = request.incident["findings"]?[0]?.stringValue ?? ""
+            calls.withLock { if $0[id] == nil { $0[id] = .now } }
+            return ActionOutcome()
+        }
+    }
+
+    func run() async throws {
+        let root = URL(fileURLWithPath: dir).appendingPathComponent(UUID().uuidString)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(at: root.appendingPathComponent("Playbooks"), withIntermediateDirectories: true)
+        let patterns = try String(contentsOfFile: corpus + "/patterns-mixed.jsonl", encoding: .utf8).split(separator: "\n").prefix(playbooks)
+        for (i, pattern) in patterns.enumerated() {
+            let text = """
+                name: bench-\(i)
+                version: 1
+                description: benchmark playbook
+                trigger: \(pattern)
+                steps:
+                  - id: noop
+                    action: core.log
+                    with: {message: "{{ detail.type }}"}
+                """
+            try text.write(to: root.appendingPathComponent("Playbooks/p\(i).yaml"), atomically: false, encoding: .utf8)
+        }
+        let loadStart = ContinuousClock.now
+        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path])
+        guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
+        let loadTime = ContinuousClock.now - loadStart
+        let events = try Gzip.decompress(Array(Data(contentsOf: URL(fileURLWithPath: corpus + "/guardduty-events.jsonl.gz"))))
+            .split(separator: UInt8(ascii: "\n")).prefix(findings)
+        let secrets = SecretStore(environment: [:])
+        let journal = try SQLiteJournal(directory: DataDirectory(root.appendingPathComponent("data").path), secrets: secrets)
+        let noop = NoOp()
+        var actions = CoreActions.all
+        actions["core.log"] = noop
+        let engine = Engine(config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench")
+        let queue = try QueueDirectory(root: root.appendingPathComponent("queue"))
+        let rssAfterLoad = Self.rssMB()
+
+        // Drop every file first, noting when each arrived, then drain the queue.
+        var arrived: [String: ContinuousClock.Instant] = [:]
+        for (i, line) in events.enumerated() {
+            let name = String(format: "f%06d.json", i)
+            let tmp = root.appendingPathComponent("queue/.\(name)")
+            try Data(line).write(to: tmp)
+            try fm.moveItem(at: tmp, to: queue.incoming.appendingPathComponent(name))
+            if let value = try? JSONParser.parse(Array(line)), let id = value["id"]?.stringValue { arrived[id] = .now }
+        }
+        let start = ContinuousClock.now
+        var processed = 0
+        while let claimed = try queue.claim() {
+            let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
+            _ = try await engine.process(result.findings)
+            try queue.complete(claimed)
+            processed += 1
+        }
+        let elapsed = ContinuousClock.now - start
+        try await journal.close()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // Latency counts from the drain's start for files that were waiting (a backlog);
+        // it is the time a finding spent before its first action ran.
+        let calls = noop.calls.withLock { $0 }
+        var latencies: [Double] = []
+        for (id, called) in calls {
+            let from = max(arrived[id] ?? start, start)
+            let d = called - from
+            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        }
+        latencies.sort()
+        func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
+                     Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
+        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s (claim, journal with synchronous=FULL, match, run)", processed, seconds, Double(processed) / seconds))
+        print(String(format: "first action called for %d findings; latency from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog: not arrival latency under steady load)", latencies.count, pct(0.5), pct(0.99)))
+    }
+
+    static func rssMB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
+    }
+}
