@@ -25,6 +25,9 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Playbooks to load.")
     var playbooks = 1_000
 
+    @Option(help: "Files processed at once, as `cordon run --concurrency`.")
+    var concurrency = 16
+
     @Option(help: "Work directory (removed afterwards).")
     var dir: String = "./.build/bench-queue"
 
@@ -82,12 +85,20 @@ struct QueueBench: AsyncParsableCommand {
             if let value = try? JSONParser.parse(Array(line)), let id = value["id"]?.stringValue { arrived[id] = .now }
         }
         let start = ContinuousClock.now
-        var processed = 0
-        while let claimed = try queue.claim() {
-            let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
-            _ = try await engine.process(result.findings)
-            try queue.complete(claimed)
-            processed += 1
+        let processed = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var n = 0
+                    while let claimed = try queue.claim() {
+                        let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
+                        for finding in result.findings { _ = try await engine.process(finding) }
+                        try queue.complete(claimed)
+                        n += 1
+                    }
+                    return n
+                }
+            }
+            return try await group.reduce(0, +)
         }
         let elapsed = ContinuousClock.now - start
         try await journal.close()
@@ -105,7 +116,7 @@ struct QueueBench: AsyncParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
-        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s (claim, journal with synchronous=FULL, match, run)", processed, seconds, Double(processed) / seconds))
+        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, run)", processed, seconds, Double(processed) / seconds, concurrency))
         print(String(format: "first action called for %d findings; latency from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog: not arrival latency under steady load)", latencies.count, pct(0.5), pct(0.99)))
     }
 

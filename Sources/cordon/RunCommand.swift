@@ -25,6 +25,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The queue directory.", valueName: "DIR"))
     var queueDir: String
 
+    @Option(help: "Files processed at once (their journal writes share group commits).")
+    var concurrency = 4
+
     @Option(help: "How often to look at incoming/ when inotify is not available.")
     var pollInterval: String = "1s"
 
@@ -35,6 +38,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
 
     func validate() throws {
+        guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
         guard DurationParser.parse(pollInterval) != nil else { throw ValidationError("--poll-interval: \(pollInterval) is not a duration such as 1s") }
         guard DurationParser.parse(shutdownTimeout) != nil else { throw ValidationError("--shutdown-timeout: \(shutdownTimeout) is not a duration such as 30s") }
     }
@@ -68,25 +72,35 @@ struct RunCommand: AsyncParsableCommand {
         let resumed = try await engine.resumeUnfinished()
         if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
         let poll = DurationParser.parse(pollInterval)!
+        let workers = concurrency
         let work = Task {
-            var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
-            var lastApprovalCheck = ContinuousClock.now - .seconds(3600)
-            while !stopping.isSet {
-                if ContinuousClock.now - lastApprovalCheck > .seconds(1) {
-                    let moved = try await engine.expireApprovals()
-                    if !moved.isEmpty { printError("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
-                    lastApprovalCheck = .now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Housekeeping: approval timeouts, files of runners that stopped.
+                group.addTask {
+                    var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
+                    while !stopping.isSet {
+                        let moved = try await engine.expireApprovals()
+                        if !moved.isEmpty { printError("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+                        if ContinuousClock.now - lastOrphanCheck > .seconds(10) {
+                            let recovered = (try? queue.recoverOrphans()) ?? 0
+                            if recovered > 0 { printError("cordon: took up \(recovered) file(s) left by a runner that stopped") }
+                            lastOrphanCheck = .now
+                        }
+                        try? await Task.sleep(for: .seconds(1))
+                    }
                 }
-                if ContinuousClock.now - lastOrphanCheck > .seconds(10) {
-                    let recovered = (try? queue.recoverOrphans()) ?? 0
-                    if recovered > 0 { printError("cordon: took up \(recovered) file(s) left by a runner that stopped") }
-                    lastOrphanCheck = .now
+                for _ in 0..<workers {
+                    group.addTask {
+                        while !stopping.isSet {
+                            guard let claimed = try queue.claim() else {
+                                await queue.wait(timeout: poll)
+                                continue
+                            }
+                            try await Self.handle(claimed, queue: queue, engine: engine)
+                        }
+                    }
                 }
-                guard let claimed = try queue.claim() else {
-                    await queue.wait(timeout: poll)
-                    continue
-                }
-                try await Self.handle(claimed, queue: queue, engine: engine)
+                try await group.waitForAll()
             }
         }
         // Wait for a signal, then for the work to wind down (bounded).
@@ -114,7 +128,7 @@ struct RunCommand: AsyncParsableCommand {
     static func handle(_ claimed: QueueDirectory.Claimed, queue: QueueDirectory, engine: Engine) async throws {
         let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
         // The findings are journaled before the file is acknowledged (moved out of processing/).
-        _ = try await engine.process(result.findings)
+        for finding in result.findings { _ = try await engine.process(finding) }
         if result.issues.isEmpty {
             try queue.complete(claimed)
         } else {

@@ -374,3 +374,24 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(action.count == 1)
     }
 }
+
+@Suite struct ConcurrentProcessingTests {
+    @Test func concurrentFindingsForOneKeyOpenOneIncident() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let outcomes = try await withThrowingTaskGroup(of: Engine.Outcome.self) { group in
+            for i in 0..<10 { group.addTask { try await engine.process(EngineHarness.finding(id: "f\(i)")) } }
+            // The same delivery twice at once, too.
+            group.addTask { try await engine.process(EngineHarness.finding(id: "f0")) }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(outcomes.flatMap(\.incidents)).count == 1)
+        #expect(outcomes.filter(\.duplicate).count == 1)
+        #expect(action.count == 2)  // the two steps ran once
+        let records = try await h.journal.records(from: 1, limit: 1000)
+        #expect(records.filter { $0.kind == RecordKind.incidentOpened }.count == 1)
+        #expect(records.filter { $0.kind == RecordKind.findingAttached }.count == 9)
+        #expect(records.filter { $0.kind == RecordKind.findingReceived }.count == 10)
+    }
+}

@@ -64,12 +64,39 @@ public actor Engine {
         return outcomes
     }
 
+    // The engine is an actor, and calls interleave where it awaits the journal, so that
+    // findings processed concurrently share group commits. Decisions that must not
+    // interleave are serialised by key: one delivery of a finding at a time, and one
+    // opening, attaching or run per playbook and incident key.
+    private var busy: Set<String> = []
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    private func acquire(_ key: String) async {
+        while busy.contains(key) {
+            await withCheckedContinuation { waiting[key, default: []].append($0) }
+        }
+        busy.insert(key)
+    }
+
+    private func release(_ key: String) {
+        busy.remove(key)
+        for continuation in waiting.removeValue(forKey: key) ?? [] { continuation.resume() }
+    }
+
+    /// Processes one finding; safe to call concurrently.
+    public func process(_ finding: Finding) async throws -> Outcome {
+        var matcher = triggers.makeMatcher()
+        return try await process(finding, matcher: &matcher)
+    }
+
     private func process(_ finding: Finding, matcher: inout PatternMatcher) async throws -> Outcome {
         let event = finding.event
         let id = finding.id ?? "unknown"
         let updatedAt = event["detail"]?["updatedAt"]?.stringValue ?? event["time"]?.stringValue
         let summary = Self.summary(finding)
         let dedupe = IncidentIndex.dedupeKey(id: id, updatedAt: updatedAt)
+        await acquire("finding\u{0}" + dedupe)
+        defer { release("finding\u{0}" + dedupe) }
         // A finding already received is only re-matched where its handling was cut short
         // (a crash between receiving it and opening its incidents); otherwise it is a
         // duplicate delivery and changes nothing.
@@ -79,7 +106,7 @@ public actor Engine {
             receivedSeq = .number(JSONNumber(Int(seq)))
             redelivered = true
         } else {
-            let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+            let ref = try await Self.store(evidence, JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
             let received = try await append(NewRecord(kind: RecordKind.findingReceived, actor: actor, data: ["finding": summary, "evidence": [ref]]))
             receivedSeq = seq(received)
             redelivered = false
@@ -103,6 +130,9 @@ public actor Engine {
             let playbook = playbooks[i]
             let eventRoot = event.objectValue ?? [:]
             let key = (try? playbook.incident.key?.render(TemplateContext(root: eventRoot)).value).map(Template.text) ?? id
+            let lock = "incident\u{0}\(playbook.name)\u{0}\(key)"
+            await acquire(lock)
+            defer { release(lock) }
             if let open = index.open(playbook: playbook.name, key: key) {
                 try await append(
                     NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
@@ -128,6 +158,33 @@ public actor Engine {
 
     private func seq(_ record: JournalRecord) -> JSONValue { .number(JSONNumber(Int(record.seq))) }
 
+    /// Stores evidence on a GCD thread: its fsyncs must not hold up the engine (other
+    /// findings proceed meanwhile).
+    nonisolated static func store(_ sink: any EvidenceSink, _ bytes: [UInt8], name: String, mediaType: String) async throws -> JSONValue {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do { continuation.resume(returning: try sink.store(bytes, name: name, mediaType: mediaType)) } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// `when` and `approval.when` patterns, compiled once.
+    private var conditionSets: [String: PatternSet] = [:]
+
+    private func holds(_ pattern: EventPattern, key: String, on root: JSONObject) -> Bool {
+        let set: PatternSet
+        if let cached = conditionSets[key] {
+            set = cached
+        } else {
+            set = PatternSet([pattern])
+            conditionSets[key] = set
+        }
+        var m = set.makeMatcher()
+        return !m.matches(event: .object(root)).isEmpty
+    }
+
     /// What records say about a finding (id, source, type, times, where it came from).
     public static func summary(_ finding: Finding) -> JSONValue {
         let e = finding.event
@@ -144,6 +201,8 @@ public actor Engine {
 
     /// Runs (or resumes) an incident's steps from the first one without a result.
     public func run(incident id: String, event: JSONValue) async throws {
+        await acquire("run\u{0}" + id)
+        defer { release("run\u{0}" + id) }
         guard let state = index.incidents[id], let playbook = playbooks.first(where: { $0.name == state.playbook }) else { return }
         var root = event.objectValue ?? [:]
         var vars = JSONObject()
@@ -166,8 +225,7 @@ public actor Engine {
                 continue
             }
             if let when = step.when {
-                var m = PatternSet([when]).makeMatcher()
-                if m.matches(event: .object(root)).isEmpty {
+                if !holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}when", on: root) {
                     try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
                     continue
                 }
@@ -184,8 +242,7 @@ public actor Engine {
             if let approval = step.approval, !dryRun, current.approvals[step.id] == nil {
                 var applies = true
                 if let when = approval.when {
-                    var m = PatternSet([when]).makeMatcher()
-                    applies = !m.matches(event: .object(root)).isEmpty
+                    applies = holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}approval", on: root)
                 }
                 if applies {
                     try await append(

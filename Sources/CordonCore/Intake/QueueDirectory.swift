@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -89,15 +90,24 @@ public final class QueueDirectory: @unchecked Sendable {
         return moved
     }
 
+    /// Names seen in `incoming/` not yet tried, in name order (listing a large directory
+    /// for every claim would cost O(n²)).
+    private let pending = Mutex<[String]>([])
+
     /// Claims the next file of `incoming/` (in name order), or nil when there is none.
     public func claim() throws -> Claimed? {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
-        for name in names {
-            let target = mine.appendingPathComponent(name)
-            if rename(incoming.appendingPathComponent(name).path, target.path) == 0 {
-                return Claimed(name: name, url: target)
+        for attempt in 0..<2 {
+            while let name = pending.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                let target = mine.appendingPathComponent(name)
+                if rename(incoming.appendingPathComponent(name).path, target.path) == 0 {
+                    return Claimed(name: name, url: target)
+                }
+                // ENOENT: another runner took it first.
             }
-            // ENOENT: another runner took it first.
+            guard attempt == 0 else { break }
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+            if names.isEmpty { return nil }
+            pending.withLock { $0 = names }
         }
         return nil
     }
