@@ -224,3 +224,47 @@ struct ApproveCommand: AsyncParsableCommand {
         if state?.steps.values.contains(where: { $0.status == "failed" }) == true { throw ExitCode(1) }
     }
 }
+
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Undo an incident's containment from the recorded pre-state.",
+        discussion: """
+            Restores what each containment step recorded before it acted (e.g. an instance's \
+            previous security groups), newest step first, or only --step. Every rollback is \
+            journaled; steps already rolled back are skipped, so running it again is harmless. \
+            Exit 1 when a rollback failed.
+            """)
+
+    @Argument(help: "The incident id.")
+    var incident: String
+
+    @Option(help: "Only this step.")
+    var step: String?
+
+    @Option(help: "Who asks for it (journaled as the actor).")
+    var by: String?
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var data: DataOptions
+
+    func run() async throws {
+        let loaded = try loadConfiguration(config)
+        let secrets = SecretStore()
+        let journal = try data.openJournal(secrets: secrets)
+        let engine = Engine(
+            config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+            index: try await IncidentIndex.load(from: journal))
+        let results: [Engine.RollbackResult]
+        do {
+            results = try await engine.rollback(incident: incident, step: step, by: by)
+        } catch let error as EngineError {
+            printError("cordon: \(error)")
+            throw ExitCode(2)
+        }
+        try await journal.close()
+        if results.isEmpty { print("nothing to roll back: no step of \(incident) recorded a pre-state") }
+        for r in results { print("\(r.status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(r.step)\(r.detail.map { ": \($0)" } ?? "")") }
+        if results.contains(where: { $0.status == "failed" }) { throw ExitCode(1) }
+    }
+}

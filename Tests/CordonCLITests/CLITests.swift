@@ -63,7 +63,7 @@ struct CLI {
     @Test func helpDescribesEveryCommand() async throws {
         let help = try await CLI.run(["--help"])
         #expect(help.status == 0)
-        for command in ["process", "incidents", "show", "validate", "match", "decode", "schema", "timeline", "export", "journal"] {
+        for command in ["process", "rollback", "approve", "run", "incidents", "show", "validate", "match", "decode", "schema", "timeline", "export", "journal"] {
             #expect(help.stdout.contains(command))
             let sub = try await CLI.run([command, "--help"])
             #expect(sub.status == 0)

@@ -395,3 +395,71 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(records.filter { $0.kind == RecordKind.findingReceived }.count == 10)
     }
 }
+
+/// A containment test action with state: it "isolates" a target and can restore it.
+final class IsolateAction: ReversibleAction, @unchecked Sendable {
+    let state = Mutex<[String: String]>([:])
+    let changes = Mutex(0)
+    var checkable: Bool { true }
+
+    func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
+        let target = request.inputs["target"]?.stringValue ?? ""
+        return state.withLock { $0[target] } == "isolated" ? ActionOutcome(alreadyDone: true) : nil
+    }
+
+    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        let target = request.inputs["target"]?.stringValue ?? ""
+        let before = state.withLock { s -> String in
+            let b = s[target] ?? "open"
+            s[target] = "isolated"
+            return b
+        }
+        changes.withLock { $0 += 1 }
+        return ActionOutcome(outputs: ["state": "isolated"], target: target, preState: ["state": .string(before)])
+    }
+
+    func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
+        let target = request.inputs["target"]?.stringValue ?? ""
+        guard let previous = preState["state"]?.stringValue else { throw .permanent("NoPreState", "nothing recorded") }
+        state.withLock { $0[target] = previous }
+        changes.withLock { $0 += 1 }
+        return ActionOutcome(outputs: ["restored": .string(previous)], target: target)
+    }
+}
+
+@Suite struct RollbackTests {
+    @Test func rollbackRestoresThePreStateOnceAndIsJournaled() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let isolate = IsolateAction()
+        let engine = try await h.engine(["test.record": isolate])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(isolate.state.withLock { $0["i-1"] } == "isolated")
+        let first = try await engine.rollback(incident: id, by: "alice")
+        // Both test.record steps recorded a pre-state; newest first.
+        #expect(first.map(\.step) == ["second", "first"])
+        #expect(first.allSatisfy { $0.status == "rolled back" })
+        #expect(isolate.state.withLock { $0["i-1"] } == "open")
+        let changes = isolate.changes.withLock { $0 }
+        // Again: nothing happens twice.
+        let again = try await engine.rollback(incident: id)
+        #expect(again.allSatisfy { $0.status == "already rolled back" })
+        #expect(isolate.changes.withLock { $0 } == changes)
+        let records = try await h.records(id)
+        #expect(records.filter { $0.kind == RecordKind.rollbackSucceeded }.count == 2)
+        #expect(records.first { $0.kind == RecordKind.rollbackIntent }?.actor == "user:alice")
+        #expect(await engine.index.incidents[id]?.steps["first"]?.status == "rolled-back")
+        // The timeline puts it in Eradication & Recovery.
+        let timeline = Timeline(incident: id, records: records)
+        #expect(timeline.rows.last { $0.kind == RecordKind.rollbackSucceeded }?.phase == .recovery)
+    }
+
+    @Test func rollbackOfOneStepAndErrors() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let engine = try await h.engine(["test.record": IsolateAction()])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(try await engine.rollback(incident: id, step: "first").map(\.step) == ["first"])
+        await #expect(throws: EngineError.self) { try await engine.rollback(incident: id, step: "nope") }
+        await #expect(throws: EngineError.self) { try await engine.rollback(incident: id, step: "log") }
+        await #expect(throws: EngineError.self) { try await engine.rollback(incident: "inc-missing") }
+    }
+}

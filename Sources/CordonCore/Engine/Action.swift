@@ -13,11 +13,27 @@ public protocol Action: Sendable {
     /// The outcome when the effect is already in place, or nil when it is not.
     func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome?
     func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome
+    /// Whether `rollback` can undo the effect (conform to `ReversibleAction`).
+    var reversible: Bool { get }
+    /// Restores the recorded pre-state.
+    func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome
 }
 
 extension Action {
     public var checkable: Bool { false }
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? { nil }
+    public var reversible: Bool { false }
+    public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
+        throw .permanent("NotReversible", "\(request.action) cannot be rolled back")
+    }
+}
+
+/// An action whose effect `cordon rollback` can undo from the pre-state it recorded.
+/// Rolling back twice must be harmless (restore what is recorded, skip what is already so).
+public protocol ReversibleAction: Action {}
+
+extension ReversibleAction {
+    public var reversible: Bool { true }
 }
 
 /// What a step asks of its action.

@@ -318,6 +318,71 @@ public actor Engine {
         return moved
     }
 
+    /// What `cordon rollback` did for one step.
+    public struct RollbackResult: Sendable {
+        public var step: String
+        public var status: String
+        public var detail: String?
+    }
+
+    /// Undoes containment from the recorded pre-state: every step that succeeded with a
+    /// pre-state (or only `step`), newest first. Steps already rolled back are skipped,
+    /// so running it again is harmless.
+    public func rollback(incident id: String, step only: String? = nil, by person: String? = nil) async throws -> [RollbackResult] {
+        guard let incident = index.incidents[id] else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        await acquire("run\u{0}" + id)
+        defer { release("run\u{0}" + id) }
+        let records = try await journal.records(incident: id)
+        let rolledBack = Set(records.filter { $0.kind == RecordKind.rollbackSucceeded }.compactMap { $0.data["step"]?.stringValue })
+        var candidates = records.filter { $0.kind == RecordKind.stepSucceeded && $0.data["pre_state"] != nil }
+        if let only {
+            guard incident.steps[only] != nil else { throw EngineError(message: "incident \(id) has no step \(only)") }
+            candidates = candidates.filter { $0.data["step"]?.stringValue == only }
+            if candidates.isEmpty { throw EngineError(message: "step \(only) of \(id) changed nothing that can be rolled back (no recorded pre-state)") }
+        }
+        let who = person.map { "user:\($0)" } ?? actor
+        var results: [RollbackResult] = []
+        for record in candidates.reversed() {
+            let step = record.data["step"]?.stringValue ?? ""
+            let actionName = record.data["action"]?.stringValue ?? ""
+            if rolledBack.contains(step) {
+                results.append(RollbackResult(step: step, status: "already rolled back"))
+                continue
+            }
+            guard let action = actions[actionName], action.reversible else {
+                results.append(RollbackResult(step: step, status: "not reversible", detail: "\(actionName) cannot be rolled back by Cordon"))
+                continue
+            }
+            var base: JSONObject = ["step": .string(step), "action": .string(actionName)]
+            if let target = record.data["target"] { base["target"] = target }
+            try await append(NewRecord(incident: id, kind: RecordKind.rollbackIntent, actor: who, data: .object(base)))
+            let request = ActionRequest(
+                action: actionName, inputs: record.data["inputs"]?.objectValue ?? [:],
+                idempotencyKey: (record.data["idempotency_key"]?.stringValue ?? "") + ":rollback", incident: incident.json,
+                evidence: evidence, secrets: secrets)
+            let result: Result<ActionOutcome, ActionError>
+            do throws(ActionError) {
+                result = .success(try await action.rollback(request, preState: record.data["pre_state"] ?? .null))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let outcome):
+                var done = base
+                done["outputs"] = .object(outcome.outputs)
+                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
+                try await append(NewRecord(incident: id, kind: RecordKind.rollbackSucceeded, actor: who, data: .object(done)))
+                results.append(RollbackResult(step: step, status: "rolled back"))
+            case .failure(let error):
+                var failed = base
+                failed["error"] = .string(error.description)
+                try await append(NewRecord(incident: id, kind: RecordKind.rollbackFailed, actor: who, data: .object(failed)))
+                results.append(RollbackResult(step: step, status: "failed", detail: error.description))
+            }
+        }
+        return results
+    }
+
     /// One step, with its retries; true when it succeeded.
     private func runStep(_ step: Playbook.Step, playbook: Playbook, incident id: String, root: JSONObject) async throws -> Bool {
         let spec = config.registry[step.action]

@@ -159,6 +159,10 @@ public struct IncidentIndex: Sendable {
             incident.approvals[stepID] = d["decision"]?.stringValue ?? "denied"
             incident.approvalRequestedAt = nil
             updateStep { $0.status = d["decision"]?.stringValue == "approved" ? "approved" : "denied" }
+        case RecordKind.rollbackSucceeded:
+            updateStep { $0.status = "rolled-back" }
+        case RecordKind.rollbackFailed:
+            updateStep { $0.error = "rollback failed: " + (d["error"]?.stringValue ?? "") }
         case RecordKind.incidentCompleted:
             incident.status = d["status"]?.stringValue ?? "completed"
         case RecordKind.incidentClosed:
