@@ -19,6 +19,17 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
     return loaded
 }
 
+/// The journal (created if needed) and an engine whose state is rebuilt from it: what
+/// every command that runs playbooks starts with.
+func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, create: Bool = true, dryRun: Bool = false) async throws -> (SQLiteJournal, Engine) {
+    let secrets = SecretStore()
+    let journal = try data.openJournal(create: create, secrets: secrets)
+    let engine = Engine(
+        config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+        dryRun: dryRun, index: try await IncidentIndex.load(from: journal))
+    return (journal, engine)
+}
+
 func runnerName() -> String {
     "cordon/\(CordonCore.Cordon.version)@\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 }
@@ -64,13 +75,7 @@ struct ProcessCommand: AsyncParsableCommand {
             inputErrors += result.issues.count
             findings += result.findings
         }
-        let secrets = SecretStore()
-        let journal = try data.openJournal(create: true, secrets: secrets)
-        let actions = CoreActions.all
-        let index = try await IncidentIndex.load(from: journal)
-        let engine = Engine(
-            config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-            dryRun: dryRun, index: index)
+        let (journal, engine) = try await openEngine(loaded, data, dryRun: dryRun)
         if !dryRun {
             let resumed = try await engine.resumeUnfinished()
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
@@ -204,11 +209,7 @@ struct ApproveCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
-        let secrets = SecretStore()
-        let journal = try data.openJournal(secrets: secrets)
-        let engine = Engine(
-            config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-            index: try await IncidentIndex.load(from: journal))
+        let (journal, engine) = try await openEngine(loaded, data, create: false)
         do {
             try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason)
         } catch let error as EngineError {
@@ -250,11 +251,7 @@ struct RollbackCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
-        let secrets = SecretStore()
-        let journal = try data.openJournal(secrets: secrets)
-        let engine = Engine(
-            config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-            index: try await IncidentIndex.load(from: journal))
+        let (journal, engine) = try await openEngine(loaded, data, create: false)
         let results: [Engine.RollbackResult]
         do {
             results = try await engine.rollback(incident: incident, step: step, by: by)

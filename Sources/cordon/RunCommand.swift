@@ -45,8 +45,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
-        let secrets = SecretStore()
-        let journal = try data.openJournal(create: true, secrets: secrets)
+        let (journal, engine) = try await openEngine(loaded, data)
         journal.startCheckpointTimer()
         let queue: QueueDirectory
         do {
@@ -55,9 +54,6 @@ struct RunCommand: AsyncParsableCommand {
             printError("cordon: \(error)")
             throw ExitCode(2)
         }
-        let engine = Engine(
-            config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-            index: try await IncidentIndex.load(from: journal))
         let stopping = StopFlag()
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
