@@ -24,8 +24,13 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, create: Bool = true, dryRun: Bool = false) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
+    var actions = CoreActions.all
+    // Test double for the crash tests (see FileRecorderAction); never set in production.
+    if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
+        actions["test.record"] = FileRecorderAction(path: recorder)
+    }
     let engine = Engine(
-        config: loaded, actions: CoreActions.all, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+        config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
         dryRun: dryRun, index: try await IncidentIndex.load(from: journal))
     return (journal, engine)
 }

@@ -14,9 +14,20 @@ import Testing
           - id: note
             action: core.set
             with: {values: {finding: "{{ detail.id }}"}}
+          - id: effect
+            action: test.record
+            with: {target: "{{ detail.id }}"}
           - id: log
             action: core.log
             with: {message: "handled {{ steps.note.output.values.finding }}"}
+        """
+
+    static let recorderIntegration = """
+        name: test
+        actions:
+          record:
+            inputs: {target: {required: true}}
+            request: {method: POST, url: "http://127.0.0.1:9/{{ inputs.target }}"}
         """
 
     struct Setup {
@@ -24,12 +35,15 @@ import Testing
         var queue: URL { root.appendingPathComponent("queue") }
         var data: String { root.appendingPathComponent("data").path }
         var playbooks: String { root.appendingPathComponent("Playbooks").path }
+        /// The "external system": one line per side effect.
+        var recorder: String { root.appendingPathComponent("effects.log").path }
 
         init() throws {
             root = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-run-\(UUID().uuidString)")
             try FileManager.default.createDirectory(atPath: root.appendingPathComponent("Playbooks").path, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(at: root.appendingPathComponent("queue/incoming"), withIntermediateDirectories: true)
             try FileManager.default.createDirectory(at: root.appendingPathComponent("Integrations"), withIntermediateDirectories: true)
+            try RunCLITests.recorderIntegration.write(to: root.appendingPathComponent("Integrations/test.yaml"), atomically: true, encoding: .utf8)
             try RunCLITests.playbook.write(toFile: playbooks + "/p.yaml", atomically: true, encoding: .utf8)
         }
 
@@ -44,6 +58,9 @@ import Testing
             let p = Process()
             p.executableURL = CLI.executable
             p.arguments = ["run", "--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--integrations", root.appendingPathComponent("Integrations").path]
+            var environment = ProcessInfo.processInfo.environment
+            environment["CORDON_TEST_RECORDER_FILE"] = recorder
+            p.environment = environment
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
@@ -109,8 +126,12 @@ import Testing
             for r in batch where r.kind == RecordKind.stepSucceeded { succeeded["\(r.incident ?? "")/\(r.data["step"]?.stringValue ?? "")", default: 0] += 1 }
             next = lastRecord.seq + 1
         }
-        #expect(succeeded.count == total * 2)
+        #expect(succeeded.count == total * 3)
         #expect(succeeded.values.allSatisfy { $0 == 1 })
+        // Counted at the target: exactly one side effect per finding, none repeated.
+        let effects = try String(contentsOfFile: s.recorder, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ")[1] }
+        #expect(effects.count == total, "\(effects.count) side effects for \(total) findings")
+        #expect(Set(effects).count == total)
         let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
