@@ -1,6 +1,8 @@
+import CCordonSys
 import CordonCore
 import Crypto
 import Foundation
+import Synchronization
 
 /// Evidence (raw findings, API responses, pre- and post-state) stored by content: the
 /// file's name is the SHA-256 of its bytes, so a replaced or damaged file is detected.
@@ -8,10 +10,37 @@ public struct EvidenceStore: Sendable {
     public let directory: URL
     /// Known secrets are redacted from evidence before it is stored.
     public let secrets: SecretStore?
+    /// When true, `put` does not fsync: the journal flushes the file system once before it
+    /// commits any record that cites evidence (`syncIfNeeded`), so one flush serves a whole
+    /// group commit instead of two fsyncs per file.
+    public let deferredSync: Bool
+    let unsynced: UnsyncedFlag
 
-    public init(directory: URL, secrets: SecretStore? = nil) {
+    final class UnsyncedFlag: Sendable {
+        let value = Mutex(false)
+    }
+
+    public init(directory: URL, secrets: SecretStore? = nil, deferredSync: Bool = false) {
         self.directory = directory
         self.secrets = secrets
+        self.deferredSync = deferredSync
+        self.unsynced = UnsyncedFlag()
+    }
+
+    /// Makes every file written with deferred sync durable (one `syncfs`).
+    public func syncIfNeeded() throws {
+        guard unsynced.value.withLock({ pending in
+            let was = pending
+            pending = false
+            return was
+        }) else { return }
+        let fd = open(directory.path, O_RDONLY)
+        guard fd >= 0 else { throw SigningKey.Error(message: "cannot open \(directory.path) to sync evidence") }
+        defer { close(fd) }
+        guard cordon_syncfs(fd) == 0 else {
+            unsynced.value.withLock { $0 = true }
+            throw SigningKey.Error(message: "cannot sync evidence: \(String(cString: strerror(errno)))")
+        }
     }
 
     public struct Reference: Sendable, Equatable {
@@ -55,16 +84,19 @@ public struct EvidenceStore: Sendable {
             }
             offset += n
         }
-        fsync(fd)
+        if !deferredSync { fsync(fd) }
         close(fd)
+        if deferredSync { unsynced.value.withLock { $0 = true } }
         guard rename(temporary.path, target.path) == 0 else {
             unlink(temporary.path)
             throw SigningKey.Error(message: "cannot store evidence \(target.path): \(String(cString: strerror(errno)))")
         }
-        let dirFD = open(folder.path, O_RDONLY)
-        if dirFD >= 0 {
-            fsync(dirFD)
-            close(dirFD)
+        if !deferredSync {
+            let dirFD = open(folder.path, O_RDONLY)
+            if dirFD >= 0 {
+                fsync(dirFD)
+                close(dirFD)
+            }
         }
         return reference
     }

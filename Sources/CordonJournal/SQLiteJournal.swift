@@ -53,7 +53,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         checkpointInterval: Duration = .seconds(60), readOnly: Bool = false
     ) throws {
         self.directory = directory
-        self.evidence = EvidenceStore(directory: directory.evidence, secrets: secrets)
+        self.evidence = EvidenceStore(directory: directory.evidence, secrets: secrets, deferredSync: true)
         self.secrets = secrets
         self.checkpointEvery = checkpointEvery
         self.checkpointInterval = checkpointInterval
@@ -208,6 +208,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 }
             }
             do {
+                // Evidence cited by these records must be durable before they commit.
+                if groups.contains(where: { $0.contains { $0.data["evidence"] != nil } }) { try evidence.syncIfNeeded() }
                 let key = self.key
                 let every = checkpointEvery
                 let (written, signed) = try pool.write { db in
