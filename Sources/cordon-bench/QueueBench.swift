@@ -28,6 +28,9 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Files processed at once, as `cordon run --concurrency`.")
     var concurrency = 16
 
+    @Option(help: "Drop files at this many per second while the runner works (0: drop them all first, a backlog).")
+    var rate = 0.0
+
     @Option(help: "Work directory (removed afterwards).")
     var dir: String = "./.build/bench-queue"
 
@@ -75,24 +78,47 @@ struct QueueBench: AsyncParsableCommand {
         let queue = try QueueDirectory(root: root.appendingPathComponent("queue"))
         let rssAfterLoad = Self.rssMB()
 
-        // Drop every file first, noting when each arrived, then drain the queue.
-        var arrived: [String: ContinuousClock.Instant] = [:]
-        for (i, line) in events.enumerated() {
+        // Drop the files (all first, or at --rate while the workers run), noting when each
+        // arrived in incoming/.
+        let arrivedAt = Locked<[String: ContinuousClock.Instant]>([:])
+        let lines = Array(events)
+        let incoming = queue.incoming
+        let queueRoot = root.appendingPathComponent("queue")
+        @Sendable func drop(_ i: Int) throws {
             let name = String(format: "f%06d.json", i)
-            let tmp = root.appendingPathComponent("queue/.\(name)")
-            try Data(line).write(to: tmp)
-            try fm.moveItem(at: tmp, to: queue.incoming.appendingPathComponent(name))
-            if let value = try? JSONParser.parse(Array(line)), let id = value["id"]?.stringValue { arrived[id] = .now }
+            let tmp = queueRoot.appendingPathComponent(".\(name)")
+            try Data(lines[i]).write(to: tmp)
+            let id = (try? JSONParser.parse(Array(lines[i])))?["id"]?.stringValue ?? ""
+            try FileManager.default.moveItem(at: tmp, to: incoming.appendingPathComponent(name))
+            arrivedAt.value.withLock { $0[id] = .now }
         }
+        if rate <= 0 { for i in lines.indices { try drop(i) } }
         let start = ContinuousClock.now
+        let total = lines.count
+        let interval = rate > 0 ? Duration.nanoseconds(Int64(1e9 / rate)) : .zero
+        let producer = Task {
+            guard rate > 0 else { return }
+            for i in 0..<total {
+                let due = start + interval * i
+                if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
+                try? drop(i)
+            }
+        }
+        let done = Locked(0)
         let processed = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     var n = 0
-                    while let claimed = try queue.claim() {
+                    while done.value.withLock({ $0 }) < total {
+                        let generation = queue.generation
+                        guard let claimed = try queue.claim() else {
+                            await queue.wait(timeout: .milliseconds(50), after: generation)
+                            continue
+                        }
                         let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
                         for finding in result.findings { _ = try await engine.process(finding) }
                         try queue.complete(claimed)
+                        done.value.withLock { $0 += 1 }
                         n += 1
                     }
                     return n
@@ -100,12 +126,14 @@ struct QueueBench: AsyncParsableCommand {
             }
             return try await group.reduce(0, +)
         }
+        await producer.value
         let elapsed = ContinuousClock.now - start
         try await journal.close()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // Latency counts from the drain's start for files that were waiting (a backlog);
         // it is the time a finding spent before its first action ran.
         let calls = noop.calls.withLock { $0 }
+        let arrived = arrivedAt.value.withLock { $0 }
         var latencies: [Double] = []
         for (id, called) in calls {
             let from = max(arrived[id] ?? start, start)
@@ -117,7 +145,11 @@ struct QueueBench: AsyncParsableCommand {
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
         print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, run)", processed, seconds, Double(processed) / seconds, concurrency))
-        print(String(format: "first action called for %d findings; latency from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog: not arrival latency under steady load)", latencies.count, pct(0.5), pct(0.99)))
+        if rate > 0 {
+            print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))
+        } else {
+            print(String(format: "first action called for %d findings; time from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog, not arrival latency: use --rate)", latencies.count, pct(0.5), pct(0.99)))
+        }
     }
 
     static func rssMB() -> Double {
@@ -126,4 +158,10 @@ struct QueueBench: AsyncParsableCommand {
         else { return 0 }
         return Double(line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
     }
+}
+
+/// A mutex-protected value that closures can share.
+final class Locked<T: Sendable>: Sendable {
+    let value: Mutex<T>
+    init(_ initial: T) { value = Mutex(initial) }
 }

@@ -88,8 +88,9 @@ struct RunCommand: AsyncParsableCommand {
                 for _ in 0..<workers {
                     group.addTask {
                         while !stopping.isSet {
+                            let generation = queue.generation
                             guard let claimed = try queue.claim() else {
-                                await queue.wait(timeout: poll)
+                                await queue.wait(timeout: poll, after: generation)
                                 continue
                             }
                             try await Self.handle(claimed, queue: queue, engine: engine)

@@ -57,9 +57,12 @@ public final class QueueDirectory: @unchecked Sendable {
             close(inotifyFD)
             inotifyFD = -1
         }
+        startSource()
     }
 
     deinit {
+        source?.cancel()
+        resumeAll()
         if inotifyFD >= 0 { close(inotifyFD) }
         try? FileManager.default.removeItem(at: mine)
         unlink(root.appendingPathComponent("processing/\(runnerID).lock").path)
@@ -134,13 +137,60 @@ public final class QueueDirectory: @unchecked Sendable {
         }
     }
 
-    /// Waits (off the cooperative thread pool) until something arrives in `incoming/` or
-    /// the timeout passes.
-    public func wait(timeout: Duration) async {
+    /// Tasks waiting for files: resumed by the inotify read source or by their timeout,
+    /// whichever comes first. No thread blocks while they wait.
+    private let waiters = Mutex<(next: Int, generation: Int, pending: [Int: CheckedContinuation<Void, Never>])>((0, 0, [:]))
+
+    /// Changes whenever something arrives in `incoming/`. Read it before `claim()` and pass
+    /// it to `wait(timeout:after:)`, so that a file that arrives in between is not missed.
+    public var generation: Int { waiters.withLock { $0.generation } }
+    private var source: DispatchSourceRead?
+
+    private func startSource() {
+        guard inotifyFD >= 0, source == nil else { return }
+        let fd = inotifyFD
+        let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: .global())
+        src.setEventHandler { [weak self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while read(fd, &buffer, buffer.count) > 0 {}
+            self?.resumeAll()
+        }
+        src.resume()
+        source = src
+    }
+
+    private func resumeAll() {
+        let all = waiters.withLock { w -> [CheckedContinuation<Void, Never>] in
+            w.generation += 1
+            let list = Array(w.pending.values)
+            w.pending.removeAll()
+            return list
+        }
+        for c in all { c.resume() }
+    }
+
+    /// Waits until something arrives in `incoming/` (inotify) after `generation`, or the
+    /// timeout passes. Returns at once if something already arrived since `generation`.
+    public func wait(timeout: Duration, after generation: Int? = nil) async {
+        guard inotifyFD >= 0 else {
+            try? await Task.sleep(for: timeout)
+            return
+        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.waitBlocking(timeout: timeout)
+            let id = waiters.withLock { w -> Int? in
+                if let generation, w.generation != generation { return nil }
+                w.next += 1
+                w.pending[w.next] = continuation
+                return w.next
+            }
+            guard let id else {
                 continuation.resume()
+                return
+            }
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in
+                let c = self?.waiters.withLock { $0.pending.removeValue(forKey: id) }
+                c?.resume()
             }
         }
     }
