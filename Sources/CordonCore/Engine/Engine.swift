@@ -139,7 +139,7 @@ public actor Engine {
                 incidents.append(open.id)
                 continue
             }
-            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hexString.prefix(12))
+            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hex.prefix(12))
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
             try await append(
@@ -407,7 +407,7 @@ public actor Engine {
             try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
             return false
         }
-        let key = SHA256.hash(data: Array("\(id)\u{0}\(playbook.name)\u{0}\(playbook.version)\u{0}\(step.id)\u{0}".utf8) + CanonicalJSON.bytes(.object(inputs))).hexString
+        let key = SHA256.hash(data: Array("\(id)\u{0}\(playbook.name)\u{0}\(playbook.version)\u{0}\(step.id)\u{0}".utf8) + CanonicalJSON.bytes(.object(inputs))).hex
         base["inputs"] = .object(inputs)
         base["idempotency_key"] = .string(key)
         if let target = Self.target(inputs) { base["target"] = .string(target) }
@@ -522,8 +522,4 @@ public actor Engine {
 public struct EngineError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
-}
-
-extension Digest {
-    var hexString: String { map { String(format: "%02x", $0) }.joined() }
 }
