@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -36,11 +37,20 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "CordonAWS",
+            dependencies: [
+                "CordonCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "cordon",
             dependencies: [
                 "CordonCore",
                 "CordonJournal",
+                "CordonAWS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,6 +69,10 @@ let package = Package(
         .testTarget(
             name: "CordonJournalTests",
             dependencies: ["CordonJournal", "CordonCore"]
+        ),
+        .testTarget(
+            name: "CordonAWSTests",
+            dependencies: ["CordonAWS", "CordonCore"]
         ),
         .testTarget(
             name: "CordonCLITests",
