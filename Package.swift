@@ -18,7 +18,6 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibYAML", path: "Sources/CLibYAML", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "CCordonSys", path: "Sources/CCordonSys"),
         .target(
             name: "CordonCore",
             dependencies: [
@@ -32,7 +31,6 @@ let package = Package(
             name: "CordonJournal",
             dependencies: [
                 "CordonCore",
-                "CCordonSys",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,46 +1,34 @@
-import CCordonSys
 import CordonCore
 import Crypto
 import Foundation
+import GRDB
 import Synchronization
 
-/// Evidence (raw findings, API responses, pre- and post-state) stored by content: the
-/// file's name is the SHA-256 of its bytes, so a replaced or damaged file is detected.
-public struct EvidenceStore: Sendable {
+/// Evidence (raw findings, API responses, pre- and post-state) stored by content: keyed by
+/// the SHA-256 of its bytes, so a replaced or damaged item is detected.
+///
+/// Evidence lives in the journal's database (`evidence_content`), written in the same
+/// transaction as the first record that cites it: it is exactly as durable as the
+/// record, costs no file creation or extra fsync, and a crash can never leave a record
+/// citing evidence that was not written. `put` only hashes and queues the bytes; the
+/// journal's writer inserts everything queued at the start of its next commit, and
+/// every record is appended after the evidence it cites was put.
+///
+/// Journals written by Cordon 0.2 kept evidence as files under `evidence/`; those are
+/// still read (and verified) where the database has no copy.
+public final class EvidenceStore: Sendable {
+    /// Where Cordon 0.2 kept evidence files (read-only fallback).
     public let directory: URL
     /// Known secrets are redacted from evidence before it is stored.
     public let secrets: SecretStore?
-    /// When true, `put` does not fsync: the journal flushes the file system once before it
-    /// commits any record that cites evidence (`syncIfNeeded`), so one flush serves a whole
-    /// group commit instead of two fsyncs per file.
-    public let deferredSync: Bool
-    let unsynced: UnsyncedFlag
+    let database: (any DatabaseReader)?
+    /// Put but not yet committed, by hash.
+    private let pending = Mutex<[String: [UInt8]]>([:])
 
-    final class UnsyncedFlag: Sendable {
-        let value = Mutex(false)
-    }
-
-    public init(directory: URL, secrets: SecretStore? = nil, deferredSync: Bool = false) {
+    public init(directory: URL, database: (any DatabaseReader)?, secrets: SecretStore? = nil) {
         self.directory = directory
+        self.database = database
         self.secrets = secrets
-        self.deferredSync = deferredSync
-        self.unsynced = UnsyncedFlag()
-    }
-
-    /// Makes every file written with deferred sync durable (one `syncfs`).
-    public func syncIfNeeded() throws {
-        guard unsynced.value.withLock({ pending in
-            let was = pending
-            pending = false
-            return was
-        }) else { return }
-        let fd = open(directory.path, O_RDONLY)
-        guard fd >= 0 else { throw SigningKey.Error(message: "cannot open \(directory.path) to sync evidence") }
-        defer { close(fd) }
-        guard cordon_syncfs(fd) == 0 else {
-            unsynced.value.withLock { $0 = true }
-            throw SigningKey.Error(message: "cannot sync evidence: \(String(cString: strerror(errno)))")
-        }
     }
 
     public struct Reference: Sendable, Equatable {
@@ -55,63 +43,81 @@ public struct EvidenceStore: Sendable {
         }
     }
 
-    public func path(for hash: String) -> URL {
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Where Cordon 0.2 kept an item's file.
+    public func legacyPath(for hash: String) -> URL {
         directory.appendingPathComponent(String(hash.prefix(2))).appendingPathComponent(hash)
     }
 
-    /// Stores bytes durably (written to a temporary file, fsynced, renamed, directory
-    /// fsynced); storing the same bytes again is a no-op.
+    /// Stores bytes (after redacting known secrets); they become durable with the next
+    /// journal commit, which includes every record that cites them. Storing the same bytes
+    /// again is a no-op.
     @discardableResult
     public func put(_ original: [UInt8], name: String, mediaType: String = "application/json") throws -> Reference {
         let bytes = secrets?.redact(original) ?? original
         let hash = SHA256.hash(data: bytes).hex
-        let reference = Reference(sha256: hash, size: bytes.count, mediaType: mediaType, name: name)
-        let target = path(for: hash)
-        let fm = FileManager.default
-        if fm.fileExists(atPath: target.path) { return reference }
-        let folder = target.deletingLastPathComponent()
-        try fm.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let temporary = folder.appendingPathComponent(".\(hash).\(UUID().uuidString).tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw SigningKey.Error(message: "cannot write evidence \(temporary.path): \(String(cString: strerror(errno)))") }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 {
-                close(fd)
-                unlink(temporary.path)
-                throw SigningKey.Error(message: "cannot write evidence \(temporary.path): \(String(cString: strerror(errno)))")
-            }
-            offset += n
+        pending.withLock { queued in
+            if queued[hash] == nil { queued[hash] = bytes }
         }
-        if !deferredSync { fsync(fd) }
-        close(fd)
-        if deferredSync { unsynced.value.withLock { $0 = true } }
-        guard rename(temporary.path, target.path) == 0 else {
-            unlink(temporary.path)
-            throw SigningKey.Error(message: "cannot store evidence \(target.path): \(String(cString: strerror(errno)))")
+        return Reference(sha256: hash, size: bytes.count, mediaType: mediaType, name: name)
+    }
+
+    /// Everything put since the last call, for the journal's writer to insert.
+    func takePending() -> [String: [UInt8]] {
+        pending.withLock { queued in
+            let taken = queued
+            queued = [:]
+            return taken
         }
-        if !deferredSync {
-            let dirFD = open(folder.path, O_RDONLY)
-            if dirFD >= 0 {
-                fsync(dirFD)
-                close(dirFD)
-            }
+    }
+
+    /// Gives back what a failed commit did not write.
+    func restorePending(_ items: [String: [UInt8]]) {
+        pending.withLock { queued in queued.merge(items) { current, _ in current } }
+    }
+
+    /// Inserts queued evidence within the writer's transaction.
+    static func insert(_ items: [String: [UInt8]], db: Database) throws {
+        guard !items.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence_content (hash, bytes) VALUES (?, ?)")
+        for (hash, bytes) in items { try statement.execute(arguments: [hash, Data(bytes)]) }
+    }
+
+    /// The bytes stored under a hash, or nil when there are none.
+    /// - Parameter db: a connection already open (inside a read), else the store's own.
+    public func find(_ hash: String, in db: Database? = nil) throws -> [UInt8]? {
+        if let queued = pending.withLock({ $0[hash] }) { return queued }
+        let sql = "SELECT bytes FROM evidence_content WHERE hash = ?"
+        if let db {
+            if let data = try Data.fetchOne(db, sql: sql, arguments: [hash]) { return Array(data) }
+        } else if let database {
+            if let data = try database.read({ db in try Data.fetchOne(db, sql: sql, arguments: [hash]) }) { return Array(data) }
         }
-        return reference
+        if let data = try? Data(contentsOf: legacyPath(for: hash)) { return Array(data) }
+        return nil
     }
 
     public func get(_ hash: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: path(for: hash)))
+        guard let bytes = try find(hash) else { throw Error(message: "evidence \(hash) is missing") }
+        return bytes
     }
 
-    /// nil when the file is present and its content matches its hash; else what is wrong.
-    public func check(_ hash: String, size: Int?) -> String? {
-        let url = path(for: hash)
-        guard let data = try? Data(contentsOf: url) else { return "evidence \(hash) is missing (\(url.path))" }
-        let actual = SHA256.hash(data: data).hex
+    /// nil when the item is present and its content matches its hash; else what is wrong.
+    public func check(_ hash: String, size: Int?, in db: Database? = nil) -> String? {
+        let bytes: [UInt8]
+        do {
+            guard let found = try find(hash, in: db) else { return "evidence \(hash) is missing" }
+            bytes = found
+        } catch {
+            return "evidence \(hash) cannot be read: \(error)"
+        }
+        let actual = SHA256.hash(data: bytes).hex
         if actual != hash { return "evidence \(hash) was altered: its content hashes to \(actual)" }
-        if let size, size != data.count { return "evidence \(hash) has \(data.count) bytes, the journal recorded \(size)" }
+        if let size, size != bytes.count { return "evidence \(hash) has \(bytes.count) bytes, the journal recorded \(size)" }
         return nil
     }
 }

@@ -124,13 +124,13 @@ public struct JournalVerifier: Sendable {
                 report.unsignedTail = (lastSigned + 1, Int(report.lastSeq - lastSigned))
             }
             // Evidence: every file the journal recorded must be there and match its hash.
-            let store = EvidenceStore(directory: directory.evidence)
+            let store = EvidenceStore(directory: directory.evidence, database: nil)
             var known: Set<String> = []
             for row in try Row.fetchAll(db, sql: "SELECT hash, size, first_seq FROM evidence ORDER BY first_seq") {
                 let hash: String = row["hash"]
                 known.insert(hash)
                 report.evidenceFiles += 1
-                if let problem = store.check(hash, size: row["size"]) { report.fail(row["first_seq"], problem) }
+                if let problem = store.check(hash, size: row["size"], in: db) { report.fail(row["first_seq"], problem) }
             }
             for (seq, hash) in chain.evidenceReferences where !known.contains(hash) {
                 report.fail(seq, "refers to evidence \(hash) that the journal does not list")

@@ -53,7 +53,6 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         checkpointInterval: Duration = .seconds(60), readOnly: Bool = false
     ) throws {
         self.directory = directory
-        self.evidence = EvidenceStore(directory: directory.evidence, secrets: secrets, deferredSync: true)
         self.secrets = secrets
         self.checkpointEvery = checkpointEvery
         self.checkpointInterval = checkpointInterval
@@ -68,6 +67,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(30)
         pool = try DatabasePool(path: directory.journal.path, configuration: configuration)
+        self.evidence = EvidenceStore(directory: directory.evidence, database: pool, secrets: secrets)
         if !readOnly {
             // GRDB sets synchronous=NORMAL on the pool's writer connection when it enables
             // WAL; the journal needs FULL (every commit fsynced). The writer connection
@@ -115,6 +115,10 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         media_type TEXT NOT NULL,
                         first_seq INTEGER NOT NULL
                     );
+                    CREATE TABLE IF NOT EXISTS evidence_content (
+                        hash TEXT PRIMARY KEY,
+                        bytes BLOB NOT NULL
+                    ) WITHOUT ROWID;
                     """)
         }
     }
@@ -207,19 +211,20 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                     return r
                 }
             }
+            // Evidence put before these records were appended (so everything they cite)
+            // commits in the same transaction.
+            let blobs = evidence.takePending()
             do {
-                // Evidence cited by these records must be durable before they commit.
-                if groups.contains(where: { $0.contains { $0.data["evidence"] != nil } }) { try evidence.syncIfNeeded() }
                 let key = self.key
                 let every = checkpointEvery
                 let (written, signed) = try pool.write { db in
-                    try Self.write(groups, db: db, key: key, checkpointEvery: every)
+                    try EvidenceStore.insert(blobs, db: db)
+                    return try Self.write(groups, db: db, key: key, checkpointEvery: every)
                 }
-
-
                 if signed { noteCheckpoint() }
                 for (i, group) in batch.enumerated() { group.continuation.resume(returning: written[i]) }
             } catch {
+                evidence.restorePending(blobs)
                 for group in batch { group.continuation.resume(throwing: error) }
             }
             if timerDue { _ = try? checkpointNow() }
@@ -288,8 +293,16 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     @discardableResult
     public func checkpoint() async throws -> Checkpoint? {
-        let result = try await pool.write { [key] db -> Checkpoint? in
-            try Self.checkpoint(db: db, key: key)
+        let blobs = evidence.takePending()
+        let result: Checkpoint?
+        do {
+            result = try await pool.write { [key] db -> Checkpoint? in
+                try EvidenceStore.insert(blobs, db: db)
+                return try Self.checkpoint(db: db, key: key)
+            }
+        } catch {
+            evidence.restorePending(blobs)
+            throw error
         }
         noteCheckpoint()
         return result

@@ -25,8 +25,11 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Playbooks to load.")
     var playbooks = 1_000
 
-    @Option(help: "Files processed at once, as `cordon run --concurrency`.")
+    @Option(help: "Incidents handled at once, as `cordon run --concurrency`.")
     var concurrency = 16
+
+    @Option(help: "Files journaled in one commit, as `cordon run --batch`.")
+    var batch = 256
 
     @Option(help: "Drop files at this many per second while the runner works (0: drop them all first, a backlog).")
     var rate = 0.0
@@ -93,6 +96,8 @@ struct QueueBench: AsyncParsableCommand {
             arrivedAt.value.withLock { $0[id] = .now }
         }
         if rate <= 0 { for i in lines.indices { try drop(i) } }
+        FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
+        let cpuStart = Self.cpuSeconds()
         let start = ContinuousClock.now
         let total = lines.count
         let interval = rate > 0 ? Duration.nanoseconds(Int64(1e9 / rate)) : .zero
@@ -104,30 +109,16 @@ struct QueueBench: AsyncParsableCommand {
                 try? drop(i)
             }
         }
-        let done = Locked(0)
-        let processed = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    var n = 0
-                    while done.value.withLock({ $0 }) < total {
-                        let generation = queue.generation
-                        guard let claimed = try queue.claim() else {
-                            await queue.wait(timeout: .milliseconds(50), after: generation)
-                            continue
-                        }
-                        let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
-                        for finding in result.findings { _ = try await engine.process(finding) }
-                        try queue.complete(claimed)
-                        done.value.withLock { $0 += 1 }
-                        n += 1
-                    }
-                    return n
-                }
-            }
-            return try await group.reduce(0, +)
-        }
+        let filesDone = Locked(0)
+        let handled = Locked(0)
+        let runner = QueueRunner(
+            queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: .milliseconds(50),
+            onFile: { _, _ in filesDone.value.withLock { $0 += 1 } }, onHandled: { _ in handled.value.withLock { $0 += 1 } })
+        try await runner.run(isStopping: { filesDone.value.withLock { $0 } >= total })
+        let processed = handled.value.withLock { $0 }
         await producer.value
         let elapsed = ContinuousClock.now - start
+        let cpu = Self.cpuSeconds() - cpuStart
         try await journal.close()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // Latency counts from the drain's start for files that were waiting (a backlog);
@@ -144,12 +135,19 @@ struct QueueBench: AsyncParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
-        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, run)", processed, seconds, Double(processed) / seconds, concurrency))
+        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
+        print(String(format: "cpu: %.2f s user+system during the drain = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
         if rate > 0 {
             print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))
         } else {
             print(String(format: "first action called for %d findings; time from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog, not arrival latency: use --rate)", latencies.count, pct(0.5), pct(0.99)))
         }
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     static func rssMB() -> Double {

@@ -11,22 +11,27 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             --queue-dir DIR: producers write a finding file elsewhere in DIR and rename it into \
             DIR/incoming/ (a rename is atomic). Cordon claims each file by renaming it into \
-            DIR/processing/, journals and runs its findings, then moves it to DIR/done/; a file \
-            that cannot be decoded goes to DIR/failed/ with NAME.error.json beside it. Files \
+            DIR/processing/, journals its findings (up to --batch files in one durable commit), \
+            then moves it to DIR/done/; a file that cannot be decoded goes to DIR/failed/ with \
+            NAME.error.json beside it. Up to --concurrency incidents then run at once. Files \
             left in processing/ by a runner that crashed are taken up again. Several runners \
             may share one queue directory (each with its own --data-dir); none processes a \
             file twice. New files are noticed at once (inotify), or within --poll-interval.
 
-            On start, incidents left unfinished by a crash are resumed. SIGTERM or SIGINT stops \
-            claiming files, lets the file in progress finish (at most --shutdown-timeout), \
-            writes a signed checkpoint and exits 0.
+            On start, incidents left unfinished by a crash (and findings journaled but not yet \
+            handled) are resumed. SIGTERM or SIGINT stops claiming files, lets the incidents in \
+            progress finish (at most --shutdown-timeout; what is cut short resumes on the next \
+            start), writes a signed checkpoint and exits 0.
             """)
 
     @Option(help: ArgumentHelp("The queue directory.", valueName: "DIR"))
     var queueDir: String
 
-    @Option(help: "Files processed at once (their journal writes share group commits).")
-    var concurrency = 4
+    @Option(help: "Incidents handled at once (their journal writes share group commits).")
+    var concurrency = 16
+
+    @Option(help: "Files claimed and journaled together in one commit.")
+    var batch = 256
 
     @Option(help: "How often to look at incoming/ when inotify is not available.")
     var pollInterval: String = "1s"
@@ -38,12 +43,23 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
 
     func validate() throws {
-        guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
+        guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
+        guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
         guard DurationParser.parse(pollInterval) != nil else { throw ValidationError("--poll-interval: \(pollInterval) is not a duration such as 1s") }
         guard DurationParser.parse(shutdownTimeout) != nil else { throw ValidationError("--shutdown-timeout: \(shutdownTimeout) is not a duration such as 30s") }
     }
 
     func run() async throws {
+        // Signals first: a SIGTERM during start-up stops cleanly too.
+        let stopping = StopFlag()
+        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig)
+            source.setEventHandler { stopping.set() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         let loaded = try loadConfiguration(config)
         let (journal, engine) = try await openEngine(loaded, data)
         journal.startCheckpointTimer()
@@ -54,21 +70,13 @@ struct RunCommand: AsyncParsableCommand {
             printError("cordon: \(error)")
             throw ExitCode(2)
         }
-        let stopping = StopFlag()
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { stopping.set() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
         printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(queue.incoming.path) (\(queue.watching ? "inotify" : "polling")), journal \(data.directory.journal.path)")
 
         let resumed = try await engine.resumeUnfinished()
         if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
         let poll = DurationParser.parse(pollInterval)!
         let workers = concurrency
+        let batch = self.batch
         let work = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Housekeeping: approval timeouts, files of runners that stopped.
@@ -85,17 +93,10 @@ struct RunCommand: AsyncParsableCommand {
                         try? await Task.sleep(for: .seconds(1))
                     }
                 }
-                for _ in 0..<workers {
-                    group.addTask {
-                        while !stopping.isSet {
-                            let generation = queue.generation
-                            guard let claimed = try queue.claim() else {
-                                await queue.wait(timeout: poll, after: generation)
-                                continue
-                            }
-                            try await Self.handle(claimed, queue: queue, engine: engine)
-                        }
-                    }
+                group.addTask {
+                    let runner = QueueRunner(
+                        queue: queue, engine: engine, concurrency: workers, batchSize: batch, pollInterval: poll, log: { printError($0) })
+                    try await runner.run(isStopping: { stopping.isSet })
                 }
                 try await group.waitForAll()
             }
@@ -122,22 +123,6 @@ struct RunCommand: AsyncParsableCommand {
         printError("cordon: stopped; journal signed")
     }
 
-    static func handle(_ claimed: QueueDirectory.Claimed, queue: QueueDirectory, engine: Engine) async throws {
-        let result = FindingDecoder().decode(fileAtPath: claimed.url.path)
-        // The findings are journaled before the file is acknowledged (moved out of processing/).
-        for finding in result.findings { _ = try await engine.process(finding) }
-        if result.issues.isEmpty {
-            try queue.complete(claimed)
-        } else {
-            for issue in result.issues { printError("cordon: \(claimed.name): \(issue.message)") }
-            try queue.fail(
-                claimed,
-                reason: [
-                    "file": .string(claimed.name), "findings_processed": .number(JSONNumber(result.findings.count)),
-                    "errors": .array(result.issues.map { ["where": .string($0.origin.description.replacingOccurrences(of: claimed.url.path, with: claimed.name)), "message": .string($0.message)] }),
-                ])
-        }
-    }
 }
 
 /// Set once by a signal handler, read by the loops.

@@ -75,6 +75,18 @@ import Testing
             let deadline = Date().addingTimeInterval(seconds)
             while doneCount() < n && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         }
+
+        /// Incidents the journal shows completed (read while a runner may be writing).
+        func completedIncidents() async throws -> Int {
+            guard FileManager.default.fileExists(atPath: data + "/journal.sqlite") else { return 0 }
+            let journal = try SQLiteJournal(directory: DataDirectory(data), readOnly: true)
+            return try await IncidentIndex.load(from: journal).incidents.values.filter { $0.status == "completed" }.count
+        }
+
+        func waitForCompleted(_ n: Int, seconds: Double = 60) async throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while try await completedIncidents() < n && Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        }
     }
 
     @Test func processesTheQueueAndStopsCleanlyOnSIGTERM() async throws {
@@ -83,6 +95,7 @@ import Testing
         for i in 0..<20 { try s.drop(i) }
         try await s.waitForDone(20)
         #expect(s.doneCount() == 20)
+        try await s.waitForCompleted(20)
         runner.terminate()
         runner.waitUntilExit()
         #expect(runner.terminationStatus == 0)
@@ -97,19 +110,22 @@ import Testing
     /// every finding is handled once, every incident is complete and the journal verifies.
     @Test func survivesKillDashNineAtRandomMoments() async throws {
         let s = try Setup()
-        let total = 200
+        let total = 400
         for i in 0..<total { try s.drop(i) }
-        for round in 0..<5 {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<5 {
             let runner = try s.start()
-            try await Task.sleep(for: .milliseconds(Int64(150 + (round * 97) % 400)))
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 40...250, using: &random)))
             kill(runner.processIdentifier, SIGKILL)
             runner.waitUntilExit()
         }
-        // The kills landed mid-stream: some files were done, others were not.
-        let doneAfterKills = s.doneCount()
-        #expect(doneAfterKills > 0 && doneAfterKills < total, "done after the kills: \(doneAfterKills)")
+        // The kills landed mid-stream: some incidents were complete, others were not.
+        let completedAfterKills = try await s.completedIncidents()
+        #expect(completedAfterKills > 0 && completedAfterKills < total, "completed after the kills: \(completedAfterKills)")
         let last = try s.start()
         try await s.waitForDone(total, seconds: 120)
+        try await s.waitForCompleted(total, seconds: 120)
+        try await Task.sleep(for: .milliseconds(300))
         last.terminate()
         last.waitUntilExit()
         #expect(s.doneCount() == total)

@@ -245,16 +245,30 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(r2.problems.contains { $0.message.contains("that record is missing") })
     }
 
-    @Test func replacedEvidenceFile() async throws {
+    @Test func replacedEvidence() async throws {
         let dir = try await journal()
-        let store = EvidenceStore(directory: dir.evidence)
         let hash = SHA256.hash(data: Array(#"{"finding":"raw bytes"}"#.utf8)).hex
-        try Data(#"{"finding":"other bytes"}"#.utf8).write(to: store.path(for: hash))
+        // The evidence was committed with the record citing it, in the database.
+        #expect(try report(dir).isValid)
+        try tamper(dir, "UPDATE evidence_content SET bytes = ? WHERE hash = ?", [Data(#"{"finding":"other bytes"}"#.utf8), hash])
         let r = try report(dir)
         #expect(r.firstBadSeq == 42)
         #expect(r.problems.first?.message.contains("evidence \(hash) was altered") == true)
-        try FileManager.default.removeItem(at: store.path(for: hash))
+        try tamper(dir, "DELETE FROM evidence_content WHERE hash = ?", [hash])
         #expect(try report(dir).problems.first?.message.contains("missing") == true)
+    }
+
+    /// Journals from Cordon 0.2 kept evidence as files; they are still read and verified.
+    @Test func legacyEvidenceFile() async throws {
+        let dir = try await journal()
+        let hash = SHA256.hash(data: Array(#"{"finding":"raw bytes"}"#.utf8)).hex
+        try tamper(dir, "DELETE FROM evidence_content WHERE hash = ?", [hash])
+        let store = EvidenceStore(directory: dir.evidence, database: nil)
+        try FileManager.default.createDirectory(at: store.legacyPath(for: hash).deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(#"{"finding":"raw bytes"}"#.utf8).write(to: store.legacyPath(for: hash))
+        #expect(try report(dir).isValid)
+        try Data(#"{"finding":"other bytes"}"#.utf8).write(to: store.legacyPath(for: hash))
+        #expect(try report(dir).problems.first?.message.contains("was altered") == true)
     }
 
     @Test func forgedCheckpointSignature() async throws {

@@ -53,21 +53,20 @@ public actor Engine {
         return written
     }
 
-    // MARK: - Findings
-
-    public func process(_ findings: [Finding]) async throws -> [Outcome] {
-        var outcomes: [Outcome] = []
-        var matcher = triggers.makeMatcher()
-        for finding in findings {
-            outcomes.append(try await process(finding, matcher: &matcher))
-        }
-        return outcomes
+    /// Appends records in one commit, in order.
+    @discardableResult
+    private func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
+        let written = try await journal.append(records)
+        for record in written { index.apply(record) }
+        return written
     }
+
+    // MARK: - Findings
 
     // The engine is an actor, and calls interleave where it awaits the journal, so that
     // findings processed concurrently share group commits. Decisions that must not
-    // interleave are serialised by key: one delivery of a finding at a time, and one
-    // opening, attaching or run per playbook and incident key.
+    // interleave are serialised by key: intake, and one opening, attaching or run per
+    // playbook and incident key.
     private var busy: Set<String> = []
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
 
@@ -83,56 +82,119 @@ public actor Engine {
         for continuation in waiting.removeValue(forKey: key) ?? [] { continuation.resume() }
     }
 
-    /// Processes one finding; safe to call concurrently.
-    public func process(_ finding: Finding) async throws -> Outcome {
-        var matcher = triggers.makeMatcher()
-        return try await process(finding, matcher: &matcher)
+    /// Receives findings and handles them one after another (`cordon process`).
+    public func process(_ findings: [Finding]) async throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for receipt in try await receive(findings) { outcomes.append(try await handle(receipt)) }
+        return outcomes
     }
 
-    private func process(_ finding: Finding, matcher: inout PatternMatcher) async throws -> Outcome {
-        let event = finding.event
-        let id = finding.id ?? "unknown"
-        let updatedAt = event["detail"]?["updatedAt"]?.stringValue ?? event["time"]?.stringValue
-        let summary = Self.summary(finding)
-        let dedupe = IncidentIndex.dedupeKey(id: id, updatedAt: updatedAt)
-        await acquire("finding\u{0}" + dedupe)
-        defer { release("finding\u{0}" + dedupe) }
-        // A finding already received is only re-matched where its handling was cut short
-        // (a crash between receiving it and opening its incidents); otherwise it is a
-        // duplicate delivery and changes nothing.
-        let receivedSeq: JSONValue
-        let redelivered: Bool
-        if let seq = index.receivedFindings[dedupe] {
-            receivedSeq = .number(JSONNumber(Int(seq)))
-            redelivered = true
-        } else {
-            let ref = try await Self.store(evidence, JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
-            let received = try await append(NewRecord(kind: RecordKind.findingReceived, actor: actor, data: ["finding": summary, "evidence": [ref]]))
-            receivedSeq = seq(received)
-            redelivered = false
-        }
-        let matched = matcher.matches(event: event)
-        if matched.isEmpty {
-            if redelivered && index.unmatchedFindings.contains(dedupe) {
-                try await append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
-                return Outcome(finding: id, incidents: [], duplicate: true)
+    /// Processes one finding; safe to call concurrently.
+    public func process(_ finding: Finding) async throws -> Outcome {
+        try await handle(try await receive([finding])[0])
+    }
+
+    /// A finding journaled by `receive`, and what remains to do for it.
+    public struct Receipt: Sendable {
+        public var finding: Finding
+        /// `id|updatedAt`: the same for every delivery of the same finding version.
+        public var dedupe: String
+        /// The seq of its `finding.received` record.
+        public var receivedSeq: Int64
+        /// The matching playbooks (indexes into the name-ordered list) that have not yet
+        /// opened or attached an incident for it; empty for an unmatched or duplicate one.
+        public var pending: [Int]
+        public var duplicate: Bool
+        public var id: String { finding.id ?? "unknown" }
+    }
+
+    /// Journals findings (each `finding.received` with the finding as evidence and the
+    /// playbooks it matched, or `finding.unmatched`, or `finding.duplicate` for a delivery
+    /// already received and handled) in one commit, and returns once they are durable:
+    /// from then on the journal owns them, and a crash before they are handled is resumed
+    /// from it (`resumeUnfinished`). Intake is serialised; handling runs concurrently.
+    public func receive(_ findings: [Finding]) async throws -> [Receipt] {
+        guard !findings.isEmpty else { return [] }
+        await acquire("intake")
+        defer { release("intake") }
+        var matcher = triggers.makeMatcher()
+        var records: [NewRecord] = []
+        /// Per finding: the index of its received record in `records`, or the seq it was
+        /// received with earlier.
+        enum Source { case new(Int), earlier(Int64), duplicate }
+        var plans: [(Finding, String, Source, [Int])] = []
+        var seen: [String: Int] = [:]
+        for finding in findings {
+            let event = finding.event
+            let summary = Self.summary(finding)
+            let dedupe = IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event))
+            if seen[dedupe] != nil {
+                // The same finding twice in one batch: the second is a duplicate delivery.
+                records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+                plans.append((finding, dedupe, .duplicate, []))
+                continue
             }
-            try await append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
-            return Outcome(finding: id, incidents: [], duplicate: false)
+            seen[dedupe] = plans.count
+            let matched = matcher.matches(event: event)
+            if let seq = index.receivedFindings[dedupe] {
+                // Received before: only what was cut short (a crash between receiving it
+                // and opening its incidents) remains to do; otherwise a duplicate.
+                let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
+                let cutShort = matched.isEmpty ? !index.unmatchedFindings.contains(dedupe) : !pending.isEmpty
+                if cutShort {
+                    if matched.isEmpty {
+                        records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": .number(JSONNumber(Int(seq)))]))
+                    }
+                    plans.append((finding, dedupe, .earlier(seq), pending))
+                } else {
+                    records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+                    plans.append((finding, dedupe, .duplicate, []))
+                }
+                continue
+            }
+            let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+            plans.append((finding, dedupe, .new(records.count), matched))
+            records.append(
+                NewRecord(
+                    kind: RecordKind.findingReceived, actor: actor,
+                    data: ["finding": summary, "matched": .array(matched.map { .string(playbooks[$0].name) }), "evidence": [ref]]))
+            if matched.isEmpty {
+                // The unmatched record follows the one it concerns in the same commit
+                // and names the finding by its id and update time.
+                records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]))
+            }
         }
-        let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
-        if redelivered && pending.isEmpty {
-            try await append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
-            return Outcome(finding: id, incidents: [], duplicate: true)
+        let written = try await append(records)
+        return plans.map { finding, dedupe, source, pending in
+            switch source {
+            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false)
+            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false)
+            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true)
+            }
         }
+    }
+
+    static func updatedAt(_ event: JSONValue) -> String? {
+        event["detail"]?["updatedAt"]?.stringValue ?? event["time"]?.stringValue
+    }
+
+    /// Opens or attaches an incident for each playbook a received finding matched (in
+    /// name order) and runs the new incidents' steps. Safe to call concurrently.
+    public func handle(_ receipt: Receipt) async throws -> Outcome {
+        let event = receipt.finding.event
+        let id = receipt.id
+        let summary = Self.summary(receipt.finding)
+        let receivedSeq = JSONValue.number(JSONNumber(Int(receipt.receivedSeq)))
         var incidents: [String] = []
-        for i in pending {
+        for i in receipt.pending {
             let playbook = playbooks[i]
             let eventRoot = event.objectValue ?? [:]
             let key = (try? playbook.incident.key?.render(TemplateContext(root: eventRoot)).value).map(Template.text) ?? id
             let lock = "incident\u{0}\(playbook.name)\u{0}\(key)"
             await acquire(lock)
             defer { release(lock) }
+            // Another delivery of the same finding may have got here first.
+            if index.playbook(playbook.name, handled: receipt.dedupe) { continue }
             if let open = index.open(playbook: playbook.name, key: key) {
                 try await append(
                     NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
@@ -153,21 +215,7 @@ public actor Engine {
             incidents.append(incidentID)
             try await run(incident: incidentID, event: event)
         }
-        return Outcome(finding: id, incidents: incidents, duplicate: false)
-    }
-
-    private func seq(_ record: JournalRecord) -> JSONValue { .number(JSONNumber(Int(record.seq))) }
-
-    /// Stores evidence on a GCD thread: its fsyncs must not hold up the engine (other
-    /// findings proceed meanwhile).
-    nonisolated static func store(_ sink: any EvidenceSink, _ bytes: [UInt8], name: String, mediaType: String) async throws -> JSONValue {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do { continuation.resume(returning: try sink.store(bytes, name: name, mediaType: mediaType)) } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        return Outcome(finding: id, incidents: incidents, duplicate: receipt.duplicate)
     }
 
     /// `when` and `approval.when` patterns, compiled once.
@@ -273,6 +321,25 @@ public actor Engine {
     @discardableResult
     public func resumeUnfinished() async throws -> [String] {
         var resumed: [String] = []
+        // Findings received whose incidents were not all opened (a crash right after
+        // intake), handled 16 at a time.
+        var receipts: [Receipt] = []
+        for (dedupe, entry) in index.unhandled {
+            let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
+            guard !pending.isEmpty, let hash = entry.evidence else { continue }
+            let event = try JSONParser.parse(try evidence.load(hash))
+            let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
+            receipts.append(Receipt(finding: finding, dedupe: dedupe, receivedSeq: entry.seq, pending: pending, duplicate: false))
+        }
+        resumed += try await withThrowingTaskGroup(of: [String].self) { group in
+            var opened: [String] = []
+            for (i, receipt) in receipts.enumerated() {
+                if i >= 16, let done = try await group.next() { opened += done }
+                group.addTask { try await self.handle(receipt).incidents }
+            }
+            for try await done in group { opened += done }
+            return opened
+        }
         for incident in index.incidents.values where incident.status == "running" && !incident.dryRun {
             try await run(incident: incident.id, event: try await event(of: incident))
             resumed.append(incident.id)

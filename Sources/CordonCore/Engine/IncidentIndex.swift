@@ -71,6 +71,26 @@ public struct IncidentIndex: Sendable {
     /// matching playbook (`playbook` → finding keys it handled).
     public private(set) var unmatchedFindings: Set<String> = []
     public private(set) var handled: [String: Set<String>] = [:]
+    /// Findings received whose matching playbooks have not all opened or attached an
+    /// incident (their handling was cut short), by `id|updatedAt`.
+    public private(set) var unhandled: OrderedDictionary<String, Unhandled> = [:]
+    /// The open incident of each `playbook\0key`.
+    private var openByKey: [String: String] = [:]
+
+    public struct Unhandled: Sendable {
+        public var seq: Int64
+        public var playbooks: Set<String>
+        /// The finding's evidence (its hash).
+        public var evidence: String?
+    }
+
+    private mutating func markHandled(_ playbook: String, _ key: String) {
+        handled[playbook, default: []].insert(key)
+        if var entry = unhandled[key] {
+            entry.playbooks.remove(playbook)
+            if entry.playbooks.isEmpty { unhandled.removeValue(forKey: key) } else { unhandled[key] = entry }
+        }
+    }
 
     /// Whether a playbook has already opened or attached an incident for this finding.
     public func playbook(_ name: String, handled key: String) -> Bool { handled[name]?.contains(key) ?? false }
@@ -79,7 +99,8 @@ public struct IncidentIndex: Sendable {
 
     /// The open incident of a playbook with this key, if any.
     public func open(playbook: String, key: String) -> Incident? {
-        incidents.values.last { $0.playbook == playbook && $0.key == key && $0.isOpen }
+        guard let id = openByKey[playbook + "\u{0}" + key], let incident = incidents[id], incident.isOpen else { return nil }
+        return incident
     }
 
     public static func dedupeKey(id: String, updatedAt: String?) -> String { id + "|" + (updatedAt ?? "") }
@@ -92,14 +113,20 @@ public struct IncidentIndex: Sendable {
         let d = record.data
         switch record.kind {
         case RecordKind.findingReceived:
-            receivedFindings[Self.dedupeKey(d["finding"])] = record.seq
+            let key = Self.dedupeKey(d["finding"])
+            receivedFindings[key] = record.seq
+            if let matched = d["matched"]?.arrayValue, !matched.isEmpty {
+                unhandled[key] = Unhandled(
+                    seq: record.seq, playbooks: Set(matched.compactMap(\.stringValue)), evidence: record.evidenceHashes.first)
+            }
             return
         case RecordKind.findingUnmatched:
             unmatchedFindings.insert(Self.dedupeKey(d["finding"]))
             return
         case RecordKind.incidentOpened:
             guard let id = record.incident else { return }
-            if let playbook = d["playbook"]?.stringValue { handled[playbook, default: []].insert(Self.dedupeKey(d["finding"])) }
+            if let playbook = d["playbook"]?.stringValue { markHandled(playbook, Self.dedupeKey(d["finding"])) }
+            openByKey[(d["playbook"]?.stringValue ?? "") + "\u{0}" + (d["key"]?.stringValue ?? "")] = id
             incidents[id] = Incident(
                 id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
@@ -119,7 +146,7 @@ public struct IncidentIndex: Sendable {
         switch record.kind {
         case RecordKind.findingAttached:
             if let f = d["finding"]?["id"]?.stringValue { incident.findings.append(f) }
-            handled[incident.playbook, default: []].insert(Self.dedupeKey(d["finding"]))
+            markHandled(incident.playbook, Self.dedupeKey(d["finding"]))
         case RecordKind.stepPlanned:
             updateStep { $0.status = "planned" }
         case RecordKind.stepIntent:
@@ -167,6 +194,7 @@ public struct IncidentIndex: Sendable {
             incident.status = d["status"]?.stringValue ?? "completed"
         case RecordKind.incidentClosed:
             incident.status = "closed"
+            if openByKey[incident.playbook + "\u{0}" + incident.key] == id { openByKey.removeValue(forKey: incident.playbook + "\u{0}" + incident.key) }
         default:
             break
         }

@@ -1,0 +1,173 @@
+import Foundation
+
+/// Runs a queue directory through the engine, as `cordon run --queue-dir` does.
+///
+/// Intake and handling are separate stages:
+/// - one intake loop claims up to `batchSize` files at a time, decodes them, journals
+///   all their findings in one commit (`Engine.receive`), and only then acknowledges the
+///   files (moves them to `done/`, or to `failed/` with the reason beside them);
+/// - `concurrency` handlers open or attach incidents and run their steps.
+/// Between them, at most `backlog` received findings wait in memory; when handlers fall
+/// behind, intake waits, and files stay in `incoming/`. A finding received but not yet
+/// handled when the process stops is resumed from the journal on the next start.
+public final class QueueRunner: Sendable {
+    public let queue: QueueDirectory
+    public let engine: Engine
+    public let concurrency: Int
+    public let batchSize: Int
+    public let backlog: Int
+    public let pollInterval: Duration
+    let log: @Sendable (String) -> Void
+    let onHandled: @Sendable (Engine.Outcome) -> Void
+    let onFile: @Sendable (String, Int) -> Void
+
+    public init(
+        queue: QueueDirectory, engine: Engine, concurrency: Int, batchSize: Int = 256, backlog: Int? = nil,
+        pollInterval: Duration = .seconds(1), log: @escaping @Sendable (String) -> Void = { _ in },
+        onFile: @escaping @Sendable (String, Int) -> Void = { _, _ in },
+        onHandled: @escaping @Sendable (Engine.Outcome) -> Void = { _ in }
+    ) {
+        self.queue = queue
+        self.engine = engine
+        self.concurrency = max(1, concurrency)
+        self.batchSize = max(1, batchSize)
+        self.backlog = backlog ?? max(64, 4 * concurrency)
+        self.pollInterval = pollInterval
+        self.log = log
+        self.onFile = onFile
+        self.onHandled = onHandled
+    }
+
+    /// Runs until `isStopping` returns true, then lets the handlers finish what was
+    /// received (cancel the task to cut that short) and returns.
+    public func run(isStopping: @escaping @Sendable () -> Bool) async throws {
+        let receipts = ReceiptQueue(limit: backlog)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask { [engine, onHandled] in
+                    do {
+                        while let receipt = await receipts.next() {
+                            onHandled(try await engine.handle(receipt))
+                        }
+                    } catch {
+                        // The journal failed: stop intake and the other handlers too.
+                        await receipts.close()
+                        throw error
+                    }
+                }
+            }
+            group.addTask {
+                do {
+                    try await self.intake(into: receipts, isStopping: isStopping)
+                } catch {
+                    await receipts.close()
+                    throw error
+                }
+                await receipts.close()
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func intake(into receipts: ReceiptQueue, isStopping: @Sendable () -> Bool) async throws {
+        while !isStopping() && !Task.isCancelled {
+            guard await receipts.waitForRoom() else { return }
+            let generation = queue.generation
+            var claimed: [QueueDirectory.Claimed] = []
+            while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+            if claimed.isEmpty {
+                await queue.wait(timeout: pollInterval, after: generation)
+                continue
+            }
+            let decoded = claimed.map { FindingDecoder().decode(fileAtPath: $0.url.path) }
+            // Journaled (durable) before any file is acknowledged.
+            let received = try await engine.receive(decoded.flatMap(\.findings))
+            for (file, result) in zip(claimed, decoded) {
+                if result.issues.isEmpty {
+                    try queue.complete(file)
+                } else {
+                    for issue in result.issues { log("cordon: \(file.name): \(issue.message)") }
+                    try queue.fail(
+                        file,
+                        reason: [
+                            "file": .string(file.name), "findings_processed": .number(JSONNumber(result.findings.count)),
+                            "errors": .array(
+                                result.issues.map {
+                                    [
+                                        "where": .string($0.origin.description.replacingOccurrences(of: file.url.path, with: file.name)),
+                                        "message": .string($0.message),
+                                    ]
+                                }),
+                        ])
+                }
+                onFile(file.name, result.findings.count)
+            }
+            for receipt in received {
+                if receipt.pending.isEmpty {
+                    onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
+                } else {
+                    await receipts.submit(receipt)
+                }
+            }
+        }
+    }
+}
+
+/// Received findings waiting for a handler: bounded, first in first out.
+actor ReceiptQueue {
+    private var items: [Engine.Receipt] = []
+    private var head = 0
+    private var consumers: [CheckedContinuation<Engine.Receipt?, Never>] = []
+    private var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closed = false
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    private var count: Int { items.count - head }
+
+    /// Returns false when the queue was closed (the handlers stopped).
+    func waitForRoom() async -> Bool {
+        while count >= limit && !closed {
+            await withCheckedContinuation { roomWaiters.append($0) }
+        }
+        return !closed
+    }
+
+    /// Hands a receipt to a waiting handler or queues it (beyond the limit if need be:
+    /// intake waits for room before it claims, not in the middle of a batch).
+    func submit(_ receipt: Engine.Receipt) {
+        if !consumers.isEmpty {
+            consumers.removeFirst().resume(returning: receipt)
+        } else {
+            items.append(receipt)
+        }
+    }
+
+    func next() async -> Engine.Receipt? {
+        if head < items.count {
+            let receipt = items[head]
+            head += 1
+            if head > 1024 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            if count < limit, !roomWaiters.isEmpty {
+                for waiter in roomWaiters { waiter.resume() }
+                roomWaiters = []
+            }
+            return receipt
+        }
+        if closed { return nil }
+        return await withCheckedContinuation { consumers.append($0) }
+    }
+
+    /// No more receipts: handlers drain what is queued, then stop.
+    func close() {
+        closed = true
+        for consumer in consumers { consumer.resume(returning: nil) }
+        consumers = []
+        for waiter in roomWaiters { waiter.resume() }
+        roomWaiters = []
+    }
+}
