@@ -1,0 +1,118 @@
+import CordonCore
+import Crypto
+import Foundation
+
+/// One service in one region: builds, signs and sends requests in the service's protocol
+/// (query, JSON 1.1 or REST-XML) and maps error responses.
+public struct AWSServiceClient: Sendable {
+    public let service: AWSService
+    public let endpoint: AWSEndpoint
+    public let credentials: any CredentialProvider
+    public let http: AWSHTTPClient
+    /// The signing clock (tests fix it).
+    public var clock: @Sendable () -> AWSDate = { AWSDate.now() }
+
+    public init(service: AWSService, endpoint: AWSEndpoint, credentials: any CredentialProvider, http: AWSHTTPClient) {
+        self.service = service
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.http = http
+    }
+
+    var signer: SigV4Signer {
+        service == .s3 ? .s3(region: endpoint.signingRegion) : SigV4Signer(service: service.signingName, region: endpoint.signingRegion)
+    }
+
+    /// Signs and sends; non-2xx responses throw the mapped AWS error.
+    public func send(_ request: AWSRequest, operation: String) async throws(ActionError) -> AWSResponse {
+        var request = request
+        let creds = try await credentials.credentials()
+        signer.sign(&request, credentials: creds, date: clock())
+        let response = try await http.send(request, service: service, operation: operation)
+        guard (200..<300).contains(response.status) else {
+            throw AWSErrorMapper.error(service: service, operation: operation, status: response.status, headers: response.headers, body: response.body)
+        }
+        return response
+    }
+
+    func baseRequest(method: String, path: String = "/") -> AWSRequest {
+        var base = endpoint.basePath
+        if base.hasSuffix("/") { base.removeLast() }
+        return AWSRequest(method: method, scheme: endpoint.scheme, host: endpoint.host, path: base + path, headers: [("Host", endpoint.host)])
+    }
+
+    /// A query-protocol call (EC2, IAM, STS, SNS, SQS): `Action`, `Version` and the
+    /// parameters form-encoded in a POST body; returns the parsed XML response.
+    public func query(_ action: String, _ parameters: [(String, String)] = []) async throws(ActionError) -> XMLTree {
+        var request = baseRequest(method: "POST")
+        var pairs = [("Action", action)]
+        if let version = service.apiVersion { pairs.append(("Version", version)) }
+        pairs += parameters
+        request.body = Array(pairs.map { SigV4Signer.uriEncode($0.0, encodeSlash: true) + "=" + SigV4Signer.uriEncode($0.1, encodeSlash: true) }.joined(separator: "&").utf8)
+        request.headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
+        let response = try await send(request, operation: action)
+        return try parseXML(response, operation: action)
+    }
+
+    /// A JSON 1.1 call (CloudTrail): `X-Amz-Target: <prefix>.<operation>`; returns the JSON body.
+    public func json(targetPrefix: String, _ operation: String, _ body: JSONValue) async throws(ActionError) -> JSONValue {
+        var request = baseRequest(method: "POST")
+        request.body = JSONWriter.bytes(body)
+        request.headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        request.headers.append(("X-Amz-Target", "\(targetPrefix).\(operation)"))
+        let response = try await send(request, operation: operation)
+        if response.body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .object([:]) }
+        do {
+            return try JSONParser.parse(response.body)
+        } catch {
+            throw .permanent("InvalidResponse", "\(service.rawValue) \(operation) answered with JSON that does not parse: \(error)")
+        }
+    }
+
+    /// A REST call (S3, path style): `path` is decoded (`/bucket`), `query` decoded pairs.
+    public func rest(
+        _ method: String, path: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+        operation: String
+    ) async throws(ActionError) -> AWSResponse {
+        var request = baseRequest(method: method, path: path)
+        request.query = query
+        request.headers += headers
+        request.body = body
+        return try await send(request, operation: operation)
+    }
+
+    func parseXML(_ response: AWSResponse, operation: String) throws(ActionError) -> XMLTree {
+        guard let tree = XMLTree.parse(response.body) else {
+            throw .permanent("InvalidResponse", "\(service.rawValue) \(operation) answered with a body that is not XML (HTTP \(response.status), \(response.body.count) bytes)")
+        }
+        return tree
+    }
+}
+
+/// Query-protocol parameter lists (`Name.1`, `Name.2`…).
+struct QueryParams {
+    var pairs: [(String, String)] = []
+
+    mutating func add(_ name: String, _ value: String?) {
+        if let value { pairs.append((name, value)) }
+    }
+
+    mutating func addList(_ prefix: String, _ values: [String]) {
+        for (i, v) in values.enumerated() { pairs.append(("\(prefix).\(i + 1)", v)) }
+    }
+
+    mutating func addTags(_ prefix: String, _ tags: [Tag]) {
+        for (i, t) in tags.enumerated() {
+            pairs.append(("\(prefix).\(i + 1).Key", t.key))
+            pairs.append(("\(prefix).\(i + 1).Value", t.value))
+        }
+    }
+
+    /// `Filter.N.Name` / `Filter.N.Value.M`.
+    mutating func addFilters(_ filters: [(String, [String])]) {
+        for (i, f) in filters.enumerated() {
+            pairs.append(("Filter.\(i + 1).Name", f.0))
+            for (j, v) in f.1.enumerated() { pairs.append(("Filter.\(i + 1).Value.\(j + 1)", v)) }
+        }
+    }
+}
