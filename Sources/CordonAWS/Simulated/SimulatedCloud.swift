@@ -155,7 +155,7 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
     ) async throws(ActionError) -> T {
         let fired: Fault.Effect? = lock.withLock {
             let time = now()
-            activeFaults.removeAll { fault in fault.until.map { time >= $0 } ?? false }
+            activeFaults.removeAll { fault in (fault.until.map { time >= $0 } ?? false) || (fault.times.map { $0 <= 0 } ?? false) }
             guard let i = activeFaults.firstIndex(where: { $0.matches(operation: op.fullName, iamAction: op.iamAction) }) else { return nil }
             let effect = activeFaults[i].effect
             if let times = activeFaults[i].times {
