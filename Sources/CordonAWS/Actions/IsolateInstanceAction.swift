@@ -1,0 +1,280 @@
+import CordonCore
+
+/// `aws.ec2.isolate_instance`: moves every network interface of an instance into an
+/// isolation security group with no rules, connection-tracking aware (the method of the
+/// AWS Security Incident Response Guide):
+///
+/// 1. find or create the isolation group (in the instance's VPC, every rule removed);
+/// 2. tag the instance with the incident and, before anything moves, with the groups
+///    each interface has (`cordon:pre-isolation-groups`), so that a crash between the
+///    change and the journal never loses the pre-state;
+/// 3. move every interface to `<isolation>-untrack`, a group that allows all traffic
+///    both ways: tracked connections become untracked…
+/// 4. …then to the isolation group alone, which cuts them;
+/// 5. turn on termination protection; verify.
+///
+/// Rollback puts back each interface's previous groups and the previous termination
+/// protection. The isolation groups and the tags stay (other instances may use the
+/// groups; the tags are the audit trail).
+public struct IsolateInstanceAction: ReversibleAction {
+    public static let name = "aws.ec2.isolate_instance"
+    static let isolatedByTag = "cordon:isolated-by"
+    static let previousGroupsTag = "cordon:pre-isolation-groups"
+    static let previousProtectionTag = "cordon:pre-isolation-termination-protection"
+    let env: AWSActionEnvironment
+
+    public init(_ env: AWSActionEnvironment) { self.env = env }
+
+    public var checkable: Bool { true }
+
+    /// What rollback needs.
+    struct PreState: Codable, Equatable {
+        struct Interface: Codable, Equatable {
+            var id: String
+            var groups: [String]
+        }
+        var instanceId: String
+        var isolationGroupId: String
+        var interfaces: [Interface]
+        /// nil when the step did not manage termination protection.
+        var terminationProtection: Bool?
+    }
+
+    struct Inputs {
+        var instanceId: String
+        var isolationName: String
+        var protect: Bool
+        var untrackName: String { isolationName + "-untrack" }
+
+        init(_ request: ActionRequest) throws(ActionError) {
+            instanceId = try request.required("instance_id")
+            isolationName = request.text("isolation_group") ?? "cordon-quarantine"
+            protect = request.inputs["termination_protection"]?.boolValue ?? true
+        }
+    }
+
+    // MARK: - Check
+
+    public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
+        let inputs = try Inputs(request)
+        let scope = try env.scope(request)
+        let ec2 = try await env.cloud.ec2(scope)
+        let instance = try await ec2.describeInstance(inputs.instanceId)
+        guard let iso = try await ec2.findSecurityGroup(name: inputs.isolationName, vpcId: Self.vpc(instance)),
+            Self.isolated(instance, iso.id)
+        else { return nil }
+        if inputs.protect, !(try await ec2.terminationProtection(inputs.instanceId)) { return nil }
+        let pre = Self.recorded(instance, isolationId: iso.id, untrackId: nil, protect: inputs.protect)
+        return outcome(inputs, scope, isolationId: iso.id, untrackId: nil, pre: pre, alreadyDone: true, evidence: [])
+    }
+
+    // MARK: - Run
+
+    public func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        let inputs = try Inputs(request)
+        let scope = try env.scope(request)
+        let ec2 = try await env.cloud.ec2(scope)
+        let before = try await ec2.describeInstance(inputs.instanceId)
+        guard before.state != "terminated", before.state != "shutting-down" else {
+            throw .permanent("IncorrectInstanceState", "instance \(inputs.instanceId) is \(before.state): there is nothing to isolate")
+        }
+        guard !before.networkInterfaces.isEmpty else {
+            throw .permanent("NoNetworkInterfaces", "instance \(inputs.instanceId) has no network interface to isolate")
+        }
+        let vpc = Self.vpc(before)
+        let isolationId = try await isolationGroup(ec2, inputs, vpc: vpc, incident: request.incidentId)
+        let existingUntrack = try await ec2.findSecurityGroup(name: inputs.untrackName, vpcId: vpc)?.id
+        let protectionBefore = try await ec2.terminationProtection(inputs.instanceId)
+        var changed = false
+        var untrackId = existingUntrack
+        var pre: PreState
+
+        if Self.isolated(before, isolationId) {
+            // Already isolated (a retry, a restart or another incident): the pre-state is
+            // what the tags recorded before the first move.
+            pre = Self.recorded(before, isolationId: isolationId, untrackId: existingUntrack, protect: inputs.protect)
+                ?? PreState(instanceId: inputs.instanceId, isolationGroupId: isolationId, interfaces: [], terminationProtection: nil)
+        } else {
+            let tagged = Self.recorded(before, isolationId: isolationId, untrackId: existingUntrack, protect: inputs.protect)
+            var interfaces: [PreState.Interface] = []
+            for eni in before.networkInterfaces {
+                let groups = eni.groups.map(\.id)
+                let ours = Set([isolationId] + (existingUntrack.map { [$0] } ?? []))
+                if Set(groups).isSubset(of: ours), let known = tagged?.interfaces.first(where: { $0.id == eni.id }) {
+                    interfaces.append(known)  // moved by an interrupted run
+                } else {
+                    interfaces.append(.init(id: eni.id, groups: groups))
+                }
+            }
+            pre = PreState(
+                instanceId: inputs.instanceId, isolationGroupId: isolationId, interfaces: interfaces,
+                terminationProtection: inputs.protect ? (tagged?.terminationProtection ?? protectionBefore) : nil)
+            // Record the pre-state on the instance before anything moves.
+            var tags = [Tag(Self.isolatedByTag, request.incidentId)]
+            let encoded = pre.interfaces.map { "\($0.id)=\($0.groups.joined(separator: "+"))" }.joined(separator: " ")
+            if encoded.count <= 256 { tags.append(Tag(Self.previousGroupsTag, encoded)) }
+            if let tp = pre.terminationProtection { tags.append(Tag(Self.previousProtectionTag, tp ? "true" : "false")) }
+            try await ec2.createTags(resourceIds: [inputs.instanceId], tags: tags)
+            // Connection tracking: all-open first, so tracked connections become untracked…
+            let untrack = try await untrackGroup(ec2, inputs, vpc: vpc, existing: existingUntrack)
+            untrackId = untrack
+            let toMove = before.networkInterfaces.filter { $0.groups.map(\.id) != [isolationId] }
+            for eni in toMove where eni.groups.map(\.id) != [untrack] {
+                try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [untrack])
+            }
+            // …then the isolation group alone, which cuts them.
+            for eni in toMove {
+                try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [isolationId])
+            }
+            changed = true
+        }
+        if inputs.protect, !protectionBefore {
+            try await ec2.setTerminationProtection(inputs.instanceId, true)
+            changed = true
+        }
+        if !before.tags.contains(where: { $0.key == Self.isolatedByTag }) && !changed {
+            try await ec2.createTags(resourceIds: [inputs.instanceId], tags: [Tag(Self.isolatedByTag, request.incidentId)])
+        }
+        // Verify.
+        let after = try await ec2.describeInstance(inputs.instanceId)
+        guard Self.isolated(after, isolationId) else {
+            let where_ = after.networkInterfaces.filter { $0.groups.map(\.id) != [isolationId] }.map { "\($0.id) has \($0.groups.map(\.id).joined(separator: ", "))" }
+            throw .retryable("IsolationNotVerified", "after the change, not every interface has only \(isolationId): \(where_.joined(separator: "; "))")
+        }
+        if inputs.protect, !(try await ec2.terminationProtection(inputs.instanceId)) {
+            throw .retryable("IsolationNotVerified", "termination protection of \(inputs.instanceId) is still off")
+        }
+        let document: JSONValue = [
+            "kind": "cordon.ec2.isolation", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json, "incident": .string(request.incidentId),
+            "isolation_group_id": .string(isolationId), "untrack_group_id": untrackId.map(JSONValue.string) ?? .null,
+            "before": JSONBridge.value(before), "termination_protection_before": .bool(protectionBefore), "after": JSONBridge.value(after),
+        ]
+        let ref = try request.storeEvidence(document, name: "ec2-isolation-\(inputs.instanceId).json")
+        return outcome(inputs, scope, isolationId: isolationId, untrackId: untrackId, pre: pre.interfaces.isEmpty ? nil : pre, alreadyDone: !changed, evidence: [ref])
+    }
+
+    func outcome(_ inputs: Inputs, _ scope: CloudScope, isolationId: String, untrackId: String?, pre: PreState?, alreadyDone: Bool, evidence: [JSONValue]) -> ActionOutcome {
+        var previous = JSONObject()
+        for i in pre?.interfaces ?? [] { previous[i.id] = .array(i.groups.map(JSONValue.string)) }
+        var outputs: JSONObject = ["isolation_group_id": .string(isolationId), "previous_groups": .object(previous)]
+        if let untrackId { outputs["untrack_group_id"] = .string(untrackId) }
+        if let tp = pre?.terminationProtection { outputs["termination_protection_before"] = .bool(tp) }
+        var preState: JSONValue? = nil
+        if let pre, case .object(var o) = JSONBridge.value(pre) {
+            o["scope"] = scope.json
+            preState = .object(o)
+        }
+        return ActionOutcome(outputs: outputs, target: inputs.instanceId, evidence: evidence, preState: preState, alreadyDone: alreadyDone)
+    }
+
+    // MARK: - Groups
+
+    static func vpc(_ instance: EC2Instance) -> String? { instance.vpcId ?? instance.networkInterfaces.first?.vpcId }
+
+    static func isolated(_ instance: EC2Instance, _ isolationId: String) -> Bool {
+        !instance.networkInterfaces.isEmpty && instance.networkInterfaces.allSatisfy { $0.groups.map(\.id) == [isolationId] }
+    }
+
+    /// The pre-state recorded in the instance's tags, when every interface is in one of
+    /// our groups and the tags cover them all.
+    static func recorded(_ instance: EC2Instance, isolationId: String, untrackId: String?, protect: Bool) -> PreState? {
+        guard let text = instance.tags.first(where: { $0.key == previousGroupsTag })?.value else { return nil }
+        var interfaces: [PreState.Interface] = []
+        for part in text.split(separator: " ") {
+            let pieces = part.split(separator: "=", maxSplits: 1)
+            guard pieces.count == 2 else { return nil }
+            interfaces.append(.init(id: String(pieces[0]), groups: pieces[1].split(separator: "+").map(String.init)))
+        }
+        guard instance.networkInterfaces.allSatisfy({ eni in interfaces.contains { $0.id == eni.id } }) else { return nil }
+        let tp = instance.tags.first(where: { $0.key == previousProtectionTag }).map { $0.value == "true" }
+        return PreState(instanceId: instance.id, isolationGroupId: isolationId, interfaces: interfaces, terminationProtection: protect ? tp : nil)
+    }
+
+    /// The isolation group, found or created, with every rule removed.
+    func isolationGroup(_ ec2: any EC2API, _ inputs: Inputs, vpc: String?, incident: String) async throws(ActionError) -> String {
+        var id = try await ec2.findSecurityGroup(name: inputs.isolationName, vpcId: vpc)?.id
+        if id == nil {
+            do throws(ActionError) {
+                id = try await ec2.createSecurityGroup(
+                    name: inputs.isolationName,
+                    description: "Cordon isolation group: no inbound or outbound rules. Created by Cordon (incident \(incident)); do not add rules.",
+                    vpcId: vpc, tags: [Tag("cordon:managed", "true"), Tag("cordon:purpose", "isolation")])
+            } catch where error.code == "InvalidGroup.Duplicate" {
+                id = try await ec2.findSecurityGroup(name: inputs.isolationName, vpcId: vpc)?.id
+            }
+        }
+        guard let id else { throw .retryable("IsolationGroupNotVisible", "the isolation group \(inputs.isolationName) was created but cannot be found yet") }
+        guard let group = try await ec2.describeSecurityGroups(ids: [id]).first else { throw .permanent("InvalidGroup.NotFound", "The security group '\(id)' does not exist") }
+        if !group.egress.isEmpty { try await ec2.revokeEgress(groupId: id, permissions: group.egress) }
+        if !group.ingress.isEmpty { try await ec2.revokeIngress(groupId: id, permissions: group.ingress) }
+        return id
+    }
+
+    static let allTraffic = [
+        IpPermission(ipProtocol: "-1", ipv4Ranges: ["0.0.0.0/0"]), IpPermission(ipProtocol: "-1", ipv6Ranges: ["::/0"]),
+    ]
+
+    /// The all-open group (`<isolation>-untrack`), found or created, allowing all traffic
+    /// in and out over IPv4 and IPv6.
+    func untrackGroup(_ ec2: any EC2API, _ inputs: Inputs, vpc: String?, existing: String?) async throws(ActionError) -> String {
+        var id = existing
+        if id == nil {
+            do throws(ActionError) {
+                id = try await ec2.createSecurityGroup(
+                    name: inputs.untrackName,
+                    description: "Cordon: allows all traffic for a moment so that tracked connections become untracked before isolation. Attach to nothing.",
+                    vpcId: vpc, tags: [Tag("cordon:managed", "true"), Tag("cordon:purpose", "untrack")])
+            } catch where error.code == "InvalidGroup.Duplicate" {
+                id = try await ec2.findSecurityGroup(name: inputs.untrackName, vpcId: vpc)?.id
+            }
+        }
+        guard let id else { throw .retryable("IsolationGroupNotVisible", "the group \(inputs.untrackName) was created but cannot be found yet") }
+        let rules = try await ec2.describeSecurityGroupRules(groupId: id)
+        for egress in [false, true] {
+            let missing = Self.allTraffic.filter { p in
+                !p.expanded(groupId: id, isEgress: egress).allSatisfy { want in rules.contains { $0.sameEffect(as: want) } }
+            }
+            if missing.isEmpty { continue }
+            do throws(ActionError) {
+                if egress { try await ec2.authorizeEgress(groupId: id, permissions: missing) } else { try await ec2.authorizeIngress(groupId: id, permissions: missing) }
+            } catch where error.code == "InvalidPermission.Duplicate" {}
+        }
+        return id
+    }
+
+    // MARK: - Rollback
+
+    public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
+        guard let pre = JSONBridge.decode(PreState.self, from: preState) else {
+            throw .permanent("InvalidPreState", "the recorded pre-state of \(Self.name) cannot be read: \(JSONWriter.string(preState))")
+        }
+        let ec2 = try await env.cloud.ec2(try env.scope(request, preState: preState))
+        let instance = try await ec2.describeInstance(pre.instanceId)
+        var restored: JSONObject = [:]
+        for iface in pre.interfaces {
+            guard let eni = instance.networkInterfaces.first(where: { $0.id == iface.id }) else {
+                throw .permanent("InvalidNetworkInterfaceID.NotFound", "interface \(iface.id) is no longer attached to \(pre.instanceId); restore its groups (\(iface.groups.joined(separator: ", "))) by hand")
+            }
+            if Set(eni.groups.map(\.id)) != Set(iface.groups) {
+                try await ec2.setNetworkInterfaceGroups(iface.id, groupIds: iface.groups)
+                restored[iface.id] = .array(iface.groups.map(JSONValue.string))
+            }
+        }
+        var protectionRestored = false
+        if let tp = pre.terminationProtection, try await ec2.terminationProtection(pre.instanceId) != tp {
+            try await ec2.setTerminationProtection(pre.instanceId, tp)
+            protectionRestored = true
+        }
+        // Verify.
+        let after = try await ec2.describeInstance(pre.instanceId)
+        for iface in pre.interfaces {
+            let groups = after.networkInterfaces.first { $0.id == iface.id }?.groups.map(\.id) ?? []
+            guard Set(groups) == Set(iface.groups) else {
+                throw .retryable("RollbackNotVerified", "interface \(iface.id) has \(groups.joined(separator: ", ")), not \(iface.groups.joined(separator: ", "))")
+            }
+        }
+        var outputs: JSONObject = ["restored_groups": .object(restored)]
+        if protectionRestored, let tp = pre.terminationProtection { outputs["termination_protection"] = .bool(tp) }
+        return ActionOutcome(outputs: outputs, target: pre.instanceId, alreadyDone: restored.isEmpty && !protectionRestored)
+    }
+}
