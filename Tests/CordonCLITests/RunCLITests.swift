@@ -76,6 +76,11 @@ import Testing
             while doneCount() < n && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         }
 
+        /// Side effects the recording action made so far.
+        func effectCount() -> Int {
+            ((try? String(contentsOfFile: recorder, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+
         /// Incidents the journal shows completed (read while a runner may be writing).
         func completedIncidents() async throws -> Int {
             guard FileManager.default.fileExists(atPath: data + "/journal.sqlite") else { return 0 }
@@ -114,8 +119,12 @@ import Testing
         for i in 0..<total { try s.drop(i) }
         var random = SystemRandomNumberGenerator()
         for _ in 0..<5 {
+            // Each runner is killed at a random moment soon after its first side effect.
+            let before = s.effectCount()
             let runner = try s.start()
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 40...250, using: &random)))
+            let deadline = Date().addingTimeInterval(60)
+            while s.effectCount() <= before && Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...40, using: &random)))
             kill(runner.processIdentifier, SIGKILL)
             runner.waitUntilExit()
         }

@@ -499,6 +499,8 @@ public actor Engine {
                 done["already_done"] = true
                 done["recovered"] = true
                 if let target = outcome.target { done["target"] = .string(target) }
+                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
+                if let pre = outcome.preState { done["pre_state"] = pre }
                 try await append(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
                 return true
             }

@@ -37,6 +37,8 @@ public struct IncidentIndex: Sendable {
         public var approvalOnTimeout: String?
         /// The seq of the finding.received record of the finding that opened it.
         public var findingSeq: Int64?
+        /// The summary of the finding that opened it (id, type, account, region…).
+        public var finding: JSONValue = .null
 
         public var isOpen: Bool { status != "closed" }
 
@@ -56,7 +58,8 @@ public struct IncidentIndex: Sendable {
             [
                 "id": .string(id), "key": .string(key), "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null,
                 "playbook": .string(playbook), "status": .string(status), "opened_at": .string(openedAt),
-                "findings": .array(findings.map(JSONValue.string)),
+                "findings": .array(findings.map(JSONValue.string)), "finding": finding,
+                "account": finding["account"] ?? .null, "region": finding["region"] ?? .null,
                 "steps": .array(steps.values.map { ["id": .string($0.id), "action": .string($0.action), "status": .string($0.status)] }),
                 "rollback": .string("cordon rollback \(id)"),
             ]
@@ -131,7 +134,8 @@ public struct IncidentIndex: Sendable {
                 id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
                 status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
-                dryRun: d["dry_run"] == .bool(true), findingSeq: d["finding_seq"]?.numberValue?.intValue.map(Int64.init))
+                dryRun: d["dry_run"] == .bool(true), findingSeq: d["finding_seq"]?.numberValue?.intValue.map(Int64.init),
+                finding: d["finding"] ?? .null)
             return
         default:
             break
