@@ -119,6 +119,7 @@ struct QueueBench: AsyncParsableCommand {
         await producer.value
         let elapsed = ContinuousClock.now - start
         let cpu = Self.cpuSeconds() - cpuStart
+        let stats = journal.commitStatistics
         try await journal.close()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // Latency counts from the drain's start for files that were waiting (a backlog);
@@ -136,6 +137,7 @@ struct QueueBench: AsyncParsableCommand {
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
         print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
+        print(String(format: "journal: %d records in %d commits (%.1f records per commit, %.0f commits/s)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1)), Double(stats.commits) / seconds))
         print(String(format: "cpu: %.2f s user+system during the drain = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
         if rate > 0 {
             print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))

@@ -77,12 +77,15 @@ final class TransportTests: XCTestCase {
     }
 
     static let http = AWSHTTPClient(connectTimeout: .seconds(2), requestTimeout: .seconds(2))
+    /// For answers that come at once (a refused connection): generous timeouts, so that a
+    /// busy test machine cannot turn the refusal into a timeout.
+    static let patientHTTP = AWSHTTPClient(connectTimeout: .seconds(30), requestTimeout: .seconds(30))
 
-    func client(_ service: AWSService = .ec2, port: Int) -> AWSServiceClient {
+    func client(_ service: AWSService = .ec2, port: Int, http: AWSHTTPClient = TransportTests.http) -> AWSServiceClient {
         AWSServiceClient(
             service: service, endpoint: AWSEndpoint(scheme: "http", host: "127.0.0.1:\(port)", signingRegion: "us-east-1"),
             credentials: StaticCredentialProvider(AWSCredentials(accessKeyId: "AKIDTEST", secretAccessKey: "SUPERSECRETKEY", sessionToken: "SESSIONTOKEN")),
-            http: Self.http)
+            http: http)
     }
 
     func expectError(_ body: () async throws -> Void) async -> ActionError? {
@@ -187,8 +190,11 @@ final class TransportTests: XCTestCase {
     }
 
     func testConnectionRefusedIsRetryableAndClear() async throws {
-        let port = freeTCPPort()
-        let e = await expectError { _ = try await client(port: port).query("DescribeInstances") }
+        // Bound but not listening for the whole test: connections are refused, and no
+        // other socket (nor the client's own ephemeral port) can take the port meanwhile.
+        let (port, fd) = boundTCPPort()
+        defer { close(fd) }
+        let e = await expectError { _ = try await client(port: port, http: Self.patientHTTP).query("DescribeInstances") }
         XCTAssertEqual(e?.retryable, true)
         XCTAssertEqual(e?.code, "ConnectionRefused", "\(String(describing: e))")
         XCTAssertTrue(e?.message.contains("127.0.0.1:\(port)") == true, e?.message ?? "")
@@ -197,10 +203,10 @@ final class TransportTests: XCTestCase {
     }
 }
 
-/// A loopback port nothing listens on (bound, then closed).
-func freeTCPPort() -> Int {
+/// A loopback port bound by the returned socket, which does not listen: connecting to it
+/// is refused. Close the socket when done.
+func boundTCPPort() -> (port: Int, fd: Int32) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = 0
@@ -208,5 +214,5 @@ func freeTCPPort() -> Int {
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return (Int(UInt16(bigEndian: addr.sin_port)), fd)
 }

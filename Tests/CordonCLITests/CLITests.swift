@@ -23,11 +23,22 @@ struct CLI {
         var stderr: String
     }
 
-    /// Runs the command on a GCD thread, so that tests never block the cooperative pool.
+    /// Runs the command on a thread of its own, so that tests never block the cooperative
+    /// pool or GCD's global queues (both are as wide as the machine has cores).
     static func run(_ arguments: [String], stdin: String? = nil) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin)) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Waits for a process to exit without blocking a shared thread.
+    static func waitForExit(_ process: Process) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                process.waitUntilExit()
+                continuation.resume()
             }
         }
     }

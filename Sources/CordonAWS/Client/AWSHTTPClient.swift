@@ -33,6 +33,10 @@ public final class AWSHTTPClient: Sendable {
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: connectTimeout, read: requestTimeout)
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
+        // A refused connection fails the call at once (as a retryable error) instead of
+        // being retried silently until the connect timeout: the step's retry policy is
+        // the one place that decides, and the journal shows each attempt and why.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes

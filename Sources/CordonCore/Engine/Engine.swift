@@ -53,6 +53,18 @@ public actor Engine {
         return written
     }
 
+    /// Appends a record whose loss in a crash recovery repairs (an incident opened before
+    /// its first intent, a checkable step's result, a completion): it gets its place in
+    /// the chain now and becomes durable with the next commit, so the incident does not
+    /// wait for an fsync it does not need. Intake, intents, failures, approvals and
+    /// rollbacks wait for durability (`append`).
+    @discardableResult
+    private func record(_ record: NewRecord) async throws -> JournalRecord {
+        let written = try await journal.appendSequenced([record])[0]
+        index.apply(written)
+        return written
+    }
+
     /// Appends records in one commit, in order.
     @discardableResult
     private func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
@@ -186,6 +198,7 @@ public actor Engine {
         let summary = Self.summary(receipt.finding)
         let receivedSeq = JSONValue.number(JSONNumber(Int(receipt.receivedSeq)))
         var incidents: [String] = []
+        var handledElsewhere = 0
         for i in receipt.pending {
             let playbook = playbooks[i]
             let eventRoot = event.objectValue ?? [:]
@@ -194,9 +207,12 @@ public actor Engine {
             await acquire(lock)
             defer { release(lock) }
             // Another delivery of the same finding may have got here first.
-            if index.playbook(playbook.name, handled: receipt.dedupe) { continue }
+            if index.playbook(playbook.name, handled: receipt.dedupe) {
+                handledElsewhere += 1
+                continue
+            }
             if let open = index.open(playbook: playbook.name, key: key) {
-                try await append(
+                try await record(
                     NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
                 incidents.append(open.id)
                 continue
@@ -204,7 +220,7 @@ public actor Engine {
             let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hex.prefix(12))
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
-            try await append(
+            try await record(
                 NewRecord(
                     incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
                     data: [
@@ -214,6 +230,11 @@ public actor Engine {
                     ]))
             incidents.append(incidentID)
             try await run(incident: incidentID, event: event)
+        }
+        if !receipt.pending.isEmpty && handledElsewhere == receipt.pending.count {
+            // A second delivery that raced the first: it changed nothing.
+            try await record(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+            return Outcome(finding: id, incidents: [], duplicate: true)
         }
         return Outcome(finding: id, incidents: incidents, duplicate: receipt.duplicate)
     }
@@ -269,12 +290,12 @@ public actor Engine {
             root["steps"] = current.stepsContext
             root["incident"] = current.json
             if failed {
-                try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
+                try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
                 continue
             }
             if let when = step.when {
                 if !holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}when", on: root) {
-                    try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
+                    try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
                     continue
                 }
             }
@@ -283,7 +304,7 @@ public actor Engine {
                     try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "error": "approval timed out (on_timeout: abort)", "retryable": false]))
                     failed = true
                 } else {
-                    try await append(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
+                    try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
                 }
                 continue
             }
@@ -305,7 +326,7 @@ public actor Engine {
             if !ok && step.onError == .abort { failed = true }
         }
         let status = failed ? "failed" : "completed"
-        try await append(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
+        try await record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
     }
 
     /// The event of the finding that opened an incident (from the evidence store).
@@ -480,7 +501,7 @@ public actor Engine {
         if let target = Self.target(inputs) { base["target"] = .string(target) }
         if dryRun {
             if step.approval != nil { base["approval"] = "would be requested if its condition holds" }
-            try await append(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
+            try await record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
             return true
         }
         guard let action = actions[step.action] else {
@@ -501,7 +522,7 @@ public actor Engine {
                 if let target = outcome.target { done["target"] = .string(target) }
                 if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
                 if let pre = outcome.preState { done["pre_state"] = pre }
-                try await append(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+                try await record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
                 return true
             }
         }
@@ -527,7 +548,8 @@ public actor Engine {
                 if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
                 if let pre = outcome.preState { done["pre_state"] = pre }
                 if outcome.alreadyDone { done["already_done"] = true }
-                try await append(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+                let succeeded = NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done))
+                if action.checkable { try await record(succeeded) } else { try await append(succeeded) }
                 return true
             case .failure(let error):
                 var failed = base

@@ -28,10 +28,16 @@ public final class QueueDirectory: @unchecked Sendable {
     public var done: URL { root.appendingPathComponent("done") }
     public var failed: URL { root.appendingPathComponent("failed") }
     var mine: URL { processing.appendingPathComponent(runnerID) }
+    // Plain paths for the per-file system calls (URL manipulation costs more than the rename).
+    private let incomingPath: String
+    private let minePath: String
+    private let donePath: String
 
     public struct Claimed: Sendable {
         public var name: String
-        public var url: URL
+        /// Where the claimed file is now (in this runner's `processing/` folder).
+        public var path: String
+        public var url: URL { URL(fileURLWithPath: path) }
     }
 
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
@@ -41,11 +47,15 @@ public final class QueueDirectory: @unchecked Sendable {
 
     public init(root: URL) throws {
         self.root = root
+        let base = root.standardizedFileURL.path
         let fm = FileManager.default
         for dir in ["incoming", "processing", "done", "failed"] {
             try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
         }
         runnerID = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+        incomingPath = base + "/incoming/"
+        minePath = base + "/processing/" + runnerID + "/"
+        donePath = base + "/done/"
         let lockPath = root.appendingPathComponent("processing/\(runnerID).lock").path
         lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
@@ -95,45 +105,51 @@ public final class QueueDirectory: @unchecked Sendable {
 
     /// Names seen in `incoming/` not yet tried, in name order (listing a large directory
     /// for every claim would cost O(n²)).
-    private let pending = Mutex<[String]>([])
+    private let pending = Mutex<(names: [String], next: Int)>(([], 0))
 
     /// Claims the next file of `incoming/` (in name order), or nil when there is none.
     public func claim() throws -> Claimed? {
         for attempt in 0..<2 {
-            while let name = pending.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
-                let target = mine.appendingPathComponent(name)
-                if rename(incoming.appendingPathComponent(name).path, target.path) == 0 {
-                    return Claimed(name: name, url: target)
+            while let name = pending.withLock({ p -> String? in
+                guard p.next < p.names.count else { return nil }
+                p.next += 1
+                return p.names[p.next - 1]
+            }) {
+                let target = minePath + name
+                if rename(incomingPath + name, target) == 0 {
+                    return Claimed(name: name, path: target)
                 }
                 // ENOENT: another runner took it first.
             }
             guard attempt == 0 else { break }
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: incomingPath)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
             if names.isEmpty { return nil }
-            pending.withLock { $0 = names }
+            pending.withLock { $0 = (names, 0) }
         }
         return nil
     }
 
     /// The file is journaled: move it to `done/`.
     public func complete(_ claimed: Claimed) throws {
-        try move(claimed, to: done)
+        try move(claimed, to: donePath)
     }
 
     /// The file could not be (entirely) decoded: move it to `failed/` with NAME.error.json.
     public func fail(_ claimed: Claimed, reason: JSONValue) throws {
         let errorFile = failed.appendingPathComponent(claimed.name + ".error.json")
         try JSONWriter.pretty(reason).write(to: errorFile, atomically: true, encoding: .utf8)
-        try move(claimed, to: failed)
+        try move(claimed, to: failed.path + "/")
     }
 
-    private func move(_ claimed: Claimed, to folder: URL) throws {
-        var target = folder.appendingPathComponent(claimed.name)
-        if FileManager.default.fileExists(atPath: target.path) {
-            target = folder.appendingPathComponent("\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))")
+    /// Moves a claimed file into `folder` (a path ending in `/`), keeping a file of the same
+    /// name that is already there (the new one gets a time suffix).
+    private func move(_ claimed: Claimed, to folder: String) throws {
+        var target = folder + claimed.name
+        if access(target, F_OK) == 0 {
+            target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))"
         }
-        guard rename(claimed.url.path, target.path) == 0 else {
-            throw Error(message: "cannot move \(claimed.url.path) to \(target.path): \(String(cString: strerror(errno)))")
+        guard rename(claimed.path, target) == 0 else {
+            throw Error(message: "cannot move \(claimed.path) to \(target): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -192,20 +208,6 @@ public final class QueueDirectory: @unchecked Sendable {
                 let c = self?.waiters.withLock { $0.pending.removeValue(forKey: id) }
                 c?.resume()
             }
-        }
-    }
-
-    /// Blocks the calling thread until something arrives in `incoming/` or the timeout passes.
-    public func waitBlocking(timeout: Duration) {
-        let ms = Int32(min(Double(timeout.components.seconds) * 1000 + Double(timeout.components.attoseconds) / 1e15, 60_000))
-        guard inotifyFD >= 0 else {
-            usleep(useconds_t(ms) * 1000)
-            return
-        }
-        var pfd = pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)
-        if poll(&pfd, 1, ms) > 0 {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while read(inotifyFD, &buffer, buffer.count) > 0 {}
         }
     }
 }

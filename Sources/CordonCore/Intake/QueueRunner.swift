@@ -79,7 +79,7 @@ public final class QueueRunner: Sendable {
                 await queue.wait(timeout: pollInterval, after: generation)
                 continue
             }
-            let decoded = claimed.map { FindingDecoder().decode(fileAtPath: $0.url.path) }
+            let decoded = claimed.map { FindingDecoder().decode(fileAtPath: $0.path) }
             // Journaled (durable) before any file is acknowledged.
             let received = try await engine.receive(decoded.flatMap(\.findings))
             for (file, result) in zip(claimed, decoded) {
@@ -94,7 +94,7 @@ public final class QueueRunner: Sendable {
                             "errors": .array(
                                 result.issues.map {
                                     [
-                                        "where": .string($0.origin.description.replacingOccurrences(of: file.url.path, with: file.name)),
+                                        "where": .string($0.origin.description.replacingOccurrences(of: file.path, with: file.name)),
                                         "message": .string($0.message),
                                     ]
                                 }),

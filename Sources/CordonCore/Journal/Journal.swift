@@ -124,6 +124,13 @@ public struct Checkpoint: Sendable, Equatable {
 public protocol Journal: Sendable {
     /// Appends records atomically, in order; returns once they are durable.
     func append(_ records: [NewRecord]) async throws -> [JournalRecord]
+    /// Appends records atomically, in order; returns once they have their place in the
+    /// chain (seq and hash), possibly before they are durable. They become durable with
+    /// the next commit, at the latest with the next `append` that waits for durability
+    /// (records are committed in order). For records whose loss in a crash is repaired
+    /// by recovery (the result of a checkable step, an incident's completion): the
+    /// caller must treat a later journal error as fatal.
+    func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord]
     /// Records in `seq` order, starting at `seq`.
     func records(from seq: Int64, limit: Int) async throws -> [JournalRecord]
     /// An incident's records in `seq` order.
@@ -136,6 +143,11 @@ extension Journal {
     @discardableResult
     public func append(_ record: NewRecord) async throws -> JournalRecord {
         try await append([record])[0]
+    }
+
+    /// By default, as durable as `append`.
+    public func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord] {
+        try await append(records)
     }
 }
 
