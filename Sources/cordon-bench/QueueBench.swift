@@ -9,7 +9,7 @@ struct QueueBench: AsyncParsableCommand {
         commandName: "queue",
         abstract: "Queue directory throughput and latency with a no-op action, and memory with many playbooks.",
         discussion: """
-            Loads --playbooks playbooks (triggers from ../shared/bench/patterns-mixed.jsonl, one \
+            Loads --playbooks playbooks (triggers from ../shared/bench/patterns-WORKLOAD.jsonl, one \
             no-op step each), drops --findings GuardDuty findings (one file each) into a fresh \
             queue directory, and processes them as `cordon run` does (claim, journal with \
             synchronous=FULL, match, run). Prints findings/s, the latency from a file's arrival \
@@ -24,6 +24,9 @@ struct QueueBench: AsyncParsableCommand {
 
     @Option(help: "Playbooks to load.")
     var playbooks = 1_000
+
+    @Option(help: "Trigger workload: exact (patterns-exact.jsonl: a matching finding opens about one incident) or mixed (patterns-mixed.jsonl: about 2.7).")
+    var workload = "exact"
 
     @Option(help: "Incidents handled at once, as `cordon run --concurrency`.")
     var concurrency = 16
@@ -52,7 +55,8 @@ struct QueueBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: root) }
         let fm = FileManager.default
         try fm.createDirectory(at: root.appendingPathComponent("Playbooks"), withIntermediateDirectories: true)
-        let patterns = try String(contentsOfFile: corpus + "/patterns-mixed.jsonl", encoding: .utf8).split(separator: "\n").prefix(playbooks)
+        guard ["exact", "mixed"].contains(workload) else { throw ValidationError("--workload must be exact or mixed") }
+        let patterns = try String(contentsOfFile: corpus + "/patterns-\(workload).jsonl", encoding: .utf8).split(separator: "\n").prefix(playbooks)
         for (i, pattern) in patterns.enumerated() {
             let text = """
                 name: bench-\(i)
