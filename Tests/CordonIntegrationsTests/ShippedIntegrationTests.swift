@@ -10,8 +10,8 @@ import Testing
     let server: PythonServer
     let actions: [String: any Action]
 
-    init() throws {
-        server = try Receivers.fresh()
+    init() async throws {
+        server = try await Receivers.fresh()
         actions = try shippedIntegrations(receiver: server.port)
     }
 

@@ -76,19 +76,23 @@ enum Receivers {
     }
 
     /// Plain HTTP on 127.0.0.1.
-    static func http() throws -> PythonServer { try start("receiver", environment) }
+    static func http() async throws -> PythonServer { try await offPool { try start("receiver", environment) } }
 
     /// HTTPS with a self-signed certificate (made by openssl), which Cordon must refuse.
-    static func selfSignedHTTPS() throws -> PythonServer {
-        let cert = try SelfSigned.make()
-        var env = environment
-        env["RECEIVER_TLS_CERT"] = cert.cert
-        env["RECEIVER_TLS_KEY"] = cert.key
-        return try start("receiver-tls", env)
+    static func selfSignedHTTPS() async throws -> PythonServer {
+        try await offPool {
+            let cert = try SelfSigned.make()
+            var env = environment
+            env["RECEIVER_TLS_CERT"] = cert.cert
+            env["RECEIVER_TLS_KEY"] = cert.key
+            return try start("receiver-tls", env)
+        }
     }
 
     /// A fresh receiver (own counters), for tests that count deliveries.
-    static func fresh() throws -> PythonServer { try PythonServer(name: "receiver", script: ReceiverScript.source, environment: environment) }
+    static func fresh() async throws -> PythonServer {
+        try await offPool { try PythonServer(name: "receiver", script: ReceiverScript.source, environment: environment) }
+    }
 
     /// What a receiver saw.
     static func log(_ server: PythonServer) async throws -> JSONValue {
@@ -122,6 +126,14 @@ enum SelfSigned {
             cached = (cert, key)
             return (cert, key)
         }
+    }
+}
+
+/// Runs blocking work (starting a process, waiting for openssl) on a GCD thread, so that
+/// tests never block the cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }
 
