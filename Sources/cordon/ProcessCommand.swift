@@ -1,5 +1,6 @@
 import ArgumentParser
 import CordonCore
+import CordonIntegrations
 import CordonJournal
 import Foundation
 
@@ -25,6 +26,9 @@ func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, create: Bool = true
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
     var actions = CoreActions.all
+    actions[EmailAction.name] = EmailAction()
+    // Every action of every integration file, as INTEGRATION.ACTION.
+    actions.merge(IntegrationActions.all(loaded.integrations)) { _, integration in integration }
     // Test double for the crash tests (see FileRecorderAction); never set in production.
     if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
         actions["test.record"] = FileRecorderAction(path: recorder)

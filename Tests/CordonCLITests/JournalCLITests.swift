@@ -77,11 +77,14 @@ import Testing
         #expect(again.stdout.hasPrefix("1 finding(s): 1 duplicate(s)"))
     }
 
-    @Test func withoutDryRunUnimplementedActionsFailTheRun() async throws {
+    @Test func withoutDryRunIntegrationStepsRunAndAMissingSecretFailsTheRun() async throws {
+        // The integration actions are registered: pagerduty.trigger runs, and fails
+        // because its secret is not set (the test environment has none).
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-process-\(UUID().uuidString)").path
         let result = try await CLI.run(["process", "--data-dir", dir, "Fixtures/playbooks/cloudtrail-root-console-login/fires-root-success-without-mfa.json"])
         #expect(result.status == 1)
-        #expect(result.stdout.contains("is not implemented in Cordon"))
+        #expect(result.stdout.contains("pagerduty.trigger"))
+        #expect(result.stdout.contains("secret PAGERDUTY_ROUTING_KEY is not set"))
     }
 
     @Test func badInputIsReportedAndTheRestStillRuns() async throws {

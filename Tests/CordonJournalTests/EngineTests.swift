@@ -145,6 +145,34 @@ let basicPlaybook = """
         #expect(action.count == 2)
     }
 
+    @Test func retryAfterIsAFloorForTheBackoff() async throws {
+        // basicPlaybook's first step: backoff 10ms, max_backoff 20ms, no timeout.
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction(failures: [.retryable("HTTP429", "slow down", after: .milliseconds(20))])
+        let engine = try await h.engine(["test.record": action])
+        let started = ContinuousClock.now
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(ContinuousClock.now - started >= .milliseconds(20))
+        let failed = try #require(try await h.records(id).first { $0.kind == "step.failed" })
+        #expect(failed.data["retry_after"] == "20ms")
+        #expect(failed.data["will_retry_in"] == "20ms")
+        #expect(await engine.index.incidents[id]?.status == "completed")
+    }
+
+    @Test func aRetryAfterLongerThanAllowedFailsTheStepAtOnce() async throws {
+        // Without a step timeout, Retry-After may not exceed max_backoff (20ms here).
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction(failures: [.retryable("HTTP429", "slow down", after: .seconds(60))])
+        let engine = try await h.engine(["test.record": action])
+        let started = ContinuousClock.now
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let records = try await h.records(id)
+        #expect(records.filter { $0.kind == "step.intent" && $0.data["step"] == "first" }.count == 1)
+        #expect(records.first { $0.kind == "step.failed" }?.data["will_retry_in"] == nil)
+        #expect(await engine.index.incidents[id]?.status == "failed")
+    }
+
     @Test func permanentErrorsStopTheIncident() async throws {
         let h = try EngineHarness(playbook: basicPlaybook)
         let action = RecordingAction(failures: [.permanent("AccessDenied", "not authorized to perform ec2:ModifyInstanceAttribute")])

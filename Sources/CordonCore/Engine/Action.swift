@@ -84,17 +84,23 @@ public struct ActionError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     public var message: String
     public var retryable: Bool
+    /// How long the service asked to wait before a retry (HTTP `Retry-After`): the engine
+    /// waits at least this long, within the step's timeout.
+    public var retryAfter: Duration?
 
-    public init(code: String, message: String, retryable: Bool) {
+    public init(code: String, message: String, retryable: Bool, retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }
 
     public static func permanent(_ code: String, _ message: String) -> ActionError { ActionError(code: code, message: message, retryable: false) }
-    public static func retryable(_ code: String, _ message: String) -> ActionError { ActionError(code: code, message: message, retryable: true) }
+    public static func retryable(_ code: String, _ message: String, after: Duration? = nil) -> ActionError {
+        ActionError(code: code, message: message, retryable: true, retryAfter: after)
+    }
 }
 
 /// Where actions store evidence (content-addressed); returns the reference to cite.

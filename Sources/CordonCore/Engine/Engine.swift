@@ -557,8 +557,14 @@ public actor Engine {
                 failed["error"] = .string(error.description)
                 failed["retryable"] = .bool(error.retryable)
                 let elapsed = ContinuousClock.now - started
-                let delay = Self.backoff(attempt: attempt, retry: step.retry)
-                let timeLeft = step.timeout.map { elapsed + delay < $0 } ?? true
+                var delay = Self.backoff(attempt: attempt, retry: step.retry)
+                // The service's Retry-After is a floor, within the step's timeout (or,
+                // without one, within max_backoff).
+                if let after = error.retryAfter {
+                    failed["retry_after"] = .string(DurationParser.format(after))
+                    delay = max(delay, after)
+                }
+                let timeLeft = step.timeout.map { elapsed + delay < $0 } ?? (error.retryAfter == nil || delay <= step.retry.maxBackoff)
                 if error.retryable && attempt < step.retry.attempts && timeLeft {
                     failed["will_retry_in"] = .string(DurationParser.format(delay))
                     try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
