@@ -59,10 +59,18 @@ public struct AWSServiceClient: Sendable {
         var pairs = [("Action", action)]
         if let version = service.apiVersion { pairs.append(("Version", version)) }
         pairs += parameters
-        request.body = Array(pairs.map { SigV4Signer.uriEncode($0.0, encodeSlash: true) + "=" + SigV4Signer.uriEncode($0.1, encodeSlash: true) }.joined(separator: "&").utf8)
+        request.body = Array(pairs.map { Self.formEncode($0.0) + "=" + Self.formEncode($0.1) }.joined(separator: "&").utf8)
         request.headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
         let response = try await send(request, operation: action, parameters: pairs)
         return try parseXML(response, operation: action)
+    }
+
+    /// `application/x-www-form-urlencoded` as botocore writes it: RFC 3986 unreserved
+    /// characters as they are, a space as `+`, everything else percent-encoded. (AWS
+    /// hashes the bytes it receives either way; servers that re-encode the parsed form
+    /// before checking the signature, as moto does, expect exactly this.)
+    static func formEncode(_ s: String) -> String {
+        SigV4Signer.uriEncode(s, encodeSlash: true).replacingOccurrences(of: "%20", with: "+")
     }
 
     /// A JSON 1.1 call (CloudTrail): `X-Amz-Target: <prefix>.<operation>`; returns the JSON body.
