@@ -85,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonAWS", "CordonCore"]
+            dependencies: ["CordonAWS", "CordonCore", "CordonJournal"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",

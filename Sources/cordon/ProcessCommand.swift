@@ -22,13 +22,14 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 
 /// The journal (created if needed) and an engine whose state is rebuilt from it: what
 /// every command that runs playbooks starts with.
-func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, create: Bool = true, dryRun: Bool = false) async throws -> (SQLiteJournal, Engine) {
+func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
     var actions = CoreActions.all
     actions[EmailAction.name] = EmailAction()
     // Every action of every integration file, as INTEGRATION.ACTION.
     actions.merge(IntegrationActions.all(loaded.integrations)) { _, integration in integration }
+    actions.merge(cloud.actions) { _, aws in aws }  // aws.* on --cloud (none in a dry run)
     // Test double for the crash tests (see FileRecorderAction); never set in production.
     if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
         actions["test.record"] = FileRecorderAction(path: recorder)
@@ -55,6 +56,10 @@ struct ProcessCommand: AsyncParsableCommand {
 
             --dry-run journals the plan (each step with its rendered inputs) and calls nothing.
 
+            --cloud aws (the default) acts on AWS with the SDKs' credentials, region and \
+            endpoints; --cloud simulated acts on an in-process model seeded from --inventory \
+            and kept in DATA-DIR/simulated-cloud.json.
+
             Exit status: 0 when every step succeeded, 1 when a step failed, 2 for an input \
             error (a finding that could not be decoded is reported and the others still run).
             """)
@@ -64,6 +69,7 @@ struct ProcessCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var cloud: CloudOptions
 
     @Flag(help: "Journal the plan with rendered inputs; call nothing.")
     var dryRun = false
@@ -73,6 +79,10 @@ struct ProcessCommand: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
+        try await CloudSession.with(cloud, data, dryRun: dryRun) { session in try await run(loaded, session) }
+    }
+
+    func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
         let decoder = FindingDecoder()
         var findings: [Finding] = []
         var inputErrors = 0
@@ -84,7 +94,7 @@ struct ProcessCommand: AsyncParsableCommand {
             inputErrors += result.issues.count
             findings += result.findings
         }
-        let (journal, engine) = try await openEngine(loaded, data, dryRun: dryRun)
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, dryRun: dryRun)
         if !dryRun {
             let resumed = try await engine.resumeUnfinished()
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
@@ -96,7 +106,7 @@ struct ProcessCommand: AsyncParsableCommand {
         var anyFailed = false
         switch output {
         case .text:
-            print("\(findings.count) finding(s): \(outcomes.filter(\.duplicate).count) duplicate(s), \(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count) matched no playbook, \(touched.count) incident(s)\(dryRun ? " (dry run: nothing was called)" : "")")
+            print("\(findings.count) finding(s): \(outcomes.filter(\.duplicate).count) duplicate(s), \(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count) matched no playbook, \(touched.count) incident(s)\(dryRun ? " (dry run: nothing was called)" : session.kind == .simulated ? " (simulated cloud: \(session.statePath ?? ""))" : "")")
             for id in touched {
                 guard let incident = final.incidents[id] else { continue }
                 print("\(id)  \(incident.status)  \(incident.playbook)  \(incident.title ?? incident.key)")
@@ -215,10 +225,15 @@ struct ApproveCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var cloud: CloudOptions
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
-        let (journal, engine) = try await openEngine(loaded, data, create: false)
+        try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
+    }
+
+    func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
         do {
             try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason)
         } catch let error as EngineError {
@@ -257,10 +272,15 @@ struct RollbackCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var cloud: CloudOptions
 
     func run() async throws {
         let loaded = try loadConfiguration(config)
-        let (journal, engine) = try await openEngine(loaded, data, create: false)
+        try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
+    }
+
+    func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
         let results: [Engine.RollbackResult]
         do {
             results = try await engine.rollback(incident: incident, step: step, by: by)

@@ -41,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var cloud: CloudOptions
 
     func validate() throws {
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
@@ -61,7 +62,11 @@ struct RunCommand: AsyncParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let loaded = try loadConfiguration(config)
-        let (journal, engine) = try await openEngine(loaded, data)
+        try await CloudSession.with(cloud, data) { session in try await run(loaded, session, stopping) }
+    }
+
+    func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session)
         journal.startCheckpointTimer()
         let queue: QueueDirectory
         do {
@@ -122,7 +127,6 @@ struct RunCommand: AsyncParsableCommand {
         try await journal.close()
         printError("cordon: stopped; journal signed")
     }
-
 }
 
 /// Set once by a signal handler, read by the loops.

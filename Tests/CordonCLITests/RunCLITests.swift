@@ -115,7 +115,7 @@ import Testing
     /// every finding is handled once, every incident is complete and the journal verifies.
     @Test func survivesKillDashNineAtRandomMoments() async throws {
         let s = try Setup()
-        let total = 400
+        let total = 1000
         for i in 0..<total { try s.drop(i) }
         var random = SystemRandomNumberGenerator()
         for _ in 0..<5 {
@@ -124,7 +124,7 @@ import Testing
             let runner = try s.start()
             let deadline = Date().addingTimeInterval(60)
             while s.effectCount() <= before && Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...100, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...30, using: &random)))
             kill(runner.processIdentifier, SIGKILL)
             await CLI.waitForExit(runner)
         }

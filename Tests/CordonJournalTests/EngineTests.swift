@@ -307,6 +307,24 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(decided.data["reason"] == "checked with the owner")
     }
 
+    @Test func aFailureWithOnErrorContinueBeforeTheApprovalDoesNotStopTheResumedRun() async throws {
+        // The first step fails (on_error: continue); the second waits for approval. Once
+        // approved, the resumed run must still run it: only on_error: abort stops a run.
+        let playbook = Self.playbook.replacingOccurrences(
+            of: "with: {target: \"{{ vars.instance }}\", note: one}", with: "with: {target: \"{{ vars.instance }}\", note: one}\n    on_error: continue")
+        #expect(playbook != Self.playbook)
+        let h = try EngineHarness(playbook: playbook)
+        let action = RecordingAction(failures: [.permanent("Boom", "first fails")])
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        #expect(await engine.index.incidents[id]?.steps["first"]?.status == "failed")
+        #expect(await engine.index.incidents[id]?.pendingApproval == "second")
+        let other = try await h.engine(["test.record": action])
+        try await other.decide(incident: id, step: "second", by: "alice", approve: true, reason: nil)
+        #expect(await other.index.incidents[id]?.steps["second"]?.status == "succeeded")
+        #expect(action.count == 1)
+    }
+
     @Test func denyingSkipsTheStepAndContinues() async throws {
         let h = try EngineHarness(playbook: Self.playbook)
         let action = RecordingAction()

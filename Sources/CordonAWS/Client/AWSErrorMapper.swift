@@ -43,10 +43,19 @@ public enum AWSErrorMapper {
         if text.isEmpty { text = "HTTP \(status) from \(service.rawValue) \(operation)" }
         text = String(text.prefix(2000))
         if accessDeniedCodes.contains(finalCode) {
-            text += " (Cordon needs \(service.iamPrefix):\(operation))"
+            text += " (Cordon needs \(iamAction(service: service, operation: operation)))"
         }
         let retryable = status >= 500 || status == 429 || throttlingCodes.contains(finalCode)
         return ActionError(code: finalCode, message: text, retryable: retryable)
+    }
+
+    /// The IAM action that authorizes an API operation: usually `service:Operation`;
+    /// S3's `DeleteBucketPublicAccessBlock` is authorized by `s3:PutBucketPublicAccessBlock`.
+    public static func iamAction(service: AWSService, operation: String) -> String {
+        switch (service, operation) {
+        case (.s3, "DeleteBucketPublicAccessBlock"): "s3:PutBucketPublicAccessBlock"
+        default: "\(service.iamPrefix):\(operation)"
+        }
     }
 
     /// The code and message of an error body: EC2 `<Response><Errors><Error>`, query

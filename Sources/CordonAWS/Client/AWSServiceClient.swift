@@ -11,6 +11,8 @@ public struct AWSServiceClient: Sendable {
     public let http: AWSHTTPClient
     /// The signing clock (tests fix it).
     public var clock: @Sendable () -> AWSDate = { AWSDate.now() }
+    /// Told of every call after its answer (tests and `cordon iam-policy` checks).
+    public var observer: AWSCallObserver?
 
     public init(service: AWSService, endpoint: AWSEndpoint, credentials: any CredentialProvider, http: AWSHTTPClient) {
         self.service = service
@@ -24,14 +26,23 @@ public struct AWSServiceClient: Sendable {
     }
 
     /// Signs and sends; non-2xx responses throw the mapped AWS error.
-    public func send(_ request: AWSRequest, operation: String) async throws(ActionError) -> AWSResponse {
+    public func send(_ request: AWSRequest, operation: String, parameters: [(String, String)] = []) async throws(ActionError) -> AWSResponse {
         var request = request
         let creds = try await credentials.credentials()
         signer.sign(&request, credentials: creds, date: clock())
-        let response = try await http.send(request, service: service, operation: operation)
-        guard (200..<300).contains(response.status) else {
-            throw AWSErrorMapper.error(service: service, operation: operation, status: response.status, headers: response.headers, body: response.body)
+        let response: AWSResponse
+        do {
+            response = try await http.send(request, service: service, operation: operation)
+        } catch {
+            observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: error.code))
+            throw error
         }
+        guard (200..<300).contains(response.status) else {
+            let error = AWSErrorMapper.error(service: service, operation: operation, status: response.status, headers: response.headers, body: response.body)
+            observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: error.code))
+            throw error
+        }
+        observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: nil))
         return response
     }
 
@@ -48,10 +59,18 @@ public struct AWSServiceClient: Sendable {
         var pairs = [("Action", action)]
         if let version = service.apiVersion { pairs.append(("Version", version)) }
         pairs += parameters
-        request.body = Array(pairs.map { SigV4Signer.uriEncode($0.0, encodeSlash: true) + "=" + SigV4Signer.uriEncode($0.1, encodeSlash: true) }.joined(separator: "&").utf8)
+        request.body = Array(pairs.map { Self.formEncode($0.0) + "=" + Self.formEncode($0.1) }.joined(separator: "&").utf8)
         request.headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
-        let response = try await send(request, operation: action)
+        let response = try await send(request, operation: action, parameters: pairs)
         return try parseXML(response, operation: action)
+    }
+
+    /// `application/x-www-form-urlencoded` as botocore writes it: RFC 3986 unreserved
+    /// characters as they are, a space as `+`, everything else percent-encoded. (AWS
+    /// hashes the bytes it receives either way; servers that re-encode the parsed form
+    /// before checking the signature, as moto does, expect exactly this.)
+    static func formEncode(_ s: String) -> String {
+        SigV4Signer.uriEncode(s, encodeSlash: true).replacingOccurrences(of: "%20", with: "+")
     }
 
     /// A JSON 1.1 call (CloudTrail): `X-Amz-Target: <prefix>.<operation>`; returns the JSON body.
@@ -88,6 +107,36 @@ public struct AWSServiceClient: Sendable {
         return tree
     }
 }
+
+/// One call as an `AWSCallObserver` sees it.
+public struct AWSCall: Sendable, CustomStringConvertible {
+    public var service: AWSService
+    /// The API operation (`ModifyNetworkInterfaceAttribute`, `PutBucketPublicAccessBlock`…).
+    public var operation: String
+    /// The query parameters (query-protocol calls only).
+    public var parameters: [(String, String)]
+    /// The error code when the call failed.
+    public var errorCode: String?
+
+    /// The IAM action that authorizes the call (`ec2:CreateSnapshot`).
+    public var iamAction: String { AWSErrorMapper.iamAction(service: service, operation: operation) }
+
+    public func parameter(_ name: String) -> String? { parameters.first { $0.0 == name }?.1 }
+    /// Values of a list parameter (`SecurityGroupId.1`, `SecurityGroupId.2`…), in order.
+    public func list(_ prefix: String) -> [String] {
+        var values: [String] = []
+        var i = 1
+        while let v = parameter("\(prefix).\(i)") {
+            values.append(v)
+            i += 1
+        }
+        return values
+    }
+
+    public var description: String { iamAction + (errorCode.map { " -> \($0)" } ?? "") }
+}
+
+public typealias AWSCallObserver = @Sendable (AWSCall) -> Void
 
 /// Query-protocol parameter lists (`Name.1`, `Name.2`…).
 struct QueryParams {

@@ -14,11 +14,14 @@ public struct AWSCloudOptions: Sendable {
     public var roleSessionName: String
     public var connectTimeout: TimeAmount
     public var requestTimeout: TimeAmount
+    /// Told of every service call (not of the STS calls that fetch credentials).
+    public var observer: AWSCallObserver?
 
     public init(
         environment: [String: String], roleArnTemplate: String? = nil, externalId: String? = nil, roleSessionName: String = "cordon",
-        connectTimeout: TimeAmount = .seconds(5), requestTimeout: TimeAmount = .seconds(30)
+        connectTimeout: TimeAmount = .seconds(5), requestTimeout: TimeAmount = .seconds(30), observer: AWSCallObserver? = nil
     ) {
+        self.observer = observer
         self.environment = environment
         self.roleArnTemplate = roleArnTemplate
         self.externalId = externalId
@@ -101,7 +104,9 @@ public final class AWSCloud: Cloud {
     public func client(_ service: AWSService, _ scope: CloudScope) async throws(ActionError) -> AWSServiceClient {
         let region = try config.region(scope.region)
         let endpoint = try config.endpoint(service, region: region)
-        return AWSServiceClient(service: service, endpoint: endpoint, credentials: try await credentials(for: scope), http: http)
+        var client = AWSServiceClient(service: service, endpoint: endpoint, credentials: try await credentials(for: scope), http: http)
+        client.observer = options.observer
+        return client
     }
 
     public func ec2(_ scope: CloudScope) async throws(ActionError) -> any EC2API { AWSEC2(client: try await client(.ec2, scope)) }

@@ -80,10 +80,21 @@ public struct Fault: Sendable, Equatable, CustomStringConvertible {
 public struct SimulatedCall: Sendable, Equatable, CustomStringConvertible {
     /// `service:Operation`, e.g. `ec2:CreateSnapshot`.
     public var operation: String
+    /// The IAM action that authorizes it, e.g. `s3:PutBucketPublicAccessBlock` for
+    /// `s3:DeletePublicAccessBlock`.
+    public var iamAction: String
     public var account: String
     public var region: String
     /// The error code when the call failed.
     public var error: String?
+
+    public init(operation: String, iamAction: String? = nil, account: String, region: String, error: String? = nil) {
+        self.operation = operation
+        self.iamAction = iamAction ?? operation
+        self.account = account
+        self.region = region
+        self.error = error
+    }
 
     public var description: String { "\(operation) \(account)/\(region)" + (error.map { " -> \($0)" } ?? "") }
 }

@@ -1,4 +1,5 @@
 import CordonCore
+import Crypto
 import Foundation
 
 /// An in-process model of the EC2, IAM, S3, CloudTrail and SNS state Cordon's actions
@@ -23,6 +24,10 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
     private var callLog: [SimulatedCall] = []
     private let now: @Sendable () -> Date
     private let sleep: @Sendable (Duration) async -> Void
+    /// Where every change is saved (`persist(to:)`), and the notes saved with it.
+    private var persistPath: String?
+    private var persistNotes: [String: String] = [:]
+    private var persistFailure: String?
 
     /// - Parameters:
     ///   - inventory: the initial state.
@@ -40,6 +45,51 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
         self.seed = seed
         self.now = now
         self.sleep = sleep
+    }
+
+    /// A cloud restored from `savedState()`: the world, the id counters and the default
+    /// account as they were, so that a later command (`cordon approve`, `cordon
+    /// rollback`) sees what an earlier one did.
+    public init(
+        restoring saved: SimulatedCloudState, now: @escaping @Sendable () -> Date = { Date() },
+        sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) }
+    ) {
+        self.world = saved.world
+        self.counters = saved.counters
+        self.seed = saved.seed
+        self.defaultAccount = saved.defaultAccount
+        self.now = now
+        self.sleep = sleep
+    }
+
+    /// The state to save: restore it with `init(restoring:)`.
+    public func savedState(notes: [String: String] = [:]) -> SimulatedCloudState {
+        lock.withLock { SimulatedCloudState(world: world, counters: counters, seed: seed, defaultAccount: defaultAccount, notes: notes) }
+    }
+
+    /// Saves the state to `path` now and after every call that changes it (written to a
+    /// temporary file and renamed, so a crash leaves the previous or the new state).
+    public func persist(to path: String, notes: [String: String] = [:]) throws {
+        let state = savedState(notes: notes)
+        try state.write(to: path)
+        lock.withLock {
+            persistPath = path
+            persistNotes = notes
+        }
+    }
+
+    /// Why the last save failed, if it did (the change itself was made).
+    public var persistenceFailure: String? { lock.withLock { persistFailure } }
+
+    /// Called under the lock after a change.
+    private func saveLocked() {
+        guard let persistPath else { return }
+        do {
+            try SimulatedCloudState(world: world, counters: counters, seed: seed, defaultAccount: defaultAccount, notes: persistNotes).write(to: persistPath)
+            persistFailure = nil
+        } catch {
+            persistFailure = "cannot save the simulated cloud to \(persistPath): \(error)"
+        }
     }
 
     // MARK: - Cloud
@@ -174,12 +224,14 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
             var context = Context(counters: counters, seed: seed, now: now())
             do throws(ActionError) {
                 let value = try body(&state, &context)
+                let changed = world.accounts[account] != state
                 world.accounts[account] = state
                 counters = context.counters
-                callLog.append(SimulatedCall(operation: op.fullName, account: account, region: region))
+                if changed { saveLocked() }
+                callLog.append(SimulatedCall(operation: op.fullName, iamAction: op.iamAction, account: account, region: region))
                 return .success(value)
             } catch {
-                callLog.append(SimulatedCall(operation: op.fullName, account: account, region: region, error: error.code))
+                callLog.append(SimulatedCall(operation: op.fullName, iamAction: op.iamAction, account: account, region: region, error: error.code))
                 return .failure(error)
             }
         }
@@ -187,6 +239,88 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
     }
 
     private func record(_ op: SimOperation, _ account: String, _ region: String, _ error: ActionError) {
-        lock.withLock { callLog.append(SimulatedCall(operation: op.fullName, account: account, region: region, error: error.code)) }
+        lock.withLock { callLog.append(SimulatedCall(operation: op.fullName, iamAction: op.iamAction, account: account, region: region, error: error.code)) }
     }
+}
+
+/// The simulated cloud's state as saved between commands (JSON, sorted keys).
+public struct SimulatedCloudState: Codable, Sendable {
+    var world: SimWorld
+    var counters: [String: UInt64]
+    var seed: UInt64
+    var defaultAccount: String
+    /// Free notes kept with the state (the CLI records which inventory seeded it).
+    public var notes: [String: String]
+
+    static let format = "cordon-simulated-cloud/1"
+
+    init(world: SimWorld, counters: [String: UInt64], seed: UInt64, defaultAccount: String, notes: [String: String]) {
+        self.world = world
+        self.counters = counters
+        self.seed = seed
+        self.defaultAccount = defaultAccount
+        self.notes = notes
+    }
+
+    enum CodingKeys: String, CodingKey { case format, world, counters, seed, defaultAccount = "default_account", notes }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let format = try c.decode(String.self, forKey: .format)
+        guard format == Self.format else {
+            throw DecodingError.dataCorruptedError(forKey: .format, in: c, debugDescription: "format \"\(format)\" is not \(Self.format)")
+        }
+        world = try c.decode(SimWorld.self, forKey: .world)
+        counters = try c.decode([String: UInt64].self, forKey: .counters)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        defaultAccount = try c.decode(String.self, forKey: .defaultAccount)
+        notes = try c.decodeIfPresent([String: String].self, forKey: .notes) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Self.format, forKey: .format)
+        try c.encode(world, forKey: .world)
+        try c.encode(counters, forKey: .counters)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(defaultAccount, forKey: .defaultAccount)
+        try c.encode(notes, forKey: .notes)
+    }
+
+    /// SHA-256 (hex) of an inventory file, kept in `notes` to tell which one seeded a state.
+    public static func fingerprint(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).hex }
+
+    /// The accounts it holds.
+    public var accounts: [String] { world.accounts.keys.sorted() }
+
+    /// Reads a saved state; the error says what is wrong with the file.
+    public static func read(path: String) throws -> SimulatedCloudState {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SimulatedStateError(message: "\(path): cannot read the saved simulated cloud")
+        }
+        do {
+            return try JSONDecoder().decode(SimulatedCloudState.self, from: data)
+        } catch {
+            throw SimulatedStateError(message: "\(path): not a saved simulated cloud (\(error)); delete it to start again from the inventory")
+        }
+    }
+
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let data = try encoder.encode(self)
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        try data.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw SimulatedStateError(message: "\(path): cannot save the simulated cloud: \(reason)")
+        }
+    }
+}
+
+public struct SimulatedStateError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

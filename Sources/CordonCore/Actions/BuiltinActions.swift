@@ -20,7 +20,7 @@ public enum BuiltinActions {
                 OutputSpec("evidence", "hash of the evidence record"),
             ],
             iamActions: [
-                "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes",
+                "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeVolumes",
             ]),
         ActionSpec(
             name: "aws.ec2.snapshot_volumes",
@@ -47,7 +47,7 @@ public enum BuiltinActions {
                 OutputSpec("previous_groups", "the groups each interface had before (for rollback)"),
             ],
             iamActions: [
-                "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
                 "ec2:DescribeInstanceAttribute", "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
                 "ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress", "ec2:ModifyNetworkInterfaceAttribute",
                 "ec2:ModifyInstanceAttribute", "ec2:CreateTags",

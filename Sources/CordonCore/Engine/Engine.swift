@@ -284,7 +284,8 @@ public actor Engine {
         for step in playbook.steps {
             guard let current = index.incidents[id] else { return }
             if let existing = current.steps[step.id], ["succeeded", "failed", "skipped"].contains(existing.status) {
-                if existing.status == "failed" { failed = true }
+                // As when it ran: only a failure with on_error: abort stops what follows.
+                if existing.status == "failed" && step.onError == .abort { failed = true }
                 continue
             }
             root["steps"] = current.stepsContext

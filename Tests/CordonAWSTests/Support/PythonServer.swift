@@ -95,6 +95,27 @@ enum Moto {
         }
     }
 
+    /// A moto_server of its own (a test that seeds a whole inventory, or turns on IAM
+    /// enforcement, must not share state with the others); stopped with the bundle.
+    static func dedicated(_ name: String) throws -> PythonServer {
+        let s = try PythonServer(name: "moto-\(name)", script: script)
+        TestEnd.register { s.stop() }
+        return s
+    }
+
+    /// The environment for a moto server on `port`, with dummy credentials.
+    static func environment(port: Int, _ extra: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:\(port)",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "HOME": "/nonexistent",
+        ]
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+
     /// An environment pointing every service at moto with dummy credentials.
     static func environment(_ extra: [String: String] = [:]) throws -> [String: String] {
         let port = try server().port
