@@ -71,9 +71,15 @@ public final class QueueDirectory: @unchecked Sendable {
     }
 
     deinit {
-        source?.cancel()
+        if let source {
+            // The descriptor is closed by the source's cancel handler: closing it while the
+            // source may still be registered would let a new descriptor with the same
+            // number (another queue's inotify) lose its events.
+            source.cancel()
+        } else if inotifyFD >= 0 {
+            close(inotifyFD)
+        }
         resumeAll()
-        if inotifyFD >= 0 { close(inotifyFD) }
         try? FileManager.default.removeItem(at: mine)
         unlink(root.appendingPathComponent("processing/\(runnerID).lock").path)
         close(lockFD)
@@ -171,6 +177,7 @@ public final class QueueDirectory: @unchecked Sendable {
             while read(fd, &buffer, buffer.count) > 0 {}
             self?.resumeAll()
         }
+        src.setCancelHandler { close(fd) }
         src.resume()
         source = src
     }
