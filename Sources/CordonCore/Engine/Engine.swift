@@ -164,7 +164,8 @@ public actor Engine {
                 }
                 continue
             }
-            let ref = try evidence.store(JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+            // The finding as received when it arrived as a document of its own.
+            let ref = try evidence.store(finding.raw ?? JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
             plans.append((finding, dedupe, .new(records.count), matched))
             records.append(
                 NewRecord(

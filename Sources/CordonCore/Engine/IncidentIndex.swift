@@ -140,7 +140,22 @@ public struct IncidentIndex: Sendable {
         default:
             break
         }
-        guard let id = record.incident, var incident = incidents[id] else { return }
+        guard let id = record.incident, let position = incidents.index(forKey: id) else { return }
+        let playbook = incidents.values[position].playbook
+        let key = incidents.values[position].key
+        switch record.kind {
+        case RecordKind.findingAttached:
+            markHandled(playbook, Self.dedupeKey(d["finding"]))
+        case RecordKind.incidentClosed:
+            if openByKey[playbook + "\u{0}" + key] == id { openByKey.removeValue(forKey: playbook + "\u{0}" + key) }
+        default:
+            break
+        }
+        // Mutated in place (taking it out and writing it back would copy its steps).
+        Self.apply(record, d, to: &incidents.values[position])
+    }
+
+    private static func apply(_ record: JournalRecord, _ d: JSONValue, to incident: inout Incident) {
         let stepID = d["step"]?.stringValue ?? ""
         func updateStep(_ body: (inout Step) -> Void) {
             var step = incident.steps[stepID] ?? Step(id: stepID, action: d["action"]?.stringValue ?? "", status: "planned", attempts: 0, evidence: [])
@@ -150,7 +165,6 @@ public struct IncidentIndex: Sendable {
         switch record.kind {
         case RecordKind.findingAttached:
             if let f = d["finding"]?["id"]?.stringValue { incident.findings.append(f) }
-            markHandled(incident.playbook, Self.dedupeKey(d["finding"]))
         case RecordKind.stepPlanned:
             updateStep { $0.status = "planned" }
         case RecordKind.stepIntent:
@@ -198,11 +212,9 @@ public struct IncidentIndex: Sendable {
             incident.status = d["status"]?.stringValue ?? "completed"
         case RecordKind.incidentClosed:
             incident.status = "closed"
-            if openByKey[incident.playbook + "\u{0}" + incident.key] == id { openByKey.removeValue(forKey: incident.playbook + "\u{0}" + incident.key) }
         default:
             break
         }
-        incidents[id] = incident
     }
 
     /// Replays every record of a journal.

@@ -7,6 +7,20 @@ public struct Finding: Sendable, Equatable {
     /// What the input held before it was wrapped.
     public var format: FindingFormat
     public var origin: FindingOrigin
+    /// The bytes it arrived as, when the event was the whole input document (or line)
+    /// unchanged: kept as the finding's evidence, exactly as received.
+    public var raw: [UInt8]?
+
+    public init(event: JSONValue, format: FindingFormat, origin: FindingOrigin, raw: [UInt8]? = nil) {
+        self.event = event
+        self.format = format
+        self.origin = origin
+        self.raw = raw
+    }
+
+    public static func == (a: Finding, b: Finding) -> Bool {
+        a.event == b.event && a.format == b.format && a.origin == b.origin
+    }
 
     /// The event's `id`.
     public var id: String? { event["id"]?.stringValue }

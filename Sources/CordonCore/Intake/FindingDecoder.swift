@@ -87,7 +87,7 @@ public struct FindingDecoder: Sendable {
             result.issues.append(DecodeIssue(origin: at, message: "invalid JSON: \(wholeError.message) (column \(wholeError.column))"))
             return result
         }
-        unwrap(document, origin: origin, depth: 0, into: &result)
+        unwrap(document, origin: origin, depth: 0, raw: bytes, into: &result)
         return result
     }
 
@@ -124,7 +124,7 @@ public struct FindingDecoder: Sendable {
         at.line = line.number
         do {
             let value = try JSONParser.parse(Array(bytes[line.range]))
-            unwrap(value, origin: at, depth: 0, into: &result)
+            unwrap(value, origin: at, depth: 0, raw: Array(bytes[line.range]), into: &result)
         } catch {
             at.byteOffset = line.range.lowerBound + error.offset
             result.issues.append(DecodeIssue(origin: at, message: "invalid JSON: \(error.message) (column \(error.column))"))
@@ -133,7 +133,7 @@ public struct FindingDecoder: Sendable {
 
     // MARK: - Envelopes and shapes
 
-    private func unwrap(_ value: JSONValue, origin: FindingOrigin, depth: Int, into result: inout DecodeResult) {
+    private func unwrap(_ value: JSONValue, origin: FindingOrigin, depth: Int, raw: [UInt8]? = nil, into result: inout DecodeResult) {
         guard depth <= maxEnvelopeDepth else {
             result.issues.append(DecodeIssue(origin: origin, message: "envelopes nested deeper than \(maxEnvelopeDepth) levels"))
             return
@@ -147,20 +147,20 @@ public struct FindingDecoder: Sendable {
                 unwrap(element, origin: origin.appending("[\(i)]"), depth: depth + 1, into: &result)
             }
         case .object(let o):
-            unwrapObject(o, origin: origin, depth: depth, into: &result)
+            unwrapObject(o, origin: origin, depth: depth, raw: raw, into: &result)
         default:
             result.issues.append(
                 DecodeIssue(origin: origin, message: "expected a JSON object or array of findings, found \(value.typeName)"))
         }
     }
 
-    private func unwrapObject(_ o: JSONObject, origin: FindingOrigin, depth: Int, into result: inout DecodeResult) {
+    private func unwrapObject(_ o: JSONObject, origin: FindingOrigin, depth: Int, raw: [UInt8]? = nil, into result: inout DecodeResult) {
         func issue(_ message: String) { result.issues.append(DecodeIssue(origin: origin, message: message)) }
 
         // An EventBridge event.
         if o["detail-type"] != nil || (o["source"] != nil && o["detail"] != nil) {
             if let problem = Self.eventBridgeProblem(o) { issue(problem); return }
-            result.findings.append(Finding(event: .object(o), format: .eventBridge, origin: origin))
+            result.findings.append(Finding(event: .object(o), format: .eventBridge, origin: origin, raw: raw))
             return
         }
         // SNS: a notification (HTTP delivery, or the body an SNS→SQS subscription delivers).
