@@ -165,7 +165,7 @@ public struct DrillReport: Sendable {
         // Expectations.
         var checks: [Check] = []
         for e in scenario.expectations {
-            checks.append(await check(e, scenario: scenario, index: index, metrics: metrics, notifications: notifications, cloud: cloud, simulated: simulated))
+            checks.append(await check(e, scenario: scenario, index: index, metrics: metrics, notifications: notifications, cloud: cloud, simulated: simulated, records: records))
         }
         return DrillReport(
             scenario: scenario.name, description: scenario.description, narrative: scenario.narrative, lessons: scenario.lessons, seed: seed,
@@ -180,7 +180,7 @@ public struct DrillReport: Sendable {
 
     static func check(
         _ e: Scenario.Expectation, scenario: Scenario, index: IncidentIndex, metrics: [String: Timeline.Metrics], notifications: [DrillNotification],
-        cloud: any Cloud, simulated: SimulatedCloud?
+        cloud: any Cloud, simulated: SimulatedCloud?, records: [JournalRecord]
     ) async -> Check {
         let location = "\(e.location)"
         switch e.kind {
@@ -226,8 +226,12 @@ public struct DrillReport: Sendable {
         case .notification(let via, let contains):
             let name = "notification via \(via)" + (contains.map { " containing \"\($0)\"" } ?? "")
             var texts: [String] = notifications.filter { $0.channel == via && $0.delivered }.map { JSONWriter.string(.object($0.inputs)) }
-            if via == "sns", let simulated {
-                texts = simulatedMessages(simulated)
+            if via == "sns" {
+                // The topic's messages on the simulated cloud; elsewhere what the journal
+                // says was published.
+                texts = simulated.map(simulatedMessages) ?? records.filter { $0.kind == RecordKind.stepSucceeded && $0.data["action"] == "aws.sns.publish" }.map {
+                    ($0.data["inputs"]?["subject"]?.stringValue ?? "") + " " + ($0.data["inputs"]?["message"]?.stringValue ?? "")
+                }
             }
             let hit = texts.first { text in contains.map { text.localizedCaseInsensitiveContains($0) } ?? true }
             let sentCount = texts.count

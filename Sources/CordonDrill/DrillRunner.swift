@@ -191,6 +191,8 @@ public struct DrillRunner: Sendable {
             if case .resource(var r) = s.expectations[i].kind {
                 r.id = map(r.id)
                 s.expectations[i].kind = .resource(r)
+            } else if case .notification(let via, let contains) = s.expectations[i].kind {
+                s.expectations[i].kind = .notification(via: via, contains: contains.map(map))
             } else if case .incident(var x) = s.expectations[i].kind, let key = x.key {
                 x.key = map(key)
                 s.expectations[i].kind = .incident(x)
