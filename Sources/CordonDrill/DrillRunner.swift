@@ -127,7 +127,8 @@ public struct DrillRunner: Sendable {
                 if let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse) {
                     notes.append(.init(at: offset(clock.now), kind: "info", text: "approval of \(step) (\(incident.id)) waited \(DrillReport.duration(clock.now.timeIntervalSince(requested))) for \(by): \(approve ? "approved" : "denied")"))
                 }
-                try await engine.decide(incident: incident.id, step: step, by: by, approve: approve, reason: reason)
+                // Journaled as user:NAME (drill), so that no record of a drill passes for a real decision.
+                try await engine.decide(incident: incident.id, step: step, by: "\(by) (drill)", approve: approve, reason: reason)
             case .fault(let fault):
                 try await log("drill.injected", ["injection": "fault", "fault": .string(fault.description)])
                 if let simulated { simulated.inject(fault) } else {

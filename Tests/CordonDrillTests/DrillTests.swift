@@ -68,7 +68,7 @@ final class DrillTests: XCTestCase {
             XCTAssertEqual(recs.first?.kind, "drill.started", file)
             XCTAssertEqual(recs.last?.kind, "drill.finished", file)
             // Every record the runner wrote names the drill as its actor; humans are user:NAME.
-            for r in recs { XCTAssertTrue(r.actor.hasPrefix("cordon-drill/") || r.actor.hasPrefix("user:"), r.actor) }
+            for r in recs { XCTAssertTrue(r.actor.hasPrefix("cordon-drill/") || (r.actor.hasPrefix("user:") && r.actor.hasSuffix(" (drill)")), r.actor) }
         }
     }
 

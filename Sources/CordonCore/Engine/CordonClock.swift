@@ -23,17 +23,33 @@ public struct SystemClock: CordonClock {
     public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
 
     public func withTimeout<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async -> T) async -> T? {
-        await withTaskGroup(of: T?.self) { group in
-            group.addTask { await operation() }
+        await withTaskGroup(of: TimeoutRace<T>.self) { group in
+            group.addTask { .value(await operation()) }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .timedOut
+                } catch {
+                    return .cancelled
+                }
             }
-            let first = await group.next() ?? nil
+            var result: T? = nil
+            for await race in group {
+                if case .value(let v) = race { result = v; break }
+                if case .timedOut = race { break }
+            }
             group.cancelAll()
-            return first
+            return result
         }
     }
+}
+
+/// How a race between an operation and its timeout ended.
+enum TimeoutRace<T: Sendable>: Sendable {
+    case value(T)
+    case timedOut
+    /// The sleep was cancelled (the whole task is): the operation's result still counts.
+    case cancelled
 }
 
 /// Virtual time for drills: `sleep` advances the clock at once, and an operation runs
