@@ -152,6 +152,12 @@ public struct ScenarioLoader: Sendable {
                     timeline.append(.init(at: at, kind: .fault(fault), location: item.location))
                 case (nil, let target?):
                     guard effect == "down" else { fail(body["effect"] ?? body, "a notification target takes effect down, not \(effect)"); continue }
+                    if target.lowercased() == "sns" {
+                        // SNS is part of the simulated cloud: its Publish calls fail with 503.
+                        let until = lasting.map { start.addingTimeInterval((at + $0).seconds) }
+                        timeline.append(.init(at: at, kind: .fault(Fault(operation: "sns:Publish", effect: .outage, times: times, until: until)), location: item.location))
+                        continue
+                    }
                     timeline.append(.init(at: at, kind: .targetDown(target: target, times: times, for: lasting), location: item.location))
                 default:
                     fail(body, "a fault needs exactly one of operation (an AWS call, e.g. ec2:ModifyNetworkInterfaceAttribute) or target (a notification target, e.g. slack)")

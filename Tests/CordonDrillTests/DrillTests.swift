@@ -196,6 +196,23 @@ final class DrillTests: XCTestCase {
         XCTAssertEqual(waited, 60, accuracy: 0.01)
     }
 
+    func testAnSNSTargetThatIsDownFailsThePublishAndIsReported() async throws {
+        let path = try scenario(Self.header + """
+
+            timeline:
+              - at: 0s
+                fault: {target: sns, effect: down, for: 1h}
+              - at: 1m
+                finding: {file: ../playbooks/guardduty-ec2-quarantine/fires-bitcoin-tool-staging-instance.json}
+            expect:
+              - incident: {playbook: guardduty-ec2-quarantine, steps: {isolate: succeeded, notify_sns: failed, notify_slack: succeeded}}
+              - notification: {via: sns}
+            """)
+        let (report, _) = try await run(path)
+        XCTAssertEqual(report.checks.map(\.met), [true, false], report.text)
+        XCTAssertTrue(report.gaps.contains { $0.text.contains("step notify_sns failed") && $0.text.contains("ServiceUnavailable") }, report.text)
+    }
+
     // MARK: - Expectations that fail
 
     func testAMissedExpectationFailsWithEvidence() async throws {
