@@ -57,9 +57,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .target(
+            name: "CordonDrill",
+            dependencies: ["CordonCore", "CordonJournal", "CordonAWS", "CordonIntegrations"]
+        ),
         .executableTarget(
             name: "cordon",
             dependencies: [
+                "CordonDrill",
                 "CordonCore",
                 "CordonJournal",
                 "CordonAWS",
@@ -85,11 +90,15 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonAWS", "CordonCore", "CordonJournal"]
+            dependencies: ["CordonAWS", "CordonCore", "CordonJournal", "CordonDrill"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
             dependencies: ["CordonIntegrations", "CordonCore", "CordonJournal"]
+        ),
+        .testTarget(
+            name: "CordonDrillTests",
+            dependencies: ["CordonDrill", "CordonAWS", "CordonCore", "CordonJournal"]
         ),
         .testTarget(
             name: "CordonCLITests",

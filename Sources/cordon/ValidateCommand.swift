@@ -1,5 +1,6 @@
 import ArgumentParser
 import CordonCore
+import CordonDrill
 import Foundation
 
 struct ValidateCommand: ParsableCommand {
@@ -29,12 +30,24 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         let targets = paths.isEmpty ? [config.playbooks, config.integrations] : paths
-        let loaded = ConfigLoader().load(targets, integrationPaths: [config.integrations])
+        var loaded = ConfigLoader().load(targets, integrationPaths: [config.integrations])
+        // Drill scenarios: checked against the playbooks of --playbooks.
+        if !loaded.scenarioFiles.isEmpty {
+            let playbooks = targets.contains(config.playbooks) ? loaded.playbooks : ConfigLoader().load([config.playbooks], integrationPaths: [config.integrations]).playbooks
+            for file in loaded.scenarioFiles {
+                do {
+                    _ = try ScenarioLoader(playbooks: playbooks).load(path: file)
+                } catch {
+                    loaded.diagnostics += error.diagnostics
+                }
+            }
+            loaded.diagnostics.sort()
+        }
         switch output {
         case .text:
             for d in loaded.diagnostics { print(d.description) }
             let errors = loaded.errors.count
-            let summary = "\(loaded.files.count) file(s): \(loaded.playbooks.count) playbook(s), \(loaded.integrations.count) integration(s), \(errors) error(s)"
+            let summary = "\(loaded.files.count) file(s): \(loaded.playbooks.count) playbook(s), \(loaded.integrations.count) integration(s)\(loaded.scenarioFiles.isEmpty ? "" : ", \(loaded.scenarioFiles.count) drill scenario(s)"), \(errors) error(s)"
             printError(errors == 0 ? "cordon: valid — \(summary)" : "cordon: invalid — \(summary)")
         case .json:
             let report: JSONValue = [
@@ -42,6 +55,7 @@ struct ValidateCommand: ParsableCommand {
                 "files": .array(loaded.files.map(JSONValue.string)),
                 "playbooks": .array(loaded.playbooks.map { .string($0.name) }),
                 "integrations": .array(loaded.integrations.map { .string($0.name) }),
+                "scenarios": .array(loaded.scenarioFiles.map(JSONValue.string)),
                 "diagnostics": .array(loaded.diagnostics.map(\.json)),
             ]
             print(JSONWriter.pretty(report))
@@ -61,7 +75,7 @@ struct SchemaCommand: ParsableCommand {
             --integrations, with its inputs.
             """)
 
-    enum Kind: String, ExpressibleByArgument, CaseIterable { case playbook, integration }
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case playbook, integration, drill }
 
     @Argument(help: "playbook or integration")
     var kind: Kind
@@ -75,6 +89,8 @@ struct SchemaCommand: ParsableCommand {
             print(JSONWriter.pretty(ConfigSchema.playbook(registry: loaded.registry)))
         case .integration:
             print(JSONWriter.pretty(ConfigSchema.integration()))
+        case .drill:
+            print(JSONWriter.pretty(Scenario.jsonSchema))
         }
     }
 }

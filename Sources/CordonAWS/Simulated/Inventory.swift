@@ -35,6 +35,17 @@ public struct Inventory: Sendable {
         try parse(Array(text.utf8), file: file)
     }
 
+    /// An inventory from already parsed YAML (e.g. inline in a drill scenario).
+    public static func load(_ root: YAMLValue) throws(InventoryError) -> Inventory {
+        var loader = InventoryLoader()
+        let inventory = loader.load(root)
+        let diagnostics = loader.reader.diagnostics.sorted()
+        guard diagnostics.isEmpty, let inventory else {
+            throw InventoryError(diagnostics: diagnostics.isEmpty ? [Diagnostic(root.location, "the inventory is empty")] : diagnostics)
+        }
+        return inventory
+    }
+
     public static func parse(_ bytes: [UInt8], file: String) throws(InventoryError) -> Inventory {
         let root: YAMLValue
         do {

@@ -8,6 +8,8 @@ public struct LoadedConfig: Sendable {
     public var diagnostics: [Diagnostic] = []
     /// The files read, in order.
     public var files: [String] = []
+    /// Drill scenarios among the files (checked by the drill loader, not here).
+    public var scenarioFiles: [String] = []
 
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
@@ -96,6 +98,11 @@ public struct ConfigLoader: Sendable {
         }
         var playbookNames: [String: SourceLocation] = [:]
         for doc in documents where !Self.isIntegration(doc.value) && doc.checked {
+            if Self.isScenario(doc.value) {
+                // Drill scenarios are checked by the drill loader (`cordon validate`).
+                config.scenarioFiles.append(doc.file)
+                continue
+            }
             guard Self.isPlaybook(doc.value) else {
                 config.diagnostics.append(
                     Diagnostic(doc.value.location, "neither a playbook (with trigger and steps) nor an integration (with actions)"))
@@ -118,6 +125,8 @@ public struct ConfigLoader: Sendable {
 
     static func isIntegration(_ value: YAMLValue) -> Bool { value["actions"] != nil && value["trigger"] == nil }
     static func isPlaybook(_ value: YAMLValue) -> Bool { value["trigger"] != nil || value["steps"] != nil }
+    /// A drill scenario: a `timeline` of injections and no trigger.
+    public static func isScenario(_ value: YAMLValue) -> Bool { value["timeline"] != nil && value["trigger"] == nil }
 }
 
 /// Where template paths may point, for load-time checks.

@@ -164,3 +164,13 @@ extension Shape {
         }
     }
 }
+
+extension Shape {
+    /// Every problem of `value` against the shape (unknown keys with a did-you-mean,
+    /// types, required fields), each at its line and column.
+    public func diagnostics(of value: YAMLValue, path: String = "") -> [Diagnostic] {
+        var checker = ShapeChecker()
+        checker.check(value, self, path: path)
+        return checker.diagnostics
+    }
+}

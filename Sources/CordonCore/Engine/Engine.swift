@@ -21,6 +21,10 @@ public actor Engine {
     let secrets: SecretStore
     let actor: String
     let dryRun: Bool
+    /// Real time, or a drill's virtual clock (which also stamps the records' times).
+    let clock: any CordonClock
+    /// Retry jitter: the system generator, or a seeded one in drills.
+    let jitter: JitterSource
     public private(set) var index: IncidentIndex
 
     /// What happened to one finding.
@@ -32,7 +36,8 @@ public actor Engine {
 
     public init(
         config: LoadedConfig, actions: [String: any Action], journal: any Journal, evidence: any EvidenceSink,
-        secrets: SecretStore, actor: String, dryRun: Bool = false, index: IncidentIndex = IncidentIndex()
+        secrets: SecretStore, actor: String, dryRun: Bool = false, index: IncidentIndex = IncidentIndex(),
+        clock: any CordonClock = SystemClock(), jitter: JitterSource = .system
     ) {
         self.config = config
         self.playbooks = config.playbooks.sorted { $0.name < $1.name }
@@ -44,11 +49,21 @@ public actor Engine {
         self.actor = actor
         self.dryRun = dryRun
         self.index = index
+        self.clock = clock
+        self.jitter = jitter
+    }
+
+    /// The record with the clock's time when the clock stamps records (drills).
+    private func stamped(_ record: NewRecord) -> NewRecord {
+        guard clock.stampsRecords, record.time == nil else { return record }
+        var r = record
+        r.time = clock.now
+        return r
     }
 
     @discardableResult
     private func append(_ record: NewRecord) async throws -> JournalRecord {
-        let written = try await journal.append(record)
+        let written = try await journal.append(stamped(record))
         index.apply(written)
         return written
     }
@@ -60,7 +75,7 @@ public actor Engine {
     /// rollbacks wait for durability (`append`).
     @discardableResult
     private func record(_ record: NewRecord) async throws -> JournalRecord {
-        let written = try await journal.appendSequenced([record])[0]
+        let written = try await journal.appendSequenced([stamped(record)])[0]
         index.apply(written)
         return written
     }
@@ -68,7 +83,7 @@ public actor Engine {
     /// Appends records in one commit, in order.
     @discardableResult
     private func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        let written = try await journal.append(records)
+        let written = try await journal.append(records.map(stamped))
         for record in written { index.apply(record) }
         return written
     }
@@ -388,7 +403,8 @@ public actor Engine {
     /// `proceed` runs the step, `skip` skips it, `abort` fails it and stops the incident.
     /// Returns the incidents that moved on.
     @discardableResult
-    public func expireApprovals(now: Date = Date()) async throws -> [String] {
+    public func expireApprovals(now: Date? = nil) async throws -> [String] {
+        let now = now ?? clock.now
         var moved: [String] = []
         for incident in index.incidents.values where incident.status == "awaiting-approval" {
             guard let step = incident.pendingApproval, let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
@@ -528,7 +544,7 @@ public actor Engine {
                 return true
             }
         }
-        let started = ContinuousClock.now
+        let started = clock.now
         var attempt = 0
         while true {
             attempt += 1
@@ -537,7 +553,7 @@ public actor Engine {
             try await append(NewRecord(incident: id, kind: RecordKind.stepIntent, actor: actor, data: .object(intent)))
             let result: Result<ActionOutcome, ActionError>
             do {
-                result = .success(try await Self.attempt(action, request, timeout: step.timeout.map { $0 - (ContinuousClock.now - started) }))
+                result = .success(try await Self.attempt(action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock))
             } catch {
                 result = .failure(error)
             }
@@ -558,8 +574,8 @@ public actor Engine {
                 failed["attempt"] = .number(JSONNumber(attempt))
                 failed["error"] = .string(error.description)
                 failed["retryable"] = .bool(error.retryable)
-                let elapsed = ContinuousClock.now - started
-                var delay = Self.backoff(attempt: attempt, retry: step.retry)
+                let elapsed = Duration.seconds(clock.now.timeIntervalSince(started))
+                var delay = Self.backoff(attempt: attempt, retry: step.retry, jitter: jitter)
                 // The service's Retry-After is a floor, within the step's timeout (or,
                 // without one, within max_backoff).
                 if let after = error.retryAfter {
@@ -570,7 +586,7 @@ public actor Engine {
                 if error.retryable && attempt < step.retry.attempts && timeLeft {
                     failed["will_retry_in"] = .string(DurationParser.format(delay))
                     try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
-                    try await Task.sleep(for: delay)
+                    try await clock.sleep(for: delay)
                     continue
                 }
                 try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
@@ -579,34 +595,22 @@ public actor Engine {
         }
     }
 
-    /// Runs one attempt, cancelled at the timeout.
-    static func attempt(_ action: any Action, _ request: ActionRequest, timeout: Duration?) async throws(ActionError) -> ActionOutcome {
+    /// Runs one attempt, cancelled at the timeout (on the engine's clock).
+    static func attempt(_ action: any Action, _ request: ActionRequest, timeout: Duration?, clock: any CordonClock = SystemClock()) async throws(ActionError) -> ActionOutcome {
         guard let timeout else { return try await action.run(request) }
         guard timeout > .zero else { throw .retryable("Timeout", "the step's timeout was reached") }
-        let result: Result<ActionOutcome, ActionError> = await withTaskGroup(of: Result<ActionOutcome, ActionError>?.self) { group in
-            group.addTask {
-                do throws(ActionError) { return .success(try await action.run(request)) } catch { return .failure(error) }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return Task.isCancelled ? nil : .failure(.retryable("Timeout", "no answer within \(DurationParser.format(timeout))"))
-            }
-            var first: Result<ActionOutcome, ActionError>? = nil
-            for await r in group {
-                if let r { first = r; break }
-            }
-            group.cancelAll()
-            return first ?? .failure(.retryable("Timeout", "cancelled"))
+        let result: Result<ActionOutcome, ActionError>? = await clock.withTimeout(timeout) {
+            do throws(ActionError) { return .success(try await action.run(request)) } catch { return .failure(error) }
         }
-        return try result.get()
+        return try (result ?? .failure(.retryable("Timeout", "no answer within \(DurationParser.format(timeout))"))).get()
     }
 
     /// Exponential backoff with full jitter: random in [0, min(max, base × 2^(attempt-1))].
-    static func backoff(attempt: Int, retry: Playbook.Retry) -> Duration {
+    static func backoff(attempt: Int, retry: Playbook.Retry, jitter: JitterSource = .system) -> Duration {
         let cap = retry.backoff * Double(1 << min(attempt - 1, 30))
         let ceiling = min(cap, retry.maxBackoff)
         let ms = Double(ceiling.components.seconds) * 1000 + Double(ceiling.components.attoseconds) / 1e15
-        return .milliseconds(Int64(Double.random(in: 0...max(ms, 0))))
+        return .milliseconds(Int64(jitter.random(in: 0...max(ms, 0))))
     }
 
     /// The resource a step acts on, from its inputs.

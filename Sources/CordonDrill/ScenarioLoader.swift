@@ -1,0 +1,258 @@
+import CordonAWS
+import CordonCore
+import Foundation
+
+/// Reads and checks a scenario file: the shape (unknown keys, types, required fields),
+/// then what the shape cannot say (one injection per timeline entry, files that exist,
+/// findings that decode, the inventory, known playbooks and steps when they are given).
+/// Every problem is reported with its file, line and column; bad input never crashes.
+public struct ScenarioLoader: Sendable {
+    /// The playbooks the scenario runs against, to check the names and steps it uses.
+    public var playbooks: [Playbook]?
+
+    public init(playbooks: [Playbook]? = nil) { self.playbooks = playbooks }
+
+    public static let defaultStart = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01T00:00:00Z
+
+    public func load(path: String) throws(ScenarioError) -> Scenario {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ScenarioError([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the scenario file")])
+        }
+        let root: YAMLValue
+        do {
+            root = try YAMLParser().parse(Array(data), file: path)
+        } catch {
+            throw ScenarioError([Diagnostic(error.location, error.message)])
+        }
+        return try load(root, file: path)
+    }
+
+    public func load(_ root: YAMLValue, file: String) throws(ScenarioError) -> Scenario {
+        var diagnostics = Scenario.shape.diagnostics(of: root)
+        if !diagnostics.isEmpty { throw ScenarioError(diagnostics) }
+        func fail(_ at: YAMLValue, _ message: String) { diagnostics.append(Diagnostic(at.location, message)) }
+        let base = URL(fileURLWithPath: file).deletingLastPathComponent()
+        func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardized.path }
+        func relative(_ path: String) -> String {
+            let cwd = FileManager.default.currentDirectoryPath + "/"
+            return path.hasPrefix(cwd) ? String(path.dropFirst(cwd.count)) : path
+        }
+
+        var start = Self.defaultStart
+        if let s = root["start"] {
+            if let d = s.string.flatMap(Timestamp.parse) { start = d } else { fail(s, "start: write an RFC 3339 time such as 2026-03-14T09:00:00Z") }
+        }
+        // Inventory.
+        var inventory = Inventory()
+        var inventorySource = "(none)"
+        if let inv = root["inventory"] {
+            do throws(InventoryError) {
+                if let path = inv.string {
+                    let resolved = resolve(path)
+                    if FileManager.default.fileExists(atPath: resolved) {
+                        inventory = try Inventory.load(path: resolved)
+                        inventorySource = relative(resolved)
+                    } else {
+                        fail(inv, "inventory: no file \(resolved)")
+                    }
+                } else if inv.members != nil {
+                    inventory = try Inventory.load(inv)
+                    inventorySource = "inline"
+                } else {
+                    fail(inv, "inventory: give a file name or the inventory inline (a mapping), found \(inv.typeName)")
+                }
+            } catch {
+                diagnostics += error.diagnostics
+            }
+        } else {
+            fail(root, "missing required key \"inventory\" (the simulated cloud: a file, relative to the scenario, or the inventory inline)")
+        }
+        var environment: [String: String] = [:]
+        for m in root["env"]?.members ?? [] { environment[m.key] = m.value.string }
+
+        let playbooksByName = Dictionary((playbooks ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func checkPlaybook(_ value: YAMLValue?, step: YAMLValue? = nil) {
+            guard playbooks != nil, let value, let name = value.string else { return }
+            guard let playbook = playbooksByName[name] else {
+                var message = "no playbook named \"\(name)\""
+                if let guess = closest(name, playbooksByName.keys.sorted()) { message += " (did you mean \"\(guess)\"?)" }
+                message += "; known: " + playbooksByName.keys.sorted().joined(separator: ", ")
+                return fail(value, message)
+            }
+            if let step, let id = step.string, !playbook.steps.contains(where: { $0.id == id }) {
+                fail(step, "playbook \(name) has no step \"\(id)\"; its steps: " + playbook.steps.map(\.id).joined(separator: ", "))
+            }
+        }
+
+        // Timeline.
+        var timeline: [Scenario.Injection] = []
+        let decoder = FindingDecoder()
+        var last: Duration = .zero
+        for item in root["timeline"]?.items ?? [] {
+            let at = item["at"]?.string.flatMap(DurationParser.parse) ?? .zero
+            last = max(last, at)
+            let kinds = ["finding", "approve", "deny", "fault"].filter { item[$0] != nil }
+            guard kinds.count == 1, let kind = kinds.first, let body = item[kind] else {
+                fail(item, kinds.isEmpty
+                    ? "a timeline entry needs one of finding, approve, deny or fault"
+                    : "a timeline entry holds one injection; found \(kinds.joined(separator: " and ")): split it into entries with the same `at`")
+                continue
+            }
+            switch kind {
+            case "finding":
+                let detected = body["detected_after"]?.string.flatMap(DurationParser.parse) ?? .zero
+                let result: DecodeResult
+                let label: String
+                switch (body["file"], body["event"]) {
+                case (let f?, nil):
+                    guard let path = f.string else { continue }
+                    let resolved = resolve(path)
+                    guard FileManager.default.fileExists(atPath: resolved) else { fail(f, "no finding file \(resolved)"); continue }
+                    result = decoder.decode(fileAtPath: resolved)
+                    label = URL(fileURLWithPath: path).lastPathComponent
+                case (nil, let e?):
+                    result = decoder.decode(value: e.json, origin: FindingOrigin(source: "\(relative(file)):\(e.location.line)"))
+                    label = "inline finding at line \(e.location.line)"
+                default:
+                    fail(body, "a finding needs exactly one of file (a finding file) or event (the finding inline)")
+                    continue
+                }
+                for issue in result.issues { fail(body, "the finding does not decode: \(issue)") }
+                if result.issues.isEmpty && result.findings.isEmpty { fail(body, "no finding in it") }
+                for finding in result.findings {
+                    timeline.append(.init(at: at, kind: .finding(finding: finding, label: label, detectedAfter: detected), location: item.location))
+                }
+            case "approve", "deny":
+                checkPlaybook(body["playbook"], step: body["step"])
+                timeline.append(.init(
+                    at: at,
+                    kind: .decision(
+                        playbook: body["playbook"]?.string ?? "", key: body["key"]?.string, step: body["step"]?.string ?? "",
+                        by: body["by"]?.string ?? "", approve: kind == "approve", reason: body["reason"]?.string),
+                    location: item.location))
+            default:
+                let effect = body["effect"]?.string ?? ""
+                let times = Self.int(body["times"])
+                let lasting = body["for"]?.string.flatMap(DurationParser.parse)
+                switch (body["operation"]?.string, body["target"]?.string) {
+                case (let op?, nil):
+                    guard effect != "down" else { fail(body["effect"] ?? body, "effect down is for notification targets (target:); an AWS call has throttle, access_denied, outage or timeout"); continue }
+                    if effect == "outage" && times == nil && lasting == nil { fail(body, "an outage needs `for` (a duration) or `times` (calls)") }
+                    let until = lasting.map { start.addingTimeInterval((at + $0).seconds) }
+                    let fault: Fault
+                    switch effect {
+                    case "throttle": fault = Fault(operation: op, effect: .throttle, times: times ?? (lasting == nil ? 1 : nil), until: until)
+                    case "access_denied": fault = Fault(operation: op, effect: .accessDenied, times: times, until: until)
+                    case "outage": fault = Fault(operation: op, effect: .outage, times: times, until: until)
+                    default:
+                        let after = body["after"]?.string.flatMap(DurationParser.parse) ?? .seconds(30)
+                        fault = Fault(operation: op, effect: .timeout(after), times: times ?? (lasting == nil ? 1 : nil), until: until)
+                    }
+                    if body["after"] != nil && effect != "timeout" { fail(body["after"]!, "after applies to effect timeout only") }
+                    timeline.append(.init(at: at, kind: .fault(fault), location: item.location))
+                case (nil, let target?):
+                    guard effect == "down" else { fail(body["effect"] ?? body, "a notification target takes effect down, not \(effect)"); continue }
+                    if target.lowercased() == "sns" {
+                        // SNS is part of the simulated cloud: its Publish calls fail with 503.
+                        let until = lasting.map { start.addingTimeInterval((at + $0).seconds) }
+                        timeline.append(.init(at: at, kind: .fault(Fault(operation: "sns:Publish", effect: .outage, times: times, until: until)), location: item.location))
+                        continue
+                    }
+                    timeline.append(.init(at: at, kind: .targetDown(target: target, times: times, for: lasting), location: item.location))
+                default:
+                    fail(body, "a fault needs exactly one of operation (an AWS call, e.g. ec2:ModifyNetworkInterfaceAttribute) or target (a notification target, e.g. slack)")
+                }
+            }
+        }
+        // Stable order by time; entries at the same time keep file order.
+        timeline = timeline.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+
+        // Expectations.
+        var expectations: [Scenario.Expectation] = []
+        for item in root["expect"]?.items ?? [] {
+            let kinds = ["incident", "no_incident", "resource", "notification"].filter { item[$0] != nil }
+            guard kinds.count == 1, let kind = kinds.first, let body = item[kind] else {
+                fail(item, kinds.isEmpty
+                    ? "an expectation needs one of incident, no_incident, resource or notification"
+                    : "an expectation holds one check; found \(kinds.joined(separator: " and ")): split it")
+                continue
+            }
+            switch kind {
+            case "incident":
+                checkPlaybook(body["playbook"])
+                if let playbook = body["playbook"]?.string.flatMap({ playbooksByName[$0] }) {
+                    for m in body["steps"]?.members ?? [] where !playbook.steps.contains(where: { $0.id == m.key }) {
+                        diagnostics.append(Diagnostic(m.keyLocation, "playbook \(playbook.name) has no step \"\(m.key)\"; its steps: " + playbook.steps.map(\.id).joined(separator: ", ")))
+                    }
+                }
+                expectations.append(.init(
+                    kind: .incident(.init(
+                        playbook: body["playbook"]?.string ?? "", key: body["key"]?.string, status: body["status"]?.string,
+                        steps: (body["steps"]?.members ?? []).map { ($0.key, $0.value.string ?? "") },
+                        containedWithin: body["contained_within"]?.string.flatMap(DurationParser.parse))),
+                    location: item.location))
+            case "no_incident":
+                checkPlaybook(body)
+                expectations.append(.init(kind: .noIncident(playbook: body.string ?? ""), location: item.location))
+            case "notification":
+                expectations.append(.init(kind: .notification(via: body["via"]?.string ?? "", contains: body["contains"]?.string), location: item.location))
+            default:
+                let resourceKinds = Scenario.resourceProperties.keys.sorted().filter { body[$0] != nil }
+                guard resourceKinds.count == 1, let rk = resourceKinds.first, let allowed = Scenario.resourceProperties[rk] else {
+                    fail(body, "a resource expectation names one resource: one of " + Scenario.resourceProperties.keys.sorted().joined(separator: ", "))
+                    continue
+                }
+                var properties: [(name: String, value: JSONValue)] = []
+                for m in body.members ?? [] where !["account", "region", rk].contains(m.key) {
+                    if allowed.contains(where: { $0.0 == m.key }) {
+                        if !(rk == "access_key" && m.key == "user") { properties.append((m.key, m.value.json)) }
+                    } else {
+                        diagnostics.append(Diagnostic(m.keyLocation, "\(m.key) does not apply to a \(rk); expected " + allowed.map(\.0).joined(separator: ", ")))
+                    }
+                }
+                if rk == "access_key" && body["user"] == nil { fail(body, "an access_key expectation needs user (the key's IAM user)") }
+                if properties.isEmpty { fail(body, "say what to check: " + allowed.map(\.0).filter { $0 != "user" }.joined(separator: ", ")) }
+                var id = body[rk]?.string ?? ""
+                if rk == "access_key", let user = body["user"]?.string { id = user + "/" + id }
+                expectations.append(.init(
+                    kind: .resource(.init(kind: rk, id: id, account: body["account"]?.string, region: body["region"]?.string ?? "us-east-1", properties: properties)),
+                    location: item.location))
+            }
+        }
+        if !diagnostics.isEmpty { throw ScenarioError(diagnostics) }
+        let duration = root["duration"]?.string.flatMap(DurationParser.parse) ?? (last + .seconds(3600))
+        let seed = Self.int(root["seed"]).map { UInt64(max(0, $0)) } ?? 1
+        if duration < last {
+            throw ScenarioError([Diagnostic(root["duration"]?.location ?? root.location, "duration \(DurationParser.format(duration)) ends before the last injection (at \(DurationParser.format(last)))")])
+        }
+        return Scenario(
+            file: file, name: root["name"]?.string ?? "", description: root["description"]?.string ?? "", narrative: root["narrative"]?.string ?? "",
+            lessons: root["lessons"]?.items?.compactMap(\.string) ?? [], start: start, seed: seed, duration: duration, inventory: inventory,
+            inventorySource: inventorySource, environment: environment, timeline: timeline, expectations: expectations)
+    }
+
+    static func int(_ value: YAMLValue?) -> Int? {
+        guard let value, case .number(let n) = value.kind else { return nil }
+        return n.intValue
+    }
+
+    func closest(_ word: String, _ candidates: [String]) -> String? {
+        candidates.min { distance(Array(word), Array($0)) < distance(Array(word), Array($1)) }.flatMap { distance(Array(word), Array($0)) <= max(2, word.count / 3) ? $0 : nil }
+    }
+
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var row = Array(0...b.count)
+        for i in 1...a.count {
+            var prev = row[0]
+            row[0] = i
+            for j in 1...b.count {
+                let old = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = old
+            }
+        }
+        return row[b.count]
+    }
+}
