@@ -234,7 +234,7 @@ struct TempDir {
         let bigFile = try dir.write("big.yaml", "a: \"" + String(repeating: "x", count: 3 << 20) + "\"\n")
         let start = ContinuousClock.now
         let loaded = ConfigLoader().load([bombFile, deepFile, bigFile])
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(20))  // refused early, not expanded (loose bound: parallel suite)
         let d = loaded.diagnostics.map(\.description)
         #expect(d.contains { $0.contains("bomb.yaml") && $0.contains("alias bomb") })
         #expect(d.contains { $0.contains("deep.yaml") && $0.contains("nesting deeper than 64") })

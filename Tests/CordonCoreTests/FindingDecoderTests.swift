@@ -203,4 +203,19 @@ import Testing
         let directory = decoder.decode(fileAtPath: TestPaths.fixtures.path)
         #expect(directory.issues.first?.message.contains("directory") == true)
     }
+
+    /// A finding that was a document of its own keeps the bytes it arrived as (its
+    /// evidence); a wrapped one, or one whose event is changed, does not.
+    @Test func keepsTheBytesReceivedOnlyForUnchangedDocuments() throws {
+        let text = #"{"version":"0", "id":"e1","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"1","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"f1"}}"#
+        var finding = try #require(decode(text).findings.first)
+        #expect(finding.raw == Array(text.utf8))
+        let lines = decode(text + "\n" + text.replacingOccurrences(of: "\"e1\"", with: "\"e2\""))
+        #expect(lines.findings.count == 2)
+        #expect(lines.findings[1].raw == Array(text.replacingOccurrences(of: "\"e1\"", with: "\"e2\"").utf8))
+        let wrapped = decode("[" + text + "]")
+        #expect(wrapped.findings.first?.raw == nil)
+        finding.event = ["id": "changed"]
+        #expect(finding.raw == nil)
+    }
 }

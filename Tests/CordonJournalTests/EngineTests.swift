@@ -166,7 +166,8 @@ let basicPlaybook = """
         let engine = try await h.engine(["test.record": action])
         let started = ContinuousClock.now
         let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Far less than the 60 s asked for (loose: the suite runs in parallel on few cores).
+        #expect(ContinuousClock.now - started < .seconds(20))
         let records = try await h.records(id)
         #expect(records.filter { $0.kind == "step.intent" && $0.data["step"] == "first" }.count == 1)
         #expect(records.first { $0.kind == "step.failed" }?.data["will_retry_in"] == nil)
@@ -205,7 +206,8 @@ let basicPlaybook = """
         let engine = try await h.engine(["test.record": RecordingAction(hang: .seconds(30))])
         let start = ContinuousClock.now
         let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Far less than the 30 s hang (loose: the suite runs in parallel on few cores).
+        #expect(ContinuousClock.now - start < .seconds(20))
         let failure = try #require(try await h.records(id).first { $0.kind == "step.failed" })
         #expect(failure.data["error"]?.stringValue?.hasPrefix("Timeout") == true)
     }

@@ -3,13 +3,17 @@
 public struct Finding: Sendable, Equatable {
     /// The event, in the EventBridge envelope (`version`, `id`, `detail-type`, `source`,
     /// `account`, `time`, `region`, `resources`, `detail`). Playbook triggers match this.
-    public var event: JSONValue
+    public var event: JSONValue {
+        // The bytes received no longer describe a changed event.
+        didSet { raw = nil }
+    }
     /// What the input held before it was wrapped.
     public var format: FindingFormat
     public var origin: FindingOrigin
     /// The bytes it arrived as, when the event was the whole input document (or line)
-    /// unchanged: kept as the finding's evidence, exactly as received.
-    public var raw: [UInt8]?
+    /// unchanged: kept as the finding's evidence, exactly as received. Cleared when
+    /// `event` is changed.
+    public private(set) var raw: [UInt8]?
 
     public init(event: JSONValue, format: FindingFormat, origin: FindingOrigin, raw: [UInt8]? = nil) {
         self.event = event
