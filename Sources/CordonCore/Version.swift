@@ -1,1 +1,1 @@
-public enum Cordon { public static let version = "0.2.0" }
+public enum Cordon { public static let version = "0.3.0-dev" }
