@@ -82,12 +82,14 @@ public final class IntakeServer: Sendable {
         self.metrics = metrics
         self.readiness = readiness
         self.log = log
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The process-wide client: it needs no shutdown, so an IntakeServer that is
+        // never run (or stops on an error) leaks nothing.
+        self.http = HTTPClient.shared
         self.verifier = SNSVerifier(localCertificatePEM: configuration.snsCertificatePEM, http: http)
     }
 
-    /// Serves until the task is cancelled or `shutdown` is triggered on the returned
-    /// group's graceful shutdown; `onRunning` gets the bound port.
+    /// Serves until the calling task is cancelled, which shuts the server down
+    /// gracefully; `onRunning` gets the bound port.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = try makeApplication(onRunning: onRunning)
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: Self.logger)
@@ -99,7 +101,6 @@ public final class IntakeServer: Sendable {
         } onCancel: {
             Task { await group.triggerGracefulShutdown() }
         }
-        try? await http.shutdown()
         try result.get()
     }
 

@@ -126,13 +126,16 @@ import Testing
         let slow = Task { try await h.client.execute(request, timeout: .seconds(30)).status.code }
         feed.yield(ByteBuffer(bytes: body[0..<10]))
         try await Task.sleep(for: .milliseconds(200))
+        // The others are answered while the slow body is still incomplete (bounded
+        // generously: the suite shares two cores with other tests).
         let started = ContinuousClock.now
         for i in 0..<20 {
             let b = findingJSON(id: "fast-\(i)")
             #expect(try await h.post("/v1/findings", Array(b.utf8), headers: [("X-Cordon-Api-Key", ServerHarness.apiKey)]).0 == 202)
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(try h.count(RecordKind.findingReceived) == 20)
+        #expect(!slow.isCancelled)
         feed.yield(ByteBuffer(bytes: body[10...]))
         feed.finish()
         #expect(try await slow.value == 202)

@@ -93,7 +93,7 @@ final class ServerHarness: Sendable {
             evidence: journal.evidence, secrets: SecretStore(environment: [:]), actor: "cordon/test", index: try await IncidentIndex.load(from: journal))
         batcher = IntakeBatcher(engine: engine)
         handlers = Task { [receipts, engine] in try await QueueRunner.handle(receipts, engine: engine, concurrency: 4) }
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(30))))
+        client = HTTPClient.shared
         if listen {
             var configuration = IntakeServerConfiguration(
                 host: "127.0.0.1", port: 0, maxBody: 64 << 10,
@@ -121,7 +121,6 @@ final class ServerHarness: Sendable {
         _ = await server?.result
         await receipts.close()
         _ = await handlers.result
-        try? await client.shutdown()
         try? await journal.close()
     }
 
