@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -61,6 +65,24 @@ let package = Package(
             name: "CordonDrill",
             dependencies: ["CordonCore", "CordonJournal", "CordonAWS", "CordonIntegrations"]
         ),
+        .target(
+            name: "CordonServer",
+            dependencies: [
+                "CordonCore",
+                "CordonJournal",
+                "CordonAWS",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "cordon",
             dependencies: [
@@ -69,6 +91,7 @@ let package = Package(
                 "CordonJournal",
                 "CordonAWS",
                 "CordonIntegrations",
+                "CordonServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -77,6 +100,8 @@ let package = Package(
             dependencies: [
                 "CordonCore",
                 "CordonJournal",
+                "CordonServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -99,6 +124,18 @@ let package = Package(
         .testTarget(
             name: "CordonDrillTests",
             dependencies: ["CordonDrill", "CordonAWS", "CordonCore", "CordonJournal"]
+        ),
+        .testTarget(
+            name: "CordonServerTests",
+            dependencies: [
+                "CordonServer", "CordonCore", "CordonJournal", "CordonAWS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "CordonCLITests",

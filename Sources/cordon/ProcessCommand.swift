@@ -22,7 +22,10 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 
 /// The journal (created if needed) and an engine whose state is rebuilt from it: what
 /// every command that runs playbooks starts with.
-func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false) async throws -> (SQLiteJournal, Engine) {
+func openEngine(
+    _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
+    wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
+) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
     var actions = CoreActions.all
@@ -35,7 +38,7 @@ func openEngine(_ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession
         actions["test.record"] = FileRecorderAction(path: recorder)
     }
     let engine = Engine(
-        config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+        config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
         dryRun: dryRun, index: try await IncidentIndex.load(from: journal))
     return (journal, engine)
 }

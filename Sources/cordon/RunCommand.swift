@@ -1,14 +1,29 @@
 import ArgumentParser
+import CordonAWS
 import CordonCore
 import CordonJournal
+import CordonServer
 import Foundation
 import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run continuously: take findings from a queue directory and run the playbooks.",
+        abstract: "Run continuously: take findings from a queue directory, webhooks, SNS or SQS and run the playbooks.",
         discussion: """
+            Sources (at least one): --queue-dir, --listen (HTTP: POST /v1/findings, POST /v1/sns, \
+            GET /healthz, /readyz, /metrics), --sqs-url. All feed one pool of --concurrency \
+            handlers; every finding is journaled (durable) before its source is acknowledged \
+            (file moved, 202 answered, SQS message deleted).
+
+            --listen HOST:PORT: POST /v1/findings takes any input format Cordon decodes, \
+            authenticated by an API key (secret named by --api-key-secret, sent as \
+            X-Cordon-Api-Key, Authorization: Bearer, or the header named by --api-key-header) or \
+            by an HMAC-SHA256 signature (secret named by --hmac-secret; header \
+            Cordon-Signature: t=UNIX,v1=HEX(HMAC(secret, "t.body")), within --replay-window). \
+            Answers 202 with the finding ids; 401, 413 (--max-body) or 400 journal nothing. \
+            POST /v1/sns is an SNS subscription endpoint for the --sns-topic topics.
+
             --queue-dir DIR: producers write a finding file elsewhere in DIR and rename it into \
             DIR/incoming/ (a rename is atomic). Cordon claims each file by renaming it into \
             DIR/processing/, journals its findings (up to --batch files in one durable commit), \
@@ -25,7 +40,49 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
     @Option(help: ArgumentHelp("The queue directory.", valueName: "DIR"))
-    var queueDir: String
+    var queueDir: String?
+
+    @Option(help: ArgumentHelp("Serve the webhook, SNS, health and metrics endpoints on this address.", valueName: "HOST:PORT"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Largest accepted request body in bytes (413 above).", valueName: "BYTES"))
+    var maxBody = 1 << 20
+
+    @Option(help: ArgumentHelp("Secret (environment variable NAME or file NAME_FILE) holding an accepted API key; repeatable.", valueName: "NAME"))
+    var apiKeySecret: [String] = []
+
+    @Option(help: ArgumentHelp("Extra header carrying the API key (as an EventBridge connection sends it).", valueName: "HEADER"))
+    var apiKeyHeader: String?
+
+    @Option(help: ArgumentHelp("Secret holding an HMAC-SHA256 key for Cordon-Signature; repeatable.", valueName: "NAME"))
+    var hmacSecret: [String] = []
+
+    @Option(help: "How far a signature's timestamp may be from now.")
+    var replayWindow: String = "5m"
+
+    @Option(help: ArgumentHelp("SNS topic whose messages /v1/sns accepts and whose subscription it confirms; repeatable.", valueName: "ARN"))
+    var snsTopic: [String] = []
+
+    @Option(help: ArgumentHelp("Verify SNS signatures with this PEM certificate instead of fetching SigningCertURL (tests).", valueName: "FILE"))
+    var snsCertFile: String?
+
+    @Option(help: ArgumentHelp("Also follow SubscribeURLs on this host (host or host:port; tests, emulators); repeatable.", valueName: "HOST"))
+    var snsConfirmHost: [String] = []
+
+    @Option(help: ArgumentHelp("TLS certificate chain (PEM) for --listen.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("TLS private key (PEM) for --listen.", valueName: "FILE"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Long-poll this SQS queue.", valueName: "URL"))
+    var sqsUrl: String?
+
+    @Option(help: "Seconds a received SQS message stays invisible to other consumers (extended while in flight).")
+    var sqsVisibilityTimeout = 60
+
+    @Option(help: "Seconds each SQS long poll waits (0 to 20).")
+    var sqsWait = 20
 
     @Option(help: "Incidents handled at once (their journal writes share group commits).")
     var concurrency = 16
@@ -44,6 +101,18 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var cloud: CloudOptions
 
     func validate() throws {
+        guard queueDir != nil || listen != nil || sqsUrl != nil else {
+            throw ValidationError("give at least one source: --queue-dir DIR, --listen HOST:PORT or --sqs-url URL")
+        }
+        if let listen, Self.hostPort(listen) == nil { throw ValidationError("--listen: \(listen) is not HOST:PORT such as 127.0.0.1:8080") }
+        guard maxBody > 0 else { throw ValidationError("--max-body must be positive") }
+        guard DurationParser.parse(replayWindow) != nil else { throw ValidationError("--replay-window: \(replayWindow) is not a duration such as 5m") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard (0...20).contains(sqsWait) else { throw ValidationError("--sqs-wait must be 0 to 20") }
+        guard (2...43_200).contains(sqsVisibilityTimeout) else { throw ValidationError("--sqs-visibility-timeout must be 2 to 43200") }
+        if listen != nil && apiKeySecret.isEmpty && hmacSecret.isEmpty && snsTopic.isEmpty {
+            throw ValidationError("--listen needs credentials: --api-key-secret NAME or --hmac-secret NAME (or --sns-topic ARN for SNS only)")
+        }
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
         guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
         guard DurationParser.parse(pollInterval) != nil else { throw ValidationError("--poll-interval: \(pollInterval) is not a duration such as 1s") }
@@ -65,23 +134,86 @@ struct RunCommand: AsyncParsableCommand {
         try await CloudSession.with(cloud, data) { session in try await run(loaded, session, stopping) }
     }
 
+    static func hostPort(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
     func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
-        let (journal, engine) = try await openEngine(loaded, data, cloud: session)
+        let metrics = ServerMetrics()
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, wrapJournal: { MetricsJournal($0, metrics: metrics) })
         journal.startCheckpointTimer()
-        let queue: QueueDirectory
-        do {
-            queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir))
-        } catch {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+        var queue: QueueDirectory?
+        if let queueDir {
+            do {
+                queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir))
+            } catch {
+                printError("cordon: \(error)")
+                throw ExitCode(2)
+            }
         }
-        printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(queue.incoming.path) (\(queue.watching ? "inotify" : "polling")), journal \(data.directory.journal.path)")
+        var server: IntakeServer?
+        let receipts = ReceiptQueue(limit: max(64, 4 * concurrency))
+        let batcher = IntakeBatcher(engine: engine)
+        if let listen, let (host, port) = Self.hostPort(listen) {
+            let secrets = SecretStore()
+            for name in apiKeySecret + hmacSecret where (secrets.value(name) ?? "").isEmpty {
+                printError("cordon: secret \(name) is not set (environment variable \(name) or a file named by \(name)_FILE)")
+                throw ExitCode(2)
+            }
+            let authenticator = RequestAuthenticator(
+                apiKeys: apiKeySecret.compactMap { secrets.value($0) }, hmacSecrets: hmacSecret.compactMap { secrets.value($0) }, apiKeyHeader: apiKeyHeader,
+                replayWindow: Double(DurationParser.parse(replayWindow)!.components.seconds))
+            var pem: String?
+            if let snsCertFile {
+                guard let text = try? String(contentsOfFile: snsCertFile, encoding: .utf8) else {
+                    printError("cordon: --sns-cert-file \(snsCertFile) cannot be read")
+                    throw ExitCode(2)
+                }
+                pem = text
+            }
+            let configuration = IntakeServerConfiguration(
+                host: host, port: port, maxBody: maxBody, authenticator: authenticator, snsTopics: Set(snsTopic), snsConfirmHosts: Set(snsConfirmHost),
+                snsCertificatePEM: pem, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+            if !configuration.isLoopback && !configuration.usesTLS {
+                printError("cordon: warning: listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
+            }
+            let journalPath = data.directory.journal.path
+            let playbookCount = loaded.playbooks.count
+            server = IntakeServer(
+                configuration: configuration, engine: engine, batcher: batcher, receipts: receipts, metrics: metrics,
+                readiness: {
+                    if playbookCount == 0 { return "no playbooks loaded" }
+                    if !FileManager.default.isWritableFile(atPath: journalPath) { return "journal \(journalPath) is not writable" }
+                    return nil
+                }, log: { printError($0) })
+        }
+        var poller: SQSPoller?
+        var sqsCloud: AWSCloud?
+        if let sqsUrl {
+            let cloud = AWSCloud(options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment, requestTimeout: .seconds(Int64(sqsWait + 15))))
+            sqsCloud = cloud
+            do {
+                let sqs = try await AWSSQS.forQueue(sqsUrl, cloud: cloud)
+                poller = SQSPoller(
+                    sqs: sqs, queueURL: sqsUrl, batcher: batcher, receipts: receipts, metrics: metrics, waitSeconds: sqsWait,
+                    visibilityTimeout: sqsVisibilityTimeout, log: { printError($0) })
+            } catch {
+                printError("cordon: --sqs-url: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        let sources = [queue.map { "\($0.incoming.path) (\($0.watching ? "inotify" : "polling"))" }, listen.map { "http\(tlsCert != nil ? "s" : "")://\($0)" }, sqsUrl].compactMap { $0 }
+        printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path)")
 
         let resumed = try await engine.resumeUnfinished()
         if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
         let poll = DurationParser.parse(pollInterval)!
         let workers = concurrency
         let batch = self.batch
+        let (queueSource, serverSource, pollerSource) = (queue, server, poller)
         let work = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Housekeeping: approval timeouts, files of runners that stopped.
@@ -90,7 +222,7 @@ struct RunCommand: AsyncParsableCommand {
                     while !stopping.isSet {
                         let moved = try await engine.expireApprovals()
                         if !moved.isEmpty { printError("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
-                        if ContinuousClock.now - lastOrphanCheck > .seconds(10) {
+                        if let queue = queueSource, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
                             let recovered = (try? queue.recoverOrphans()) ?? 0
                             if recovered > 0 { printError("cordon: took up \(recovered) file(s) left by a runner that stopped") }
                             lastOrphanCheck = .now
@@ -99,10 +231,45 @@ struct RunCommand: AsyncParsableCommand {
                     }
                 }
                 group.addTask {
-                    let runner = QueueRunner(
-                        queue: queue, engine: engine, concurrency: workers, batchSize: batch, pollInterval: poll, log: { printError($0) })
-                    try await runner.run(isStopping: { stopping.isSet })
+                    try await QueueRunner.handle(receipts, engine: engine, concurrency: workers)
                 }
+                // Sources: each stops taking work on SIGTERM; the handlers drain what was received.
+                try await withThrowingTaskGroup(of: Void.self) { sources in
+                    if let queue = queueSource {
+                        sources.addTask {
+                            let runner = QueueRunner(
+                                queue: queue, engine: engine, concurrency: workers, batchSize: batch, pollInterval: poll, log: { printError($0) },
+                                onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
+                            try await runner.runIntake(into: receipts, isStopping: { stopping.isSet })
+                        }
+                    }
+                    if let server = serverSource {
+                        sources.addTask {
+                            let scheme = server.configuration.usesTLS ? "https" : "http"
+                            let host = server.configuration.host
+                            let task = Task { try await server.run(onRunning: { port in printError("cordon: listening on \(scheme)://\(host):\(port)") }) }
+                            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+                            task.cancel()
+                            try await task.value
+                        }
+                    }
+                    if let poller = pollerSource {
+                        sources.addTask {
+                            let task = Task { try await poller.run(isStopping: { stopping.isSet }) }
+                            // A long poll in progress is abandoned at shutdown (its messages stay in the queue).
+                            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+                            task.cancel()
+                            try await task.value
+                        }
+                    }
+                    do {
+                        try await sources.waitForAll()
+                    } catch {
+                        await receipts.close()
+                        throw error
+                    }
+                }
+                await receipts.close()
                 try await group.waitForAll()
             }
         }
@@ -124,6 +291,7 @@ struct RunCommand: AsyncParsableCommand {
             _ = await waiter.value
         }
         if case .failure(let error) = await work.result { printError("cordon: \(error)") }
+        try? await sqsCloud?.shutdown()
         try await journal.close()
         printError("cordon: stopped; journal signed")
     }

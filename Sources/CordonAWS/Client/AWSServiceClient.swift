@@ -73,11 +73,12 @@ public struct AWSServiceClient: Sendable {
         SigV4Signer.uriEncode(s, encodeSlash: true).replacingOccurrences(of: "%20", with: "+")
     }
 
-    /// A JSON 1.1 call (CloudTrail): `X-Amz-Target: <prefix>.<operation>`; returns the JSON body.
-    public func json(targetPrefix: String, _ operation: String, _ body: JSONValue) async throws(ActionError) -> JSONValue {
+    /// An AWS JSON call (1.1: CloudTrail; 1.0: SQS): `X-Amz-Target: <prefix>.<operation>`;
+    /// returns the JSON body.
+    public func json(targetPrefix: String, _ operation: String, _ body: JSONValue, version: String = "1.1") async throws(ActionError) -> JSONValue {
         var request = baseRequest(method: "POST")
         request.body = JSONWriter.bytes(body)
-        request.headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        request.headers.append(("Content-Type", "application/x-amz-json-\(version)"))
         request.headers.append(("X-Amz-Target", "\(targetPrefix).\(operation)"))
         let response = try await send(request, operation: operation)
         if response.body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .object([:]) }

@@ -43,27 +43,46 @@ public final class QueueRunner: Sendable {
     public func run(isStopping: @escaping @Sendable () -> Bool) async throws {
         let receipts = ReceiptQueue(limit: backlog)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask { [engine, onHandled] in
+            group.addTask { [engine, concurrency, onHandled] in
+                try await Self.handle(receipts, engine: engine, concurrency: concurrency, onHandled: onHandled)
+            }
+            group.addTask {
+                try await self.runIntake(into: receipts, isStopping: isStopping)
+                await receipts.close()
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Only the intake half: claims, journals and acknowledges files and hands the
+    /// receipts to `receipts`, whose handlers another task runs (`handle`), shared with
+    /// other sources (webhooks, SQS). Closes `receipts` only when the journal fails.
+    public func runIntake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+        do {
+            try await intake(into: receipts, isStopping: isStopping)
+        } catch {
+            await receipts.close()
+            throw error
+        }
+    }
+
+    /// Runs `concurrency` handlers on `receipts` until it is closed and drained. A journal
+    /// failure closes the queue (stopping intake and the other handlers) and is thrown.
+    public static func handle(
+        _ receipts: ReceiptQueue, engine: Engine, concurrency: Int, onHandled: @escaping @Sendable (Engine.Outcome) -> Void = { _ in }
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<max(1, concurrency) {
+                group.addTask {
                     do {
                         while let receipt = await receipts.next() {
                             onHandled(try await engine.handle(receipt))
                         }
                     } catch {
-                        // The journal failed: stop intake and the other handlers too.
                         await receipts.close()
                         throw error
                     }
                 }
-            }
-            group.addTask {
-                do {
-                    try await self.intake(into: receipts, isStopping: isStopping)
-                } catch {
-                    await receipts.close()
-                    throw error
-                }
-                await receipts.close()
             }
             try await group.waitForAll()
         }
@@ -113,21 +132,22 @@ public final class QueueRunner: Sendable {
     }
 }
 
-/// Received findings waiting for a handler: bounded, first in first out.
-actor ReceiptQueue {
+/// Received findings waiting for a handler: bounded, first in first out. Every source
+/// (queue directory, webhooks, SQS) feeds one queue and one pool of handlers.
+public actor ReceiptQueue {
     private var items: [Engine.Receipt] = []
     private var head = 0
     private var consumers: [CheckedContinuation<Engine.Receipt?, Never>] = []
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
     private var closed = false
-    let limit: Int
+    public let limit: Int
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
     private var count: Int { items.count - head }
 
     /// Returns false when the queue was closed (the handlers stopped).
-    func waitForRoom() async -> Bool {
+    public func waitForRoom() async -> Bool {
         while count >= limit && !closed {
             await withCheckedContinuation { roomWaiters.append($0) }
         }
@@ -136,7 +156,7 @@ actor ReceiptQueue {
 
     /// Hands a receipt to a waiting handler or queues it (beyond the limit if need be:
     /// intake waits for room before it claims, not in the middle of a batch).
-    func submit(_ receipt: Engine.Receipt) {
+    public func submit(_ receipt: Engine.Receipt) {
         if !consumers.isEmpty {
             consumers.removeFirst().resume(returning: receipt)
         } else {
@@ -144,7 +164,7 @@ actor ReceiptQueue {
         }
     }
 
-    func next() async -> Engine.Receipt? {
+    public func next() async -> Engine.Receipt? {
         if head < items.count {
             let receipt = items[head]
             head += 1
@@ -163,7 +183,7 @@ actor ReceiptQueue {
     }
 
     /// No more receipts: handlers drain what is queued, then stop.
-    func close() {
+    public func close() {
         closed = true
         for consumer in consumers { consumer.resume(returning: nil) }
         consumers = []

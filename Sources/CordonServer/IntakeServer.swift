@@ -1,0 +1,336 @@
+import AsyncHTTPClient
+import CordonCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// Settings of the HTTP intake (`cordon run --listen`).
+public struct IntakeServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// The largest body accepted (413 above it).
+    public var maxBody: Int
+    public var authenticator: RequestAuthenticator
+    /// SNS topics whose messages `POST /v1/sns` accepts (and whose subscriptions it confirms).
+    public var snsTopics: Set<String>
+    /// Hosts (`host` or `host:port`) besides `sns.<region>.amazonaws.com` whose
+    /// SubscribeURL may be followed, over http or https (tests, local emulators).
+    public var snsConfirmHosts: Set<String>
+    /// PEM certificate used for every SNS message instead of fetching SigningCertURL.
+    public var snsCertificatePEM: String?
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// Connections idle this long are closed.
+    public var idleTimeout: Duration
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, maxBody: Int = 1 << 20, authenticator: RequestAuthenticator = RequestAuthenticator(),
+        snsTopics: Set<String> = [], snsConfirmHosts: Set<String> = [], snsCertificatePEM: String? = nil, tlsCertificatePath: String? = nil,
+        tlsKeyPath: String? = nil, idleTimeout: Duration = .seconds(60)
+    ) {
+        self.host = host
+        self.port = port
+        self.maxBody = maxBody
+        self.authenticator = authenticator
+        self.snsTopics = snsTopics
+        self.snsConfirmHosts = snsConfirmHosts
+        self.snsCertificatePEM = snsCertificatePEM
+        self.tlsCertificatePath = tlsCertificatePath
+        self.tlsKeyPath = tlsKeyPath
+        self.idleTimeout = idleTimeout
+    }
+
+    public var usesTLS: Bool { tlsCertificatePath != nil && tlsKeyPath != nil }
+
+    /// True for 127.0.0.0/8, ::1 and localhost.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+}
+
+/// The webhook, SNS, health and metrics endpoints (Hummingbird 2).
+///
+/// Every accepted finding is journaled (durable) before the response: `202` carries the
+/// finding ids. Requests that fail authentication (401), exceed the body limit (413) or
+/// do not decode completely (400) journal nothing.
+public final class IntakeServer: Sendable {
+    public let configuration: IntakeServerConfiguration
+    public let engine: Engine
+    public let batcher: IntakeBatcher
+    public let receipts: ReceiptQueue
+    public let metrics: ServerMetrics
+    /// nil when ready, else why not (`GET /readyz`).
+    let readiness: @Sendable () async -> String?
+    let log: @Sendable (String) -> Void
+    let http: HTTPClient
+    let verifier: SNSVerifier
+
+    public init(
+        configuration: IntakeServerConfiguration, engine: Engine, batcher: IntakeBatcher, receipts: ReceiptQueue, metrics: ServerMetrics,
+        readiness: @escaping @Sendable () async -> String? = { nil }, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.engine = engine
+        self.batcher = batcher
+        self.receipts = receipts
+        self.metrics = metrics
+        self.readiness = readiness
+        self.log = log
+        // The process-wide client: it needs no shutdown, so an IntakeServer that is
+        // never run (or stops on an error) leaks nothing.
+        self.http = HTTPClient.shared
+        self.verifier = SNSVerifier(localCertificatePEM: configuration.snsCertificatePEM, http: http)
+    }
+
+    /// Serves until the calling task is cancelled, which shuts the server down
+    /// gracefully; `onRunning` gets the bound port.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = try makeApplication(onRunning: onRunning)
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: Self.logger)
+        // Cancelling the caller shuts the server down gracefully: it stops accepting,
+        // lets requests in progress finish (their findings are durable), then returns.
+        let serving = Task { try await group.run() }
+        let result = await withTaskCancellationHandler {
+            await serving.result
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
+        try result.get()
+    }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "cordon.server")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void) throws -> some ApplicationProtocol {
+        let router = Router()
+        router.post("/v1/findings") { request, _ in await self.findings(request) }
+        router.post("/v1/sns") { request, _ in await self.sns(request) }
+        router.get("/healthz") { _, _ in Self.json(.ok, ["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            if let reason = await self.readiness() { return Self.json(.serviceUnavailable, ["status": "not ready", "reason": .string(reason)]) }
+            return Self.json(.ok, ["status": "ready"])
+        }
+        router.get("/metrics") { _, _ in await self.metricsResponse() }
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+        var server: HTTPServerBuilder = .http1(configuration: http1)
+        if let certPath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
+            let chain = try NIOSSLCertificate.fromPEMFile(certPath).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+            server = try .tls(.http1(configuration: http1), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        }
+        return Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cordon", backlog: 1024),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: Self.logger)
+    }
+
+    // MARK: - Responses
+
+    static func json(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
+        var bytes = JSONWriter.bytes(body)
+        bytes.append(0x0A)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String, issues: [DecodeIssue] = []) -> Response {
+        var body: JSONObject = ["error": .string(message)]
+        if !issues.isEmpty {
+            body["issues"] = .array(
+                issues.map { issue in
+                    var o: JSONObject = ["message": .string(issue.message), "where": .string(issue.origin.description)]
+                    if let line = issue.origin.line { o["line"] = .number(JSONNumber(line)) }
+                    if let offset = issue.origin.byteOffset { o["offset"] = .number(JSONNumber(offset)) }
+                    if !issue.origin.path.isEmpty { o["path"] = .string(issue.origin.path.joined(separator: ".")) }
+                    return .object(o)
+                })
+        }
+        return json(status, .object(body))
+    }
+
+    /// A value, or the response that ends the request.
+    enum Step<T> {
+        case success(T)
+        case failure(Response)
+    }
+
+    /// The body, or the 413 response; never reads more than the limit.
+    func body(_ request: Request, source: String) async -> Step<[UInt8]> {
+        let limit = configuration.maxBody
+        let tooLarge = Self.error(.contentTooLarge, "body is larger than the limit of \(limit) bytes (--max-body)")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            metrics.finding(source: source, outcome: "too_large")
+            return .failure(tooLarge)
+        }
+        var bytes: [UInt8] = []
+        do {
+            for try await buffer in request.body {
+                guard bytes.count + buffer.readableBytes <= limit else {
+                    metrics.finding(source: source, outcome: "too_large")
+                    return .failure(tooLarge)
+                }
+                bytes.append(contentsOf: buffer.readableBytesView)
+            }
+        } catch {
+            metrics.finding(source: source, outcome: "error")
+            return .failure(Self.error(.badRequest, "cannot read the body: \(error)"))
+        }
+        return .success(bytes)
+    }
+
+    func decode(_ bytes: [UInt8], source: String) -> Step<[Finding]> {
+        var decoder = FindingDecoder()
+        decoder.maxInputBytes = configuration.maxBody
+        decoder.maxDecompressedBytes = max(configuration.maxBody, 8 * configuration.maxBody)
+        let result = decoder.decode(bytes, source: "request")
+        if !result.issues.isEmpty {
+            metrics.finding(source: source, outcome: "malformed")
+            let first = result.issues[0].description
+            return .failure(
+                Self.error(
+                    .badRequest, "malformed input (nothing was journaled): \(first)\(result.issues.count > 1 ? " (and \(result.issues.count - 1) more)" : "")",
+                    issues: result.issues))
+        }
+        if result.findings.isEmpty {
+            metrics.finding(source: source, outcome: "malformed")
+            return .failure(Self.error(.badRequest, "the body holds no findings"))
+        }
+        return .success(result.findings)
+    }
+
+    /// Journals (durable), hands the receipts to the handlers, and answers 202/200.
+    func accept(_ findings: [Finding], source: String, status: HTTPResponse.Status) async -> Response {
+        // Backpressure: when the handlers fall behind, answers wait (as the queue
+        // directory's intake does) rather than the backlog growing without bound.
+        guard await receipts.waitForRoom() else {
+            return Self.error(.serviceUnavailable, "shutting down; nothing was accepted (retry later)")
+        }
+        let received: [Engine.Receipt]
+        do {
+            received = try await batcher.receive(findings)
+        } catch {
+            metrics.finding(source: source, outcome: "error", count: findings.count)
+            log("cordon: \(source): journal write failed: \(error)")
+            return Self.error(.serviceUnavailable, "the journal write failed; nothing was accepted (retry later)")
+        }
+        var duplicates = 0
+        for receipt in received {
+            if receipt.duplicate { duplicates += 1 }
+            metrics.finding(source: source, outcome: receipt.duplicate ? "duplicate" : "accepted")
+            if !receipt.pending.isEmpty { await receipts.submit(receipt) }
+        }
+        return Self.json(status, ["accepted": .array(received.map { .string($0.id) }), "duplicates": .number(JSONNumber(duplicates))])
+    }
+
+    // MARK: - Routes
+
+    func findings(_ request: Request) async -> Response {
+        let bytes: [UInt8]
+        switch await body(request, source: "http") {
+        case .success(let b): bytes = b
+        case .failure(let response): return response
+        }
+        if let reason = configuration.authenticator.check(header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } }, body: bytes) {
+            metrics.finding(source: "http", outcome: "unauthorized")
+            var response = Self.error(.unauthorized, reason)
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        switch decode(bytes, source: "http") {
+        case .success(let findings): return await accept(findings, source: "http", status: .accepted)
+        case .failure(let response): return response
+        }
+    }
+
+    func sns(_ request: Request) async -> Response {
+        let bytes: [UInt8]
+        switch await body(request, source: "sns") {
+        case .success(let b): bytes = b
+        case .failure(let response): return response
+        }
+        let message: SNSMessage
+        switch SNSMessage.parse(bytes) {
+        case .success(let m): message = m
+        case .failure(let e):
+            metrics.finding(source: "sns", outcome: "malformed")
+            return Self.error(.badRequest, e.message)
+        }
+        guard let topic = message["TopicArn"], configuration.snsTopics.contains(topic) else {
+            metrics.finding(source: "sns", outcome: "unauthorized")
+            log("cordon: sns: rejected a \(message.type) from topic \(message["TopicArn"] ?? "(none)"), which is not allowed (--sns-topic)")
+            return Self.error(.forbidden, "topic \(message["TopicArn"] ?? "(none)") is not allowed here (--sns-topic)")
+        }
+        do {
+            try await verifier.verify(message)
+        } catch {
+            metrics.finding(source: "sns", outcome: "unauthorized")
+            log("cordon: sns: rejected a \(message.type) from \(topic): \(error.message)")
+            return Self.error(HTTPResponse.Status(code: error.status), error.message)
+        }
+        switch message.type {
+        case "SubscriptionConfirmation":
+            return await confirm(message, topic: topic)
+        case "UnsubscribeConfirmation":
+            log("cordon: sns: unsubscribed from \(topic)")
+            return Self.json(.ok, ["status": "unsubscribed"])
+        case "Notification":
+            switch decode(bytes, source: "sns") {
+            case .success(let findings): return await accept(findings, source: "sns", status: .ok)
+            case .failure(let response): return response
+            }
+        default:
+            metrics.finding(source: "sns", outcome: "malformed")
+            return Self.error(.badRequest, "unknown SNS message Type \(message.type)")
+        }
+    }
+
+    func confirm(_ message: SNSMessage, topic: String) async -> Response {
+        guard let urlText = message["SubscribeURL"], let url = URLComponents(string: urlText), let host = url.host else {
+            return Self.error(.badRequest, "SubscriptionConfirmation has no SubscribeURL")
+        }
+        let hostPort = url.port.map { "\(host):\($0)" } ?? host
+        let allowed =
+            (url.scheme == "https" && SNSVerifier.isAWSHost(host))
+            || ((url.scheme == "https" || url.scheme == "http") && (configuration.snsConfirmHosts.contains(hostPort) || configuration.snsConfirmHosts.contains(host)))
+        guard allowed else {
+            log("cordon: sns: not confirming \(topic): SubscribeURL host \(hostPort) is not sns.<region>.amazonaws.com")
+            return Self.error(.forbidden, "SubscribeURL must be https on sns.<region>.amazonaws.com")
+        }
+        do {
+            var request = HTTPClientRequest(url: urlText)
+            request.method = .GET
+            let response = try await http.execute(request, timeout: .seconds(10))
+            _ = try await response.body.collect(upTo: 64 << 10)
+            guard (200..<300).contains(Int(response.status.code)) else {
+                log("cordon: sns: confirming \(topic) failed: HTTP \(response.status.code)")
+                return Self.error(.badGateway, "confirming the subscription failed: HTTP \(response.status.code)")
+            }
+        } catch {
+            log("cordon: sns: confirming \(topic) failed: \(error)")
+            return Self.error(.badGateway, "confirming the subscription failed: \(error)")
+        }
+        log("cordon: sns: confirmed the subscription to \(topic)")
+        return Self.json(.ok, ["status": "confirmed", "topic": .string(topic)])
+    }
+
+    func metricsResponse() async -> Response {
+        let index = await engine.index
+        var open: [String: Int] = [:]
+        var pending = 0
+        for incident in index.incidents.values where incident.isOpen {
+            open[incident.playbook, default: 0] += 1
+            if incident.pendingApproval != nil { pending += 1 }
+        }
+        let text = metrics.render(incidentsOpen: open, approvalsPending: pending)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

@@ -1,0 +1,90 @@
+import CordonAWS
+import CordonCore
+import CordonServer
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("SQS poller on moto") struct SQSTests {
+    func sqs(_ moto: MotoServer) async throws -> (AWSSQS, AWSCloud) {
+        let cloud = AWSCloud(options: AWSCloudOptions(environment: moto.environment))
+        return (try await AWSSQS.forQueue("http://127.0.0.1:\(moto.port)/123456789012/x", cloud: cloud), cloud)
+    }
+
+    @Test("the SQS calls: send, receive with the receive count, change visibility, delete in batches")
+    func client() async throws {
+        let moto = try await MotoServer.server()
+        let (sqs, cloud) = try await sqs(moto)
+        let url = try await sqs.createQueue(name: "cordon-client-\(UUID().uuidString.prefix(8))")
+        for i in 0..<12 { _ = try await sqs.sendMessage(queueURL: url, body: "m\(i)") }
+        var got: [SQSMessage] = []
+        while got.count < 12 {
+            let batch = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 30)
+            if batch.isEmpty { break }
+            got += batch
+        }
+        #expect(got.count == 12)
+        #expect(got.allSatisfy { $0.receiveCount == 1 })
+        try await sqs.changeVisibility(queueURL: url, receiptHandles: got.map(\.receiptHandle), timeout: 0)
+        let again = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 30)
+        #expect(!again.isEmpty)
+        #expect(again.allSatisfy { $0.receiveCount == 2 })
+        let failed = try await sqs.deleteMessages(queueURL: url, receiptHandles: again.map(\.receiptHandle))
+        #expect(failed.isEmpty)
+        try await cloud.shutdown()
+    }
+
+    @Test("two runners on one queue: every finding processed once in effect; undecodable messages stay for the redrive policy")
+    func twoRunners() async throws {
+        let moto = try await MotoServer.server()
+        let (sqs, cloud) = try await sqs(moto)
+        let url = try await sqs.createQueue(name: "cordon-two-\(UUID().uuidString.prefix(8))")
+        let n = 60
+        for i in 0..<n {
+            let finding = findingJSON(id: "sqs-\(i)")
+            // Half as EventBridge delivers to an SQS target, half wrapped in SNS.
+            let body =
+                i % 2 == 0
+                ? finding
+                : String(
+                    decoding: JSONWriter.bytes(["Type": "Notification", "MessageId": .string("m\(i)"), "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": .string(finding)]),
+                    as: UTF8.self)
+            _ = try await sqs.sendMessage(queueURL: url, body: body)
+        }
+        _ = try await sqs.sendMessage(queueURL: url, body: "this is not a finding")
+        let a = try await ServerHarness(listen: false)
+        let b = try await ServerHarness(listen: false)
+        let stop = StopSwitch()
+        var pollers: [Task<Void, any Error>] = []
+        for h in [a, b] {
+            let poller = SQSPoller(
+                sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 30,
+                log: { line in h.logs.append(line) })
+            pollers.append(Task { try await poller.run(isStopping: { stop.isSet }) })
+        }
+        let done = await a.eventually(.seconds(60)) { a.action.count + b.action.count >= n }
+        #expect(done)
+        try await Task.sleep(for: .seconds(1))
+        stop.set()
+        for p in pollers { _ = await p.result }
+        // Each finding ran once, on one runner or the other.
+        let ran = a.action.effects.withLock { $0 } + b.action.effects.withLock { $0 }
+        #expect(ran.count == n)
+        #expect(Set(ran).count == n)
+        #expect(try a.count(RecordKind.findingReceived) + b.count(RecordKind.findingReceived) == n)
+        // The bad message was logged with its receive count and left in the queue.
+        let logs = a.logs.all + b.logs.all
+        #expect(logs.contains { $0.contains("cannot be decoded") && $0.contains("receive count 1") }, "\(logs)")
+        let left = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 0, visibilityTimeout: 30)
+        #expect(left.count <= 1)
+        await a.stop()
+        await b.stop()
+        try await cloud.shutdown()
+    }
+}
+
+final class StopSwitch: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+}

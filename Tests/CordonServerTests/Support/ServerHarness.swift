@@ -1,0 +1,204 @@
+import AsyncHTTPClient
+import CordonCore
+import CordonJournal
+import CordonServer
+import Foundation
+import GRDB
+import NIOCore
+import Synchronization
+import Testing
+
+/// A temporary directory removed on deinit.
+final class TempDir: Sendable {
+    let path: String
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-server-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func write(_ name: String, _ text: String) throws {
+        let url = URL(fileURLWithPath: path).appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Counts what the playbook's step did, by idempotency key.
+final class CountingAction: Action, Sendable {
+    let effects = Mutex<[String]>([])
+    var count: Int { effects.withLock { $0.count } }
+    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        effects.withLock { $0.append(request.inputs["target"]?.stringValue ?? "") }
+        return ActionOutcome(outputs: ["done": true])
+    }
+}
+
+let testPlaybook = """
+    name: demo
+    version: 1
+    description: test
+    trigger: {source: [aws.guardduty]}
+    incident:
+      key: "{{ detail.id }}"
+      title: "{{ detail.type }}"
+    steps:
+      - id: record
+        action: test.count
+        with: {target: "{{ detail.id }}"}
+    """
+
+/// A guardduty finding as an EventBridge event.
+func findingJSON(id: String, updatedAt: String = "2026-03-01T10:00:00Z") -> String {
+    #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"111122223333","time":"\#(updatedAt)","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"Recon:EC2/PortProbeUnprotectedPort","severity":5,"updatedAt":"\#(updatedAt)","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"i-\#(id)"}}}}"#
+}
+
+/// An engine on a fresh journal, the shared receipt queue with its handlers, and
+/// (optionally) the HTTP intake on a loopback port.
+final class ServerHarness: Sendable {
+    let dir: TempDir
+    let journal: SQLiteJournal
+    let engine: Engine
+    let metrics = ServerMetrics()
+    let receipts = ReceiptQueue(limit: 256)
+    let batcher: IntakeBatcher
+    let action = CountingAction()
+    let handlers: Task<Void, any Error>
+    let server: Task<Void, any Error>?
+    let port: Int
+    let client: HTTPClient
+    let logs = LogLines()
+
+    static let apiKey = "test-api-key-0123456789"
+    static let hmacKey = "test-hmac-secret-abcdef"
+
+    init(listen: Bool = true, configure: (inout IntakeServerConfiguration) -> Void = { _ in }) async throws {
+        dir = try TempDir()
+        try dir.write("Playbooks/p.yaml", testPlaybook)
+        // Declares the action `test.count` (the engine runs CountingAction for it).
+        try dir.write(
+            "Integrations/test.yaml",
+            """
+            name: test
+            actions:
+              count:
+                inputs: {target: {required: true}}
+                request: {method: POST, url: "http://127.0.0.1:9/{{ inputs.target }}"}
+            """)
+        let config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
+        #expect(config.isValid, "\(config.errors.map(\.description))")
+        journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"))
+        let metrics = self.metrics
+        engine = Engine(
+            config: config, actions: CoreActions.all.merging(["test.count": action]) { $1 }, journal: MetricsJournal(journal, metrics: metrics),
+            evidence: journal.evidence, secrets: SecretStore(environment: [:]), actor: "cordon/test", index: try await IncidentIndex.load(from: journal))
+        batcher = IntakeBatcher(engine: engine)
+        handlers = Task { [receipts, engine] in try await QueueRunner.handle(receipts, engine: engine, concurrency: 4) }
+        client = HTTPClient.shared
+        if listen {
+            var configuration = IntakeServerConfiguration(
+                host: "127.0.0.1", port: 0, maxBody: 64 << 10,
+                authenticator: RequestAuthenticator(apiKeys: [Self.apiKey], hmacSecrets: [Self.hmacKey], apiKeyHeader: "X-EventBridge-Key"))
+            configure(&configuration)
+            let intake = IntakeServer(
+                configuration: configuration, engine: engine, batcher: batcher, receipts: receipts, metrics: metrics,
+                log: { [logs] line in logs.append(line) })
+            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+            server = Task { try await intake.run(onRunning: { continuation.yield($0) }) }
+            var bound = 0
+            for await p in ports {
+                bound = p
+                break
+            }
+            port = bound
+        } else {
+            server = nil
+            port = 0
+        }
+    }
+
+    func stop() async {
+        server?.cancel()
+        _ = await server?.result
+        await receipts.close()
+        _ = await handlers.result
+        try? await journal.close()
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    /// POSTs `body` with the given headers; returns status and body text.
+    func post(_ path: String, _ body: [UInt8], headers: [(String, String)]) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .POST
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return (Int(response.status.code), text)
+    }
+
+    func get(_ path: String) async throws -> (Int, String) {
+        let response = try await client.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
+    }
+
+    func signed(_ body: String, time: Date = Date()) -> [(String, String)] {
+        [("Cordon-Signature", RequestAuthenticator.sign(body: Array(body.utf8), secret: Self.hmacKey, time: time)), ("Content-Type", "application/json")]
+    }
+
+    /// Records in the journal, read from the SQLite file itself.
+    func count(_ kind: String? = nil) throws -> Int {
+        let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; return c }())
+        return try queue.read { db in
+            if let kind { return try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind]) ?? 0 }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM records") ?? 0
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    func eventually(_ timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
+    }
+}
+
+/// Lines logged by a component under test.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+/// Runs a blocking function on its own thread (never on the cooperative pool).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// Runs a command to completion off the pool; throws with its output when it fails.
+func run(_ executable: String, _ arguments: [String]) async throws {
+    try await offPool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

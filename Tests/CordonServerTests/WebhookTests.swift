@@ -1,0 +1,145 @@
+import AsyncHTTPClient
+import CordonCore
+import CordonServer
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("HTTP intake") struct WebhookTests {
+    @Test("an authenticated finding is journaled, then 202 with its id, then handled")
+    func accepted() async throws {
+        let h = try await ServerHarness()
+        let body = findingJSON(id: "f-accept")
+        let (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: [("X-Cordon-Api-Key", ServerHarness.apiKey)])
+        #expect(status == 202, "\(text)")
+        #expect(text.contains("\"f-accept\""))
+        // Durable before the answer: the record is in the file now.
+        #expect(try h.count(RecordKind.findingReceived) == 1)
+        #expect(await h.eventually { h.action.count == 1 })
+        // Bearer, the configured EventBridge header, and a signature work too.
+        for (i, headers) in [
+            [("Authorization", "Bearer \(ServerHarness.apiKey)")], [("X-EventBridge-Key", ServerHarness.apiKey)],
+            h.signed(findingJSON(id: "f-accept-3")),
+        ].enumerated() {
+            let (s, t) = try await h.post("/v1/findings", Array(findingJSON(id: "f-accept-\(i + 1)").utf8), headers: headers)
+            #expect(s == 202, "\(t)")
+        }
+        #expect(try h.count(RecordKind.findingReceived) == 4)
+        // The same delivery again is a duplicate: journaled as such, not run again.
+        let (again, againText) = try await h.post("/v1/findings", Array(body.utf8), headers: [("X-Cordon-Api-Key", ServerHarness.apiKey)])
+        #expect(again == 202)
+        #expect(againText.contains("\"duplicates\":1"))
+        #expect(await h.eventually { h.action.count == 4 })
+        // The step's result is journaled just after the action returns: wait for it.
+        var (ms, metrics) = try await h.get("/metrics")
+        for _ in 0..<100 where !metrics.contains(#"outcome="succeeded"} 4"#) {
+            try await Task.sleep(for: .milliseconds(50))
+            (ms, metrics) = try await h.get("/metrics")
+        }
+        #expect(ms == 200)
+        #expect(metrics.contains(#"cordon_findings_received_total{source="http",outcome="accepted"} 4"#), "\(metrics)")
+        #expect(metrics.contains(#"cordon_findings_received_total{source="http",outcome="duplicate"} 1"#))
+        #expect(metrics.contains(#"cordon_playbook_matches_total{playbook="demo"} 4"#))
+        #expect(metrics.contains(#"cordon_steps_total{action="test.count",outcome="succeeded"} 4"#))
+        #expect(metrics.contains("cordon_step_duration_seconds_count{action=\"test.count\"} 4"))
+        #expect(metrics.contains("cordon_journal_append_seconds_count"))
+        #expect(metrics.contains("cordon_approvals_pending 0"))
+        #expect(try await h.get("/healthz").0 == 200)
+        #expect(try await h.get("/readyz").0 == 200)
+        await h.stop()
+    }
+
+    @Test("401, 413 and 400 journal nothing and say why")
+    func rejects() async throws {
+        let h = try await ServerHarness()
+        let body = Array(findingJSON(id: "f-reject").utf8)
+        let cases: [(String, [UInt8], [(String, String)], Int, String)] = [
+            ("no credentials", body, [], 401, "missing credentials"),
+            ("bad key", body, [("X-Cordon-Api-Key", "wrong")], 401, "invalid API key"),
+            ("bad bearer", body, [("Authorization", "Bearer nope")], 401, "invalid API key"),
+            ("bad signature", body, [("Cordon-Signature", "t=\(Int(Date().timeIntervalSince1970)),v1=" + String(repeating: "ab", count: 32))], 401, "bad signature"),
+            ("signature of another body", body, h.signed(findingJSON(id: "other")), 401, "bad signature"),
+            ("replayed", body, h.signed(findingJSON(id: "f-reject"), time: Date().addingTimeInterval(-600)), 401, "replay window"),
+            ("from the future", body, h.signed(findingJSON(id: "f-reject"), time: Date().addingTimeInterval(600)), 401, "replay window"),
+            ("no timestamp", body, [("Cordon-Signature", "v1=00")], 401, "t=UNIX-SECONDS"),
+            ("too large", Array(repeating: UInt8(ascii: " "), count: 70_000) + body, [("X-Cordon-Api-Key", ServerHarness.apiKey)], 413, "larger than the limit"),
+            ("not JSON", Array("{\"id\": oops}".utf8), [("X-Cordon-Api-Key", ServerHarness.apiKey)], 400, "malformed input"),
+            ("not a finding", Array("{\"hello\": 1}".utf8), [("X-Cordon-Api-Key", ServerHarness.apiKey)], 400, "malformed input"),
+            ("one bad line of two", Array((findingJSON(id: "f-good") + "\n{\"broken\n").utf8), [("X-Cordon-Api-Key", ServerHarness.apiKey)], 400, #""line":2"#),
+            ("empty", [], [("X-Cordon-Api-Key", ServerHarness.apiKey)], 400, "malformed input"),
+        ]
+        for (name, payload, headers, expected, message) in cases {
+            let (status, text) = try await h.post("/v1/findings", payload, headers: headers)
+            #expect(status == expected, "\(name): \(status) \(text)")
+            #expect(text.contains(message), "\(name): \(text)")
+        }
+        // A chunked body over the limit (no Content-Length) is cut off too.
+        var request = HTTPClientRequest(url: h.base + "/v1/findings")
+        request.method = .POST
+        request.headers.add(name: "X-Cordon-Api-Key", value: ServerHarness.apiKey)
+        let chunks = (0..<20).map { _ in ByteBuffer(repeating: UInt8(ascii: " "), count: 8192) }
+        request.body = .stream(chunks.async, length: .unknown)
+        if let response = try? await h.client.execute(request, timeout: .seconds(10)) {
+            #expect(response.status.code == 413)
+        }
+        #expect(try h.count() == 0)
+        let (_, metrics) = try await h.get("/metrics")
+        #expect(metrics.contains(#"outcome="unauthorized""#))
+        #expect(metrics.contains(#"outcome="too_large""#))
+        #expect(metrics.contains(#"outcome="malformed""#))
+        await h.stop()
+    }
+
+    @Test("a burst of concurrent signed requests: every finding journaled exactly once, in few commits")
+    func burst() async throws {
+        let h = try await ServerHarness()
+        let n = 300
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<n {
+                group.addTask {
+                    let body = findingJSON(id: "burst-\(i)")
+                    return try await h.post("/v1/findings", Array(body.utf8), headers: h.signed(body)).0
+                }
+            }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(statuses.count == n)
+        #expect(statuses.allSatisfy { $0 == 202 })
+        #expect(try h.count(RecordKind.findingReceived) == n)
+        #expect(try h.count(RecordKind.findingDuplicate) == 0)
+        #expect(await h.eventually { h.action.count == n })
+        #expect(Set(h.action.effects.withLock { $0 }).count == n)
+        await h.stop()
+    }
+
+    @Test("a client sending its body slowly does not hold up the others")
+    func slowBody() async throws {
+        let h = try await ServerHarness()
+        let body = Array(findingJSON(id: "slow").utf8)
+        let (stream, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+        var request = HTTPClientRequest(url: h.base + "/v1/findings")
+        request.method = .POST
+        request.headers.add(name: "X-Cordon-Api-Key", value: ServerHarness.apiKey)
+        request.body = .stream(stream, length: .known(Int64(body.count)))
+        let slow = Task { try await h.client.execute(request, timeout: .seconds(30)).status.code }
+        feed.yield(ByteBuffer(bytes: body[0..<10]))
+        try await Task.sleep(for: .milliseconds(200))
+        // The others are answered while the slow body is still incomplete (bounded
+        // generously: the suite shares two cores with other tests).
+        let started = ContinuousClock.now
+        for i in 0..<20 {
+            let b = findingJSON(id: "fast-\(i)")
+            #expect(try await h.post("/v1/findings", Array(b.utf8), headers: [("X-Cordon-Api-Key", ServerHarness.apiKey)]).0 == 202)
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(try h.count(RecordKind.findingReceived) == 20)
+        #expect(!slow.isCancelled)
+        feed.yield(ByteBuffer(bytes: body[10...]))
+        feed.finish()
+        #expect(try await slow.value == 202)
+        #expect(try h.count(RecordKind.findingReceived) == 21)
+        await h.stop()
+    }
+}
