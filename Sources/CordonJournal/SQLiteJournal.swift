@@ -192,7 +192,6 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     }
 
     private func writerLoop() {
-        var durableResults: [Int: [JournalRecord]] = [:]
         while true {
             condition.lock()
             while pending.isEmpty && !stopping {
@@ -243,7 +242,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             do {
                 let key = self.key
                 let every = checkpointEvery
-                let signed = try pool.write { db -> Bool in
+                let (written, signed) = try pool.write { db -> ([[JournalRecord]], Bool) in
                     try EvidenceStore.insert(blobs, db: db)
                     let (written, signed) = try Self.write(groups, db: db, key: key, checkpointEvery: every)
                     // Sequenced appends have their place now; they commit with this transaction.
@@ -251,15 +250,14 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         group.continuation.resume(returning: written[i])
                         handedOut = true
                     }
-                    for (i, group) in batch.enumerated() where group.durable { durableResults[i] = written[i] }
-                    return signed
+                    return (written, signed)
                 }
                 if signed { noteCheckpoint() }
                 condition.lock()
                 commits += 1
                 committedRecords += groups.reduce(0) { $0 + $1.count }
                 condition.unlock()
-                for (i, group) in batch.enumerated() where group.durable { group.continuation.resume(returning: durableResults[i] ?? []) }
+                for (i, group) in batch.enumerated() where group.durable { group.continuation.resume(returning: written[i]) }
             } catch {
                 evidence.restorePending(blobs)
                 if handedOut {
@@ -269,7 +267,6 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 }
                 for group in batch where group.durable || !handedOut { group.continuation.resume(throwing: error) }
             }
-            durableResults.removeAll(keepingCapacity: true)
             if timerDue { _ = try? checkpointNow() }
         }
     }
