@@ -132,7 +132,18 @@ public actor Engine {
         /// opened or attached an incident for it; empty for an unmatched or duplicate one.
         public var pending: [Int]
         public var duplicate: Bool
+        /// What records say about the finding (`Engine.summary`), computed once at intake.
+        public let summary: JSONValue
         public var id: String { finding.id ?? "unknown" }
+
+        init(finding: Finding, dedupe: String, receivedSeq: Int64, pending: [Int], duplicate: Bool, summary: JSONValue? = nil) {
+            self.finding = finding
+            self.dedupe = dedupe
+            self.receivedSeq = receivedSeq
+            self.pending = pending
+            self.duplicate = duplicate
+            self.summary = summary ?? Engine.summary(finding)
+        }
     }
 
     /// Journals findings (each `finding.received` with the finding as evidence and the
@@ -149,7 +160,7 @@ public actor Engine {
         /// Per finding: the index of its received record in `records`, or the seq it was
         /// received with earlier.
         enum Source { case new(Int), earlier(Int64), duplicate }
-        var plans: [(Finding, String, Source, [Int])] = []
+        var plans: [(Finding, String, Source, [Int], JSONValue)] = []
         var seen: [String: Int] = [:]
         for finding in findings {
             let event = finding.event
@@ -158,7 +169,7 @@ public actor Engine {
             if seen[dedupe] != nil {
                 // The same finding twice in one batch: the second is a duplicate delivery.
                 records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
-                plans.append((finding, dedupe, .duplicate, []))
+                plans.append((finding, dedupe, .duplicate, [], summary))
                 continue
             }
             seen[dedupe] = plans.count
@@ -172,16 +183,16 @@ public actor Engine {
                     if matched.isEmpty {
                         records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": .number(JSONNumber(Int(seq)))]))
                     }
-                    plans.append((finding, dedupe, .earlier(seq), pending))
+                    plans.append((finding, dedupe, .earlier(seq), pending, summary))
                 } else {
                     records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
-                    plans.append((finding, dedupe, .duplicate, []))
+                    plans.append((finding, dedupe, .duplicate, [], summary))
                 }
                 continue
             }
             // The finding as received when it arrived as a document of its own.
             let ref = try evidence.store(finding.raw ?? JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
-            plans.append((finding, dedupe, .new(records.count), matched))
+            plans.append((finding, dedupe, .new(records.count), matched, summary))
             records.append(
                 NewRecord(
                     kind: RecordKind.findingReceived, actor: actor,
@@ -193,11 +204,11 @@ public actor Engine {
             }
         }
         let written = try await append(records)
-        return plans.map { finding, dedupe, source, pending in
+        return plans.map { finding, dedupe, source, pending, summary in
             switch source {
-            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false)
-            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false)
-            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true)
+            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false, summary: summary)
+            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false, summary: summary)
+            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true, summary: summary)
             }
         }
     }
@@ -211,7 +222,7 @@ public actor Engine {
     public func handle(_ receipt: Receipt) async throws -> Outcome {
         let event = receipt.finding.event
         let id = receipt.id
-        let summary = Self.summary(receipt.finding)
+        let summary = receipt.summary
         let receivedSeq = JSONValue.number(JSONNumber(Int(receipt.receivedSeq)))
         var incidents: [String] = []
         var handledElsewhere = 0
