@@ -32,7 +32,21 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var pending: [(records: [NewRecord], durable: Bool, continuation: CheckedContinuation<[JournalRecord], any Swift.Error>)] = []
+    private var pending: [(records: [Prepared], durable: Bool, continuation: CheckedContinuation<[JournalRecord], any Swift.Error>)] = []
+
+    /// A record to append, redacted and with its data in canonical form: done by the
+    /// appending task, so that the single writer only chains, hashes and inserts.
+    struct Prepared: Sendable {
+        var record: NewRecord
+        var canonicalData: [UInt8]
+
+        init(_ record: NewRecord, secrets: SecretStore?) {
+            var r = record
+            if let secrets { r.data = secrets.redact(r.data) }
+            self.record = r
+            self.canonicalData = CanonicalJSON.bytes(r.data)
+        }
+    }
     /// Set when a commit failed after records of it were handed out as sequenced: the
     /// caller's view is ahead of the database, so every later append fails.
     private var broken: String? = nil
@@ -167,6 +181,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     private func enqueue(_ records: [NewRecord], durable: Bool) async throws -> [JournalRecord] {
         guard !records.isEmpty else { return [] }
+        let prepared = records.map { Prepared($0, secrets: secrets) }
         return try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             if let broken {
@@ -174,7 +189,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 continuation.resume(throwing: Error(message: "the journal stopped after a failed commit (\(broken)); restart to resume from what is durable"))
                 return
             }
-            pending.append((records, durable, continuation))
+            pending.append((prepared, durable, continuation))
             startWriterIfNeeded()
             condition.signal()
             condition.unlock()
@@ -228,13 +243,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 if timerDue { _ = try? checkpointNow() }
                 continue
             }
-            let groups = batch.map { group in
-                group.records.map { r in
-                    var r = r
-                    if let secrets { r.data = secrets.redact(r.data) }
-                    return r
-                }
-            }
+            let groups = batch.map(\.records)
             // Evidence put before these records were appended (so everything they cite)
             // commits in the same transaction.
             let blobs = evidence.takePending()
@@ -280,19 +289,20 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// Appends groups of records in one transaction, continuing the chain from the head
     /// stored in the database (so several processes can share a journal), and signs a
     /// checkpoint when `checkpointEvery` records are unsigned.
-    static func write(_ groups: [[NewRecord]], db: Database, key: SigningKey, checkpointEvery: Int) throws -> ([[JournalRecord]], Bool) {
+    static func write(_ groups: [[Prepared]], db: Database, key: SigningKey, checkpointEvery: Int) throws -> ([[JournalRecord]], Bool) {
         var (seq, prev) = try head(db)
-        let now = Date()
+        let now = Timestamp.string(Date())
         let insert = try db.cachedStatement(sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash) VALUES (?, ?, ?, ?, ?, ?)")
         var out: [[JournalRecord]] = []
         for group in groups {
             var written: [JournalRecord] = []
-            for new in group {
+            for prepared in group {
+                let new = prepared.record
                 seq += 1
                 var record = JournalRecord(
-                    seq: seq, time: Timestamp.string(new.time ?? now), incident: new.incident, kind: new.kind, actor: new.actor,
+                    seq: seq, time: new.time.map(Timestamp.string) ?? now, incident: new.incident, kind: new.kind, actor: new.actor,
                     data: new.data, prev: prev, hash: "")
-                let canonical = record.canonicalBytes
+                let canonical = record.canonicalBytes(data: prepared.canonicalData)
                 record.hash = SHA256.hash(data: canonical).hex
                 try insert.execute(arguments: [seq, record.time, record.incident, record.kind, Data(canonical), record.hash])
                 prev = record.hash

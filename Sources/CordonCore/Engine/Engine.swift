@@ -151,21 +151,43 @@ public actor Engine {
     /// already received and handled) in one commit, and returns once they are durable:
     /// from then on the journal owns them, and a crash before they are handled is resumed
     /// from it (`resumeUnfinished`). Intake is serialised; handling runs concurrently.
-    public func receive(_ findings: [Finding]) async throws -> [Receipt] {
+    public nonisolated func receive(_ findings: [Finding]) async throws -> [Receipt] {
         guard !findings.isEmpty else { return [] }
+        // What does not depend on the journal's state (matching, summaries) is done by the
+        // caller's task, in parallel with the engine's other work.
+        var matcher = triggers.makeMatcher()
+        let arrivals = findings.map { finding in
+            let event = finding.event
+            return Arrival(
+                finding: finding, summary: Self.summary(finding),
+                dedupe: IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event)),
+                matched: matcher.matches(event: event))
+        }
+        return try await receive(arrivals)
+    }
+
+    /// A finding about to be journaled, with what its receipt needs.
+    struct Arrival: Sendable {
+        var finding: Finding
+        var summary: JSONValue
+        var dedupe: String
+        var matched: [Int]
+    }
+
+    private func receive(_ arrivals: [Arrival]) async throws -> [Receipt] {
         await acquire("intake")
         defer { release("intake") }
-        var matcher = triggers.makeMatcher()
         var records: [NewRecord] = []
         /// Per finding: the index of its received record in `records`, or the seq it was
         /// received with earlier.
         enum Source { case new(Int), earlier(Int64), duplicate }
         var plans: [(Finding, String, Source, [Int], JSONValue)] = []
         var seen: [String: Int] = [:]
-        for finding in findings {
+        for arrival in arrivals {
+            let finding = arrival.finding
             let event = finding.event
-            let summary = Self.summary(finding)
-            let dedupe = IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event))
+            let summary = arrival.summary
+            let dedupe = arrival.dedupe
             if seen[dedupe] != nil {
                 // The same finding twice in one batch: the second is a duplicate delivery.
                 records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
@@ -173,7 +195,7 @@ public actor Engine {
                 continue
             }
             seen[dedupe] = plans.count
-            let matched = matcher.matches(event: event)
+            let matched = arrival.matched
             if let seq = index.receivedFindings[dedupe] {
                 // Received before: only what was cut short (a crash between receiving it
                 // and opening its incidents) remains to do; otherwise a duplicate.

@@ -88,45 +88,92 @@ public final class QueueRunner: Sendable {
         }
     }
 
-    private func intake(into receipts: ReceiptQueue, isStopping: @Sendable () -> Bool) async throws {
-        while !isStopping() && !Task.isCancelled {
-            guard await receipts.waitForRoom() else { return }
-            let generation = queue.generation
+    /// A batch being journaled while the next one is claimed and decoded.
+    private struct InFlight {
+        var claimed: [QueueDirectory.Claimed]
+        var decoded: [DecodeResult]
+        var receiving: Task<[Engine.Receipt], any Error>
+    }
+
+    private func intake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+        // Two batches overlap: while one batch's findings are matched and committed (most
+        // of which is waiting for the disk), the next batch is claimed and decoded.
+        var inFlight: InFlight?
+        do {
+            try await intakeLoop(&inFlight, into: receipts, isStopping: isStopping)
+        } catch {
+            // Never leave a commit running behind our back: its files stay claimed and are
+            // taken up again (as duplicates where handled) by the next start.
+            if let batch = inFlight { _ = try? await batch.receiving.value }
+            throw error
+        }
+        if let batch = inFlight { try await finish(batch, into: receipts) }
+    }
+
+    private func intakeLoop(_ inFlight: inout InFlight?, into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+        while !Task.isCancelled {
+            let stopping = isStopping()
             var claimed: [QueueDirectory.Claimed] = []
-            while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+            let generation = queue.generation
+            if !stopping, await receipts.waitForRoom() {
+                while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+            }
+            let decoded = await Self.decode(claimed)
+            if let previous = inFlight {
+                inFlight = nil
+                try await finish(previous, into: receipts)
+            }
             if claimed.isEmpty {
+                if stopping || Task.isCancelled { return }
+                if await receipts.isClosed { return }
                 await queue.wait(timeout: pollInterval, after: generation)
                 continue
             }
-            let decoded = claimed.map { FindingDecoder().decode(fileAtPath: $0.path) }
-            // Journaled (durable) before any file is acknowledged.
-            let received = try await engine.receive(decoded.flatMap(\.findings))
-            for (file, result) in zip(claimed, decoded) {
-                if result.issues.isEmpty {
-                    try queue.complete(file)
-                } else {
-                    for issue in result.issues { log("cordon: \(file.name): \(issue.message)") }
-                    try queue.fail(
-                        file,
-                        reason: [
-                            "file": .string(file.name), "findings_processed": .number(JSONNumber(result.findings.count)),
-                            "errors": .array(
-                                result.issues.map {
-                                    [
-                                        "where": .string($0.origin.description.replacingOccurrences(of: file.path, with: file.name)),
-                                        "message": .string($0.message),
-                                    ]
-                                }),
-                        ])
-                }
-                onFile(file.name, result.findings.count)
+            let findings = decoded.flatMap(\.findings)
+            inFlight = InFlight(claimed: claimed, decoded: decoded, receiving: Task { [engine] in try await engine.receive(findings) })
+        }
+    }
+
+    /// Decodes claimed files, on two cores when there are enough of them.
+    private static func decode(_ claimed: [QueueDirectory.Claimed]) async -> [DecodeResult] {
+        if claimed.count < 16 { return claimed.map { FindingDecoder().decode(fileAtPath: $0.path) } }
+        let half = claimed.count / 2
+        let first = Array(claimed[..<half])
+        let second = Array(claimed[half...])
+        async let a = first.map { FindingDecoder().decode(fileAtPath: $0.path) }
+        let b = second.map { FindingDecoder().decode(fileAtPath: $0.path) }
+        return await a + b
+    }
+
+    /// Waits until a batch is journaled (durable), then acknowledges its files and hands
+    /// its receipts to the handlers.
+    private func finish(_ batch: InFlight, into receipts: ReceiptQueue) async throws {
+        let received = try await batch.receiving.value
+        for (file, result) in zip(batch.claimed, batch.decoded) {
+            if result.issues.isEmpty {
+                try queue.complete(file)
+            } else {
+                for issue in result.issues { log("cordon: \(file.name): \(issue.message)") }
+                try queue.fail(
+                    file,
+                    reason: [
+                        "file": .string(file.name), "findings_processed": .number(JSONNumber(result.findings.count)),
+                        "errors": .array(
+                            result.issues.map {
+                                [
+                                    "where": .string($0.origin.description.replacingOccurrences(of: file.path, with: file.name)),
+                                    "message": .string($0.message),
+                                ]
+                            }),
+                    ])
             }
-            for receipt in received {
-                if receipt.pending.isEmpty {
-                    onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
-                } else {
-                    await receipts.submit(receipt)
-                }
+            onFile(file.name, result.findings.count)
+        }
+        for receipt in received {
+            if receipt.pending.isEmpty {
+                onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
+            } else {
+                await receipts.submit(receipt)
             }
         }
     }
@@ -181,6 +228,8 @@ public actor ReceiptQueue {
         if closed { return nil }
         return await withCheckedContinuation { consumers.append($0) }
     }
+
+    public var isClosed: Bool { closed }
 
     /// No more receipts: handlers drain what is queued, then stop.
     public func close() {

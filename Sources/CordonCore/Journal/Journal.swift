@@ -36,13 +36,17 @@ public struct JournalRecord: Sendable, Equatable {
 
     /// The bytes the hash covers: the canonical form of `unhashed`, written directly
     /// (members in JCS order: actor, data, incident, kind, prev, seq, time).
-    public var canonicalBytes: [UInt8] {
+    public var canonicalBytes: [UInt8] { canonicalBytes(data: CanonicalJSON.bytes(data)) }
+
+    /// The same, with `data` already in canonical form (the journal's writer gets it so
+    /// from the appending task, which serialises in parallel with other appends).
+    public func canonicalBytes(data canonicalData: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity(canonicalData.count + 256)
         out.append(contentsOf: #"{"actor":"#.utf8)
         JSONWriter.writeString(actor, to: &out)
         out.append(contentsOf: #","data":"#.utf8)
-        CanonicalJSON.write(data, to: &out)
+        out.append(contentsOf: canonicalData)
         out.append(contentsOf: #","incident":"#.utf8)
         if let incident { JSONWriter.writeString(incident, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","kind":"#.utf8)
