@@ -23,7 +23,7 @@ extension DrillReport {
 
     public var json: JSONValue {
         [
-            "scenario": .string(scenario), "description": .string(description), "seed": .number(JSONNumber(Int(seed))), "file": .string(file),
+            "scenario": .string(scenario), "description": .string(description), "seed": .number(JSONNumber(Int(seed))), "cloud": .string(cloud), "file": .string(file),
             "passed": .bool(passed), "virtual_span": .string(virtualSpan),
             "expectations": .array(checks.map { ["expectation": .string($0.expectation), "at": .string($0.location), "met": .bool($0.met), "evidence": .string($0.evidence)] }),
             "incidents": .array(incidents.map { i in
@@ -47,7 +47,7 @@ extension DrillReport {
     public var text: String {
         var out: [String] = []
         out.append("Drill \(scenario) — \(description)")
-        out.append("seed \(seed), \(virtualSpan) of virtual time, journal in \(dataDir)")
+        out.append("seed \(seed), \(virtualSpan) of virtual time, \(cloud) cloud, journal in \(dataDir)")
         out.append("")
         out.append(contentsOf: narrative.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 })
         out.append("")
@@ -98,7 +98,7 @@ extension DrillReport {
         var out: [String] = []
         out.append("# Drill \(scenario)")
         out.append("")
-        out.append("\(description) — seed \(seed), \(virtualSpan) of virtual time. **\(verdict)**")
+        out.append("\(description) — seed \(seed), \(virtualSpan) of virtual time, \(cloud) cloud. **\(verdict)**")
         out.append("")
         out.append(narrative.trimmingCharacters(in: .whitespacesAndNewlines))
         out.append("")
@@ -149,7 +149,7 @@ extension DrillReport {
         var out: [String] = []
         out.append("<!doctype html><html><head><meta charset=\"utf-8\"><title>Drill \(Self.h(scenario))</title>")
         out.append("<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}.met{color:#176917}.missed{color:#b00020;font-weight:bold}</style></head><body>")
-        out.append("<h1>Drill \(Self.h(scenario))</h1><p>\(Self.h(description)) — seed \(seed), \(Self.h(virtualSpan)) of virtual time.</p>")
+        out.append("<h1>Drill \(Self.h(scenario))</h1><p>\(Self.h(description)) — seed \(seed), \(Self.h(virtualSpan)) of virtual time, \(Self.h(cloud)) cloud.</p>")
         out.append("<p class=\"\(passed ? "met" : "missed")\">\(Self.h(verdict))</p>")
         out.append("<p>\(Self.h(narrative).replacingOccurrences(of: "\n", with: "<br>"))</p>")
         out.append("<h2>Expectations</h2><table><tr><th></th><th>expectation</th><th>evidence</th></tr>")

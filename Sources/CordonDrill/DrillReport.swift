@@ -44,6 +44,8 @@ public struct DrillReport: Sendable {
     public var narrative: String
     public var lessons: [String]
     public var seed: UInt64
+    /// The cloud it ran against (`simulated`, `aws (moto at http://127.0.0.1:5000)`…).
+    public var cloud: String
     public var file: String
     public var dataDir: String
     public var virtualSpan: String
@@ -75,7 +77,7 @@ public struct DrillReport: Sendable {
 
     static func build(
         scenario: Scenario, seed: UInt64, records: [JournalRecord], index: IncidentIndex, notifications: [DrillNotification], cloud: any Cloud,
-        simulated: SimulatedCloud?, notes extra: [Note], dataDir: String
+        simulated: SimulatedCloud?, notes extra: [Note], dataDir: String, cloudLabel: String = "simulated"
     ) async -> DrillReport {
         func at(_ time: String) -> String { Timestamp.parse(time).map { offset($0.timeIntervalSince(scenario.start)) } ?? time }
         var lines: [Line] = []
@@ -169,7 +171,7 @@ public struct DrillReport: Sendable {
         }
         return DrillReport(
             scenario: scenario.name, description: scenario.description, narrative: scenario.narrative, lessons: scenario.lessons, seed: seed,
-            file: scenario.file, dataDir: dataDir,
+            cloud: cloudLabel, file: scenario.file, dataDir: dataDir,
             virtualSpan: duration(records.last.flatMap { Timestamp.parse($0.time) }.map { $0.timeIntervalSince(scenario.start) } ?? 0),
             timeline: lines, incidents: incidents, checks: checks, notes: notes,
             notifications: notifications.map {

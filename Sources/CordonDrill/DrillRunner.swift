@@ -51,12 +51,20 @@ public struct DrillRunner: Sendable {
     }
 
     /// Runs the scenario into a fresh drill journal under `dataDir`.
-    /// - Parameter cloud: nil: the simulated cloud seeded from the inventory (faults
-    ///   apply); otherwise a cloud already seeded with it (faults on AWS calls cannot be
-    ///   injected there and are reported as such).
+    /// - Parameters:
+    ///   - cloud: nil: the simulated cloud seeded from the inventory; otherwise a cloud
+    ///     already seeded with it. Faults on AWS calls apply to both when the external
+    ///     cloud is a `FaultInjectableCloud` (`AWSCloud` is: they are injected before
+    ///     each request is sent); on any other cloud they are reported as not injected.
+    ///   - cloudLabel: how the journal and the report name the cloud (default
+    ///     `simulated`, or the external cloud's kind).
     ///   - ids: inventory id → the id the external cloud gave the resource (moto makes
     ///     its own): findings and resource expectations are rewritten with it.
-    public func run(dataDir: String, cloud external: (any Cloud)? = nil, cloudLabel: String? = nil, ids: [String: String] = [:]) async throws -> DrillReport {
+    ///   - notes: what the caller wants the report to say about the cloud (e.g. inventory
+    ///     accounts that could not be seeded there), as notes at the start.
+    public func run(
+        dataDir: String, cloud external: (any Cloud)? = nil, cloudLabel: String? = nil, ids: [String: String] = [:], notes cloudNotes: [String] = []
+    ) async throws -> DrillReport {
         var scenario = self.scenario
         if !ids.isEmpty { scenario = Self.mapped(scenario, ids) }
         let directory = try Self.prepare(dataDir: dataDir)
@@ -67,7 +75,14 @@ public struct DrillRunner: Sendable {
         let simulated: SimulatedCloud? = external == nil
             ? SimulatedCloud(inventory: scenario.inventory, seed: 0, now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
             : nil
-        let cloud: any Cloud = external ?? simulated!
+        var cloud: any Cloud = external ?? simulated!
+        var injector: FaultInjector? = nil
+        if let injectable = external as? any FaultInjectableCloud {
+            let faults = FaultInjector(now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
+            injector = faults
+            cloud = injectable.injecting(faults)
+        }
+        let label = cloudLabel ?? (external.map(\.kind) ?? "simulated")
         let notifications = DrillNotifications(clock: clock)
         var actions = CoreActions.all
         actions["core.wait"] = DrillWaitAction(clock: clock)
@@ -80,7 +95,7 @@ public struct DrillRunner: Sendable {
             config: config, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: actor,
             clock: clock, jitter: jitter)
 
-        var notes: [DrillReport.Note] = []
+        var notes: [DrillReport.Note] = cloudNotes.map { .init(at: DrillReport.offset(0), kind: "info", text: $0) }
         func offset(_ d: Date) -> String { DrillReport.offset(d.timeIntervalSince(scenario.start)) }
         func log(_ kind: String, _ data: JSONObject) async throws {
             var d = data
@@ -91,7 +106,7 @@ public struct DrillRunner: Sendable {
             "drill.started",
             [
                 "scenario": .string(scenario.name), "description": .string(scenario.description), "seed": .number(JSONNumber(Int(seed))),
-                "inventory": .string(scenario.inventorySource), "cloud": .string(cloudLabel ?? (external == nil ? "simulated" : "external")),
+                "inventory": .string(scenario.inventorySource), "cloud": .string(label),
                 "start": .string(Timestamp.string(scenario.start)), "duration": .string(DurationParser.format(scenario.duration)),
             ])
 
@@ -131,8 +146,12 @@ public struct DrillRunner: Sendable {
                 try await engine.decide(incident: incident.id, step: step, by: "\(by) (drill)", approve: approve, reason: reason)
             case .fault(let fault):
                 try await log("drill.injected", ["injection": "fault", "fault": .string(fault.description)])
-                if let simulated { simulated.inject(fault) } else {
-                    notes.append(.init(at: offset(clock.now), kind: "info", text: "fault not injected (\(fault)): faults on AWS calls need the simulated cloud"))
+                if let simulated {
+                    simulated.inject(fault)
+                } else if let injector {
+                    injector.inject(fault)
+                } else {
+                    notes.append(.init(at: offset(clock.now), kind: "info", text: "fault not injected (\(fault)): the \(label) cloud takes no injected faults"))
                 }
             case .targetDown(let target, let times, let lasting):
                 let until = lasting.map { clock.now.addingTimeInterval($0.seconds) }
@@ -146,9 +165,10 @@ public struct DrillRunner: Sendable {
         let records = try await journal.records(from: 1, limit: 1_000_000)
         let index = await engine.index
         simulated?.clearFaults()
+        injector?.clear()
         let report = await DrillReport.build(
             scenario: scenario, seed: seed, records: records, index: index, notifications: notifications.all, cloud: cloud,
-            simulated: simulated, notes: notes, dataDir: dataDir)
+            simulated: simulated, notes: notes, dataDir: dataDir, cloudLabel: label)
         try await journal.close()
         return report
     }

@@ -21,6 +21,12 @@ struct DrillCommand: AsyncParsableCommand {
             missed with its evidence, time to detect and contain, failed or waiting steps \
             and the gaps found. The same scenario and --seed give the same journal and report.
 
+            With --cloud aws the drill runs against a local endpoint that speaks AWS's APIs \
+            (moto_server at AWS_ENDPOINT_URL, e.g. http://127.0.0.1:5000; any other host is \
+            refused): the scenario's inventory is created there first, findings and \
+            expectations use the ids the endpoint gave, and faults on AWS calls are \
+            injected into the requests before they are sent.
+
             Exit status: 0 when every expectation holds, 1 when one is missed, 2 for an \
             invalid scenario or usage error.
             """)

@@ -72,7 +72,7 @@ final class PlaybookCloudTests: XCTestCase {
         let inventory = try inventory()
         let initial = SimulatedCloud(inventory: inventory).snapshot()
         let server = try Moto.dedicated("playbooks")
-        let ids = try MotoSeeder.seed(initial, port: server.port)
+        let ids = try await MotoSeeder.seed(inventory, port: server.port)
         let log = CallLog()
         let moto = moto(server, log: log)
         let sim = SimulatedCloud(inventory: inventory)
@@ -125,9 +125,8 @@ final class PlaybookCloudTests: XCTestCase {
 
     func testCrashesAfterTheIntentOfSnapshotAndIsolateMakeEachEffectOnce() async throws {
         let inventory = try inventory()
-        let initial = SimulatedCloud(inventory: inventory).snapshot()
         let server = try Moto.dedicated("crash")
-        let ids = try MotoSeeder.seed(initial, port: server.port)
+        let ids = try await MotoSeeder.seed(inventory, port: server.port)
         let log = CallLog()
         let moto = moto(server, log: log)
         let config = try PlaybookHarness.config()

@@ -25,10 +25,11 @@ struct CLI {
 
     /// Runs the command on a thread of its own, so that tests never block the cooperative
     /// pool or GCD's global queues (both are as wide as the machine has cores).
-    static func run(_ arguments: [String], stdin: String? = nil) async throws -> Result {
+    /// - Parameter environment: variables set (or, with "", cleared) over the test's own.
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin)) } catch { continuation.resume(throwing: error) }
+                do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin, environment: environment)) } catch { continuation.resume(throwing: error) }
             }
         }
     }
@@ -43,11 +44,18 @@ struct CLI {
         }
     }
 
-    static func runBlocking(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    static func runBlocking(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = packageRoot
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment {
+                if v.isEmpty { env.removeValue(forKey: k) } else { env[k] = v }
+            }
+            process.environment = env
+        }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -71,8 +71,72 @@ import Testing
     }
 
     @Test func cloudAwsIsOnlyForALocalEndpoint() async throws {
-        let r = try await CLI.run(["drill", "Fixtures/drills/02-leaked-access-key-tor.yaml", "--cloud", "aws", "--data-dir", temp()])
+        let r = try await CLI.run(["drill", "Fixtures/drills/02-leaked-access-key-tor.yaml", "--cloud", "aws", "--data-dir", temp()], environment: ["AWS_ENDPOINT_URL": ""])
         #expect(r.status == 2)
         #expect(r.stderr.contains("only against a local AWS endpoint"), "\(r.stderr)")
+        #expect(r.stderr.contains("AWS_ENDPOINT_URL is not set"), "\(r.stderr)")
+        let remote = try await CLI.run(
+            ["drill", "Fixtures/drills/02-leaked-access-key-tor.yaml", "--cloud", "aws", "--data-dir", temp()],
+            environment: ["AWS_ENDPOINT_URL": "https://ec2.us-east-1.amazonaws.com"])
+        #expect(remote.status == 2)
+        #expect(remote.stderr.contains("AWS_ENDPOINT_URL is https://ec2.us-east-1.amazonaws.com"), "\(remote.stderr)")
+        // A per-service endpoint elsewhere would send part of the drill there.
+        let split = try await CLI.run(
+            ["drill", "Fixtures/drills/02-leaked-access-key-tor.yaml", "--cloud", "aws", "--data-dir", temp()],
+            environment: ["AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL_IAM": "https://iam.amazonaws.com"])
+        #expect(split.status == 2)
+        #expect(split.stderr.contains("AWS_ENDPOINT_URL_IAM is https://iam.amazonaws.com"), "\(split.stderr)")
+    }
+
+    @Test func cloudAwsSaysWhenTheEndpointIsUnreachable() async throws {
+        let dir = temp()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await CLI.run(
+            ["drill", "Fixtures/drills/02-leaked-access-key-tor.yaml", "--cloud", "aws", "--data-dir", dir],
+            environment: ["AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"])
+        #expect(r.status == 2, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.contains("cannot reach the AWS endpoint http://127.0.0.1:1"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    /// The expectations of a JSON report: `[(expectation, met)]`.
+    func expectations(_ json: String) throws -> [(String, Bool)] {
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let list = try #require(report["expectations"] as? [[String: Any]])
+        return list.map { (($0["expectation"] as? String) ?? "?", ($0["met"] as? Bool) ?? false) }
+    }
+
+    /// `cordon drill --cloud aws` against a moto_server of its own: the inventory is
+    /// seeded there, the drill runs on moto's ids and its expectations come out as in
+    /// the simulated run.
+    @Test func theFirstShippedDrillOnMotoMeetsTheSimulatedRunsExpectations() async throws {
+        let moto = try await MotoProcess.start()
+        defer { moto.stop() }
+        let simDir = temp(), awsDir = temp()
+        defer {
+            try? FileManager.default.removeItem(atPath: simDir)
+            try? FileManager.default.removeItem(atPath: awsDir)
+        }
+        let scenario = "Fixtures/drills/01-compromised-ec2-instance.yaml"
+        let sim = try await CLI.run(["drill", scenario, "--data-dir", simDir, "--format", "json"])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let aws = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir, "--format", "json"], environment: moto.environment)
+        #expect(aws.status == 0, "\(aws.stdout)\n\(aws.stderr)")
+        #expect(aws.stderr.contains("cordon: seeded \(moto.endpoint) (account 123456789012) with the inventory of compromised-ec2-instance"), "\(aws.stderr)")
+        #expect(aws.stdout.contains("\"cloud\": \"aws (\(moto.endpoint))\""), "the report says where it ran")
+        #expect(sim.stdout.contains("\"cloud\": \"simulated\""))
+        let simulated = try expectations(sim.stdout)
+        let onMoto = try expectations(aws.stdout)
+        #expect(simulated.count == 4)
+        #expect(onMoto.map(\.1) == simulated.map(\.1), "\(onMoto) vs \(simulated)")
+        #expect(onMoto.allSatisfy { $0.1 })
+        let verify = try await CLI.run(["journal", "verify", "--data-dir", awsDir])
+        #expect(verify.status == 0, "\(verify.stdout)\n\(verify.stderr)")
+
+        // The same endpoint again: its inventory is already there, and the error says so.
+        let again = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir], environment: moto.environment)
+        #expect(again.status == 2, "\(again.stdout)\n\(again.stderr)")
+        #expect(again.stderr.contains("failed while creating"), "\(again.stderr)")
+        #expect(again.stderr.contains("moto-api/reset"), "\(again.stderr)")
     }
 }

@@ -13,6 +13,8 @@ public struct AWSServiceClient: Sendable {
     public var clock: @Sendable () -> AWSDate = { AWSDate.now() }
     /// Told of every call after its answer (tests and `cordon iam-policy` checks).
     public var observer: AWSCallObserver?
+    /// Faults injected into this client's calls (drills on a real endpoint); nil: none.
+    public var faults: FaultInjector?
 
     public init(service: AWSService, endpoint: AWSEndpoint, credentials: any CredentialProvider, http: AWSHTTPClient) {
         self.service = service
@@ -27,6 +29,15 @@ public struct AWSServiceClient: Sendable {
 
     /// Signs and sends; non-2xx responses throw the mapped AWS error.
     public func send(_ request: AWSRequest, operation: String, parameters: [(String, String)] = []) async throws(ActionError) -> AWSResponse {
+        if let faults {
+            let names = FaultInjector.names(service, operation)
+            if let effect = faults.fire(operation: names.operation, iamAction: names.iamAction, aliases: names.aliases) {
+                let error = FaultInjector.error(effect, service: service, operation: operation, iamAction: names.iamAction, region: endpoint.signingRegion)
+                if case .timeout(let d) = effect { await faults.sleep(d) }
+                observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: error.code))
+                throw error
+            }
+        }
         var request = request
         let creds = try await credentials.credentials()
         signer.sign(&request, credentials: creds, date: clock())

@@ -16,12 +16,16 @@ public struct AWSCloudOptions: Sendable {
     public var requestTimeout: TimeAmount
     /// Told of every service call (not of the STS calls that fetch credentials).
     public var observer: AWSCallObserver?
+    /// Faults every service call may meet (drills on a local endpoint); nil: none.
+    public var faults: FaultInjector?
 
     public init(
         environment: [String: String], roleArnTemplate: String? = nil, externalId: String? = nil, roleSessionName: String = "cordon",
-        connectTimeout: TimeAmount = .seconds(5), requestTimeout: TimeAmount = .seconds(30), observer: AWSCallObserver? = nil
+        connectTimeout: TimeAmount = .seconds(5), requestTimeout: TimeAmount = .seconds(30), observer: AWSCallObserver? = nil,
+        faults: FaultInjector? = nil
     ) {
         self.observer = observer
+        self.faults = faults
         self.environment = environment
         self.roleArnTemplate = roleArnTemplate
         self.externalId = externalId
@@ -38,7 +42,7 @@ public struct AWSCloudOptions: Sendable {
 
 /// The real AWS (or any endpoint that speaks its APIs, such as moto_server): signed
 /// requests over one shared HTTP client. Call `shutdown()` when done.
-public final class AWSCloud: Cloud {
+public final class AWSCloud: FaultInjectableCloud {
     public var kind: String { "aws" }
     public let options: AWSCloudOptions
     public let config: AWSConfig
@@ -106,7 +110,16 @@ public final class AWSCloud: Cloud {
         let endpoint = try config.endpoint(service, region: region)
         var client = AWSServiceClient(service: service, endpoint: endpoint, credentials: try await credentials(for: scope), http: http)
         client.observer = options.observer
+        client.faults = options.faults
         return client
+    }
+
+    /// The same endpoint and credentials (and transport: shut this cloud down, not the
+    /// answer), with `faults` applied to every service call.
+    public func injecting(_ faults: FaultInjector) -> any Cloud {
+        var options = self.options
+        options.faults = faults
+        return AWSCloud(options: options, http: http)
     }
 
     public func ec2(_ scope: CloudScope) async throws(ActionError) -> any EC2API { AWSEC2(client: try await client(.ec2, scope)) }

@@ -113,8 +113,10 @@ struct SimOperation: Sendable {
 
     var fullName: String { "\(service):\(name)" }
 
-    func error(for effect: Fault.Effect, account: String, region: String) -> ActionError {
-        let caller = "arn:aws:sts::\(account):assumed-role/cordon-responder/cordon"
+    /// - Parameter account: the caller's account in an access-denied message (nil: the
+    ///   caller is not named by ARN — faults injected on a real endpoint).
+    func error(for effect: Fault.Effect, account: String?, region: String) -> ActionError {
+        let caller = account.map { "arn:aws:sts::\($0):assumed-role/cordon-responder/cordon" } ?? "cordon"
         switch effect {
         case .throttle:
             switch service {

@@ -204,14 +204,7 @@ public final class SimulatedCloud: Cloud, @unchecked Sendable {
         _ op: SimOperation, account: String, region: String, _ body: (inout SimAccount, inout Context) throws(ActionError) -> T
     ) async throws(ActionError) -> T {
         let fired: Fault.Effect? = lock.withLock {
-            let time = now()
-            activeFaults.removeAll { fault in (fault.until.map { time >= $0 } ?? false) || (fault.times.map { $0 <= 0 } ?? false) }
-            guard let i = activeFaults.firstIndex(where: { $0.matches(operation: op.fullName, iamAction: op.iamAction) }) else { return nil }
-            let effect = activeFaults[i].effect
-            if let times = activeFaults[i].times {
-                if times <= 1 { activeFaults.remove(at: i) } else { activeFaults[i].times = times - 1 }
-            }
-            return effect
+            Fault.fire(&activeFaults, at: now()) { $0.matches(operation: op.fullName, iamAction: op.iamAction) }
         }
         if let fired {
             let error = op.error(for: fired, account: account, region: region)
