@@ -142,4 +142,68 @@ import Testing
         #expect(try h.count(RecordKind.findingReceived) == 21)
         await h.stop()
     }
+
+    @Test("an exact replay of a signed request within the window is refused with 401 and journals nothing")
+    func replay() async throws {
+        let h = try await ServerHarness()
+        let body = findingJSON(id: "f-replay")
+        let signedAt = Date()
+        let headers = h.signed(body, time: signedAt)
+        var (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
+        #expect(status == 202, "\(text)")
+        let records = try h.count()
+        (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
+        #expect(status == 401, "\(text)")
+        #expect(text.contains("replayed request"), "\(text)")
+        #expect(try h.count() == records)
+        // Signed anew (another t), the same finding is taken — and recorded as a duplicate.
+        (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: h.signed(body, time: signedAt.addingTimeInterval(-5)))
+        #expect(status == 202, "\(text)")
+        #expect(text.contains("\"duplicates\":1"))
+        // A signed request that journaled nothing may be sent again (and is refused again for what it is).
+        let bad = #"{"hello": 1}"#
+        let badHeaders = h.signed(bad)
+        for _ in 0..<2 {
+            (status, text) = try await h.post("/v1/findings", Array(bad.utf8), headers: badHeaders)
+            #expect(status == 400, "\(text)")
+        }
+        // Identical requests racing: exactly one is taken.
+        let raced = findingJSON(id: "f-race")
+        let racedHeaders = h.signed(raced)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<10 { group.addTask { try await h.post("/v1/findings", Array(raced.utf8), headers: racedHeaders).0 } }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(statuses.sorted() == [202] + Array(repeating: 401, count: 9), "\(statuses)")
+        #expect(try h.count(RecordKind.findingReceived) == 2)
+        #expect(try h.count(RecordKind.findingDuplicate) == 1)
+        await h.stop()
+    }
+
+    @Test("the replay cache forgets signatures outside the window and stays within its capacity, refusing what it can no longer vouch for")
+    func replayCacheBounds() {
+        let cache = ReplayCache(capacity: 3)
+        func entry(_ t: Int64, _ mac: UInt8) -> ReplayCache.Entry { ReplayCache.Entry(time: t, mac: [mac]) }
+        #expect(cache.insert(entry(100, 1), now: 100, window: 10) == .fresh)
+        #expect(cache.insert(entry(100, 1), now: 100, window: 10) == .replayed)
+        #expect(cache.insert(entry(100, 2), now: 100, window: 10) == .fresh)
+        #expect(cache.insert(entry(102, 3), now: 101, window: 10) == .fresh)
+        #expect(cache.count == 3)
+        // Full: the oldest second goes, and signatures from it or before are refused.
+        #expect(cache.insert(entry(103, 4), now: 103, window: 10) == .fresh)
+        #expect(cache.count == 2)
+        #expect(cache.insert(entry(100, 1), now: 103, window: 10) == .olderThanRemembered(100))
+        #expect(cache.insert(entry(99, 9), now: 103, window: 10) == .olderThanRemembered(100))
+        #expect(cache.insert(entry(102, 3), now: 103, window: 10) == .replayed)
+        #expect(cache.insert(entry(101, 5), now: 103, window: 10) == .fresh)
+        // Past the window, everything is forgotten (the timestamp check refuses those).
+        #expect(cache.insert(entry(200, 6), now: 200, window: 10) == .fresh)
+        #expect(cache.count == 1)
+        // A released entry may be accepted again.
+        cache.remove(entry(200, 6))
+        #expect(cache.count == 0)
+        #expect(cache.insert(entry(200, 6), now: 200, window: 10) == .fresh)
+    }
 }
