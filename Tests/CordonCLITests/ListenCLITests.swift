@@ -83,6 +83,28 @@ import Testing
         }
     }
 
+    /// Runs a program to completion off the cooperative pool; its status and stderr.
+    static func exec(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, stderr: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: executable)
+                    p.arguments = arguments
+                    p.standardOutput = FileHandle.nullDevice
+                    let err = Pipe()
+                    p.standardError = err
+                    try p.run()
+                    let data = err.fileHandleForReading.readDataToEndOfFile()
+                    p.waitUntilExit()
+                    continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
     static func finding(_ id: String) -> String {
         #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"1","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"f-\#(id)","type":"Recon:EC2/PortProbeUnprotectedPort","severity":2,"updatedAt":"2026-03-01T10:00:00Z"}}"#
     }
@@ -125,6 +147,58 @@ import Testing
         let none = try await CLI.run(["run"])
         #expect(none.status == 2)
         #expect(none.stderr.contains("at least one source"))
+    }
+
+    /// With --tls-cert/--tls-key the port speaks HTTPS only: a client trusting the
+    /// certificate gets 202, plain HTTP gets nowhere, and no warning is printed.
+    @Test func servesHTTPSWithTheGivenCertificate() async throws {
+        let s = try RunCLITests.Setup()
+        let cert = s.root.appendingPathComponent("tls-cert.pem").path
+        let key = s.root.appendingPathComponent("tls-key.pem").path
+        let openssl = try await Self.exec(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ])
+        #expect(openssl.status == 0, "\(openssl.stderr)")
+        let runner = try Runner(
+            [
+                "--listen", "0.0.0.0:0", "--tls-cert", cert, "--tls-key", key, "--api-key-secret", "CORDON_TEST_KEY", "--data-dir", s.data,
+                "--playbooks", s.playbooks, "--integrations", s.root.appendingPathComponent("Integrations").path,
+            ], environment: ["CORDON_TEST_RECORDER_FILE": s.recorder, "CORDON_TEST_KEY": "k-tls-123456789"])
+        let port = try #require(try await runner.port("https://0.0.0.0:"), "no listening line: \(runner.text)")
+        // Off loopback but with TLS: no warning.
+        #expect(!runner.text.contains("warning"), "\(runner.text)")
+        let (status, body) = try await Self.curl([
+            "--cacert", cert, "https://127.0.0.1:\(port)/v1/findings", "-H", "X-Cordon-Api-Key: k-tls-123456789", "--data-binary", Self.finding("tls-1"),
+        ])
+        #expect(status == 202, "\(body)")
+        #expect(body.contains("tls-1"))
+        // A client that does not trust the certificate refuses it; plain HTTP is not answered.
+        #expect(try await Self.curl(["https://127.0.0.1:\(port)/healthz"]).0 == 0)
+        let (plain, plainBody) = try await Self.curl([
+            "http://127.0.0.1:\(port)/v1/findings", "-H", "X-Cordon-Api-Key: k-tls-123456789", "--data-binary", Self.finding("plain-1"),
+        ])
+        #expect(plain == 0, "plain HTTP on the TLS port answered \(plain): \(plainBody)")
+        #expect(try await Self.curl(["--cacert", cert, "https://127.0.0.1:\(port)/healthz"]).0 == 200)
+        try await s.waitForCompleted(1)
+        #expect(await runner.stop() == 0, "\(runner.text)")
+        #expect(s.effectCount() == 1)
+        let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
+    @Test func warnsWhenListeningOffLoopbackWithoutTLS() async throws {
+        let s = try RunCLITests.Setup()
+        let runner = try Runner(
+            [
+                "--listen", "0.0.0.0:0", "--api-key-secret", "CORDON_TEST_KEY", "--data-dir", s.data, "--playbooks", s.playbooks,
+                "--integrations", s.root.appendingPathComponent("Integrations").path,
+            ], environment: ["CORDON_TEST_RECORDER_FILE": s.recorder, "CORDON_TEST_KEY": "k-123456789"])
+        #expect(try await runner.port("http://0.0.0.0:") != nil, "\(runner.text)")
+        #expect(runner.text.contains("cordon: warning: listening on 0.0.0.0, not a loopback address, without TLS"), "\(runner.text)")
+        #expect(await runner.stop() == 0, "\(runner.text)")
     }
 
     /// SIGTERM with a step still running: the sources stop, the step is cancelled after
