@@ -151,11 +151,11 @@ import Testing
         let headers = h.signed(body, time: signedAt)
         var (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
         #expect(status == 202, "\(text)")
-        let records = try h.count()
         (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
         #expect(status == 401, "\(text)")
         #expect(text.contains("replayed request"), "\(text)")
-        #expect(try h.count() == records)
+        #expect(try h.count(RecordKind.findingReceived) == 1)
+        #expect(try h.count(RecordKind.findingDuplicate) == 0)
         // Signed anew (another t), the same finding is taken — and recorded as a duplicate.
         (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: h.signed(body, time: signedAt.addingTimeInterval(-5)))
         #expect(status == 202, "\(text)")
