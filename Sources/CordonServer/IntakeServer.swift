@@ -238,16 +238,24 @@ public final class IntakeServer: Sendable {
         case .success(let b): bytes = b
         case .failure(let response): return response
         }
-        if let reason = configuration.authenticator.check(header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } }, body: bytes) {
+        let authenticator = configuration.authenticator
+        let credential: RequestAuthenticator.Credential
+        switch authenticator.authenticate(header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } }, body: bytes) {
+        case .success(let c): credential = c
+        case .failure(let rejection):
             metrics.finding(source: "http", outcome: "unauthorized")
-            var response = Self.error(.unauthorized, reason)
+            var response = Self.error(.unauthorized, rejection.message)
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
+        let response: Response
         switch decode(bytes, source: "http") {
-        case .success(let findings): return await accept(findings, source: "http", status: .accepted)
-        case .failure(let response): return response
+        case .success(let findings): response = await accept(findings, source: "http", status: .accepted)
+        case .failure(let failure): response = failure
         }
+        // Nothing journaled: the sender may send this very request again.
+        if response.status != .accepted { authenticator.release(credential) }
+        return response
     }
 
     func sns(_ request: Request) async -> Response {

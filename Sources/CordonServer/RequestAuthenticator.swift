@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Authenticates `POST /v1/findings`: an API key in a header, or an HMAC-SHA256
 /// signature with a timestamp.
@@ -9,8 +10,9 @@ import Foundation
 ///   value it is configured with).
 /// - Signature: `Cordon-Signature: t=UNIX-SECONDS,v1=HEX` where HEX is
 ///   HMAC-SHA256(secret, "T.BODY"); `t` must be within `replayWindow` of now, so a
-///   captured request cannot be replayed later (within the window, a replay of the same
-///   finding is journaled as a duplicate and runs nothing).
+///   captured request cannot be replayed later, and a signature is accepted once: the
+///   signatures accepted within the window are remembered (`ReplayCache`), so an exact
+///   replay inside the window is refused too.
 ///
 /// Every comparison is constant-time.
 public struct RequestAuthenticator: Sendable {
@@ -19,13 +21,26 @@ public struct RequestAuthenticator: Sendable {
     public var apiKeyHeader: String?
     public var replayWindow: TimeInterval
     public var now: @Sendable () -> Date
+    /// The signatures accepted within the replay window (shared by copies).
+    public let replayCache: ReplayCache
 
-    public init(apiKeys: [String] = [], hmacSecrets: [String] = [], apiKeyHeader: String? = nil, replayWindow: TimeInterval = 300, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        apiKeys: [String] = [], hmacSecrets: [String] = [], apiKeyHeader: String? = nil, replayWindow: TimeInterval = 300,
+        replayCacheCapacity: Int = ReplayCache.defaultCapacity, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.apiKeys = apiKeys.filter { !$0.isEmpty }
         self.hmacSecrets = hmacSecrets.filter { !$0.isEmpty }
         self.apiKeyHeader = apiKeyHeader
         self.replayWindow = replayWindow
+        self.replayCache = ReplayCache(capacity: replayCacheCapacity)
         self.now = now
+    }
+
+    /// What authenticated a request.
+    public enum Credential: Sendable, Equatable {
+        case apiKey
+        /// A signature, now remembered by the replay cache (`release` forgets it).
+        case signature(ReplayCache.Entry)
     }
 
     public var isConfigured: Bool { !apiKeys.isEmpty || !hmacSecrets.isEmpty }
@@ -33,12 +48,39 @@ public struct RequestAuthenticator: Sendable {
     public static let signatureHeader = "Cordon-Signature"
     public static let apiKeyHeaderName = "X-Cordon-Api-Key"
 
-    /// nil when authenticated, else why not (the 401 message).
+    /// nil when authenticated, else why not (the 401 message). An accepted signature is
+    /// remembered: the same request again within the window is refused.
     public func check(header: (String) -> String?, body: [UInt8]) -> String? {
-        guard isConfigured else { return "no credentials are configured on this server (--api-key-secret or --hmac-secret)" }
+        switch authenticate(header: header, body: body) {
+        case .success: nil
+        case .failure(let rejection): rejection.message
+        }
+    }
+
+    /// The 401 message.
+    public struct Rejection: Error, Sendable, Equatable {
+        public var message: String
+    }
+
+    /// The credential that authenticated the request, or why none did. An accepted
+    /// signature is remembered at once (so of two identical requests racing, one wins);
+    /// when the request then journals nothing (malformed, journal down) give it back with
+    /// `release`, so the sender may retry the same request.
+    public func authenticate(header: (String) -> String?, body: [UInt8]) -> Result<Credential, Rejection> {
+        guard isConfigured else { return .failure(Rejection(message: "no credentials are configured on this server (--api-key-secret or --hmac-secret)")) }
         if let signature = header(Self.signatureHeader) {
             return checkSignature(signature, body: body)
         }
+        if let reason = checkAPIKey(header: header) { return .failure(Rejection(message: reason)) }
+        return .success(.apiKey)
+    }
+
+    /// Forgets an accepted signature whose request journaled nothing.
+    public func release(_ credential: Credential) {
+        if case .signature(let entry) = credential { replayCache.remove(entry) }
+    }
+
+    func checkAPIKey(header: (String) -> String?) -> String? {
         var presented: String?
         if let name = apiKeyHeader, let v = header(name) { presented = v }
         if presented == nil, let v = header(Self.apiKeyHeaderName) { presented = v }
@@ -59,8 +101,9 @@ public struct RequestAuthenticator: Sendable {
         return ok ? nil : "invalid API key"
     }
 
-    func checkSignature(_ value: String, body: [UInt8]) -> String? {
-        guard !hmacSecrets.isEmpty else { return "signatures are not accepted here; send the API key" }
+    func checkSignature(_ value: String, body: [UInt8]) -> Result<Credential, Rejection> {
+        func reject(_ message: String) -> Result<Credential, Rejection> { .failure(Rejection(message: message)) }
+        guard !hmacSecrets.isEmpty else { return reject("signatures are not accepted here; send the API key") }
         var timestamp: String?
         var signatures: [String] = []
         for part in value.split(separator: ",") {
@@ -68,22 +111,35 @@ public struct RequestAuthenticator: Sendable {
             guard kv.count == 2 else { continue }
             if kv[0] == "t" { timestamp = String(kv[1]) } else if kv[0] == "v1" { signatures.append(String(kv[1])) }
         }
-        guard let timestamp, let t = Int64(timestamp) else { return "\(Self.signatureHeader) has no t=UNIX-SECONDS" }
-        guard !signatures.isEmpty else { return "\(Self.signatureHeader) has no v1=HEX signature" }
-        let age = now().timeIntervalSince1970 - Double(t)
+        guard let timestamp, let t = Int64(timestamp) else { return reject("\(Self.signatureHeader) has no t=UNIX-SECONDS") }
+        guard !signatures.isEmpty else { return reject("\(Self.signatureHeader) has no v1=HEX signature") }
+        let now = self.now().timeIntervalSince1970
+        let age = now - Double(t)
         guard abs(age) <= replayWindow else {
-            return "signature timestamp t=\(t) is \(Int(age)) s from now, outside the \(Int(replayWindow)) s replay window (check the sender's clock)"
+            return reject("signature timestamp t=\(t) is \(Int(age)) s from now, outside the \(Int(replayWindow)) s replay window (check the sender's clock)")
         }
         let signed = Array("\(timestamp).".utf8) + body
-        var ok = false
+        var valid: [UInt8]?
         for secret in hmacSecrets {
             let key = SymmetricKey(data: Array(secret.utf8))
             for hex in signatures {
                 guard let mac = Self.hexBytes(hex), mac.count == 32 else { continue }
-                ok = HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: key) || ok
+                if HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: key) { valid = mac }
             }
         }
-        return ok ? nil : "bad signature: v1 must be hex HMAC-SHA256(secret, \"t.body\") over the exact body bytes"
+        guard let mac = valid else { return reject("bad signature: v1 must be hex HMAC-SHA256(secret, \"t.body\") over the exact body bytes") }
+        let entry = ReplayCache.Entry(time: t, mac: mac)
+        switch replayCache.insert(entry, now: Int64(now.rounded(.down)), window: Int64(replayWindow.rounded(.up))) {
+        case .fresh:
+            return .success(.signature(entry))
+        case .replayed:
+            return reject(
+                "replayed request: this signature (t=\(t)) was already accepted within the \(Int(replayWindow)) s replay window; sign every request anew (a new t)")
+        case .olderThanRemembered(let floor):
+            return reject(
+                "signature timestamp t=\(t) is older than the replay cache can vouch for (it is full and remembers signatures from t=\(floor + 1) on); sign the request anew"
+            )
+        }
     }
 
     /// `t=…,v1=…` for `body` at `time` (clients and tests).
@@ -120,5 +176,85 @@ public struct RequestAuthenticator: Sendable {
             i += 2
         }
         return out
+    }
+}
+
+/// The signatures accepted within the replay window, so that each is accepted once.
+///
+/// Entries are grouped by their timestamp `t`: those older than the window are dropped
+/// (the timestamp check refuses them anyway). Memory is bounded by `capacity`: when it is
+/// full of entries still inside the window, the oldest timestamps are dropped and from
+/// then on a signature with a timestamp at or before the newest dropped one is refused
+/// ("older than the cache can vouch for") — never accepted twice.
+public final class ReplayCache: Sendable {
+    public struct Entry: Sendable, Hashable {
+        /// The signature's `t`.
+        public var time: Int64
+        /// The signature (the MAC that verified).
+        public var mac: [UInt8]
+
+        public init(time: Int64, mac: [UInt8]) {
+            self.time = time
+            self.mac = mac
+        }
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case fresh
+        case replayed
+        /// Refused: entries up to this timestamp were dropped for room.
+        case olderThanRemembered(Int64)
+    }
+
+    /// About 100 bytes each: 100,000 signatures ≈ 10 MB, 333 signed requests a second
+    /// over a 5-minute window before the oldest are dropped.
+    public static let defaultCapacity = 100_000
+
+    struct State {
+        var byTime: [Int64: Set<[UInt8]>] = [:]
+        var count = 0
+        var floor = Int64.min
+        var lastPurge = Int64.min
+    }
+
+    public let capacity: Int
+    private let state = Mutex(State())
+
+    public init(capacity: Int = ReplayCache.defaultCapacity) { self.capacity = max(1, capacity) }
+
+    public var count: Int { state.withLock { $0.count } }
+
+    /// Remembers `entry` unless it is already remembered (a replay) or too old to tell.
+    /// `now` and `window` in seconds.
+    public func insert(_ entry: Entry, now: Int64, window: Int64) -> Outcome {
+        state.withLock { s in
+            if s.lastPurge != now {
+                s.lastPurge = now
+                for t in s.byTime.keys where t < now - window {
+                    s.count -= s.byTime.removeValue(forKey: t)?.count ?? 0
+                }
+            }
+            if entry.time <= s.floor { return .olderThanRemembered(s.floor) }
+            if s.byTime[entry.time]?.contains(entry.mac) == true { return .replayed }
+            if s.count >= capacity {
+                for t in s.byTime.keys.sorted() where s.count >= capacity {
+                    s.count -= s.byTime.removeValue(forKey: t)?.count ?? 0
+                    s.floor = max(s.floor, t)
+                }
+                if entry.time <= s.floor { return .olderThanRemembered(s.floor) }
+            }
+            s.byTime[entry.time, default: []].insert(entry.mac)
+            s.count += 1
+            return .fresh
+        }
+    }
+
+    public func remove(_ entry: Entry) {
+        state.withLock { s in
+            if s.byTime[entry.time]?.remove(entry.mac) != nil {
+                s.count -= 1
+                if s.byTime[entry.time]?.isEmpty == true { s.byTime[entry.time] = nil }
+            }
+        }
     }
 }

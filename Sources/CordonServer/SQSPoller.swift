@@ -1,6 +1,7 @@
 import CordonAWS
 import CordonCore
 import Foundation
+import ServiceLifecycle
 
 /// `cordon run --sqs-url`: long-polls a queue, journals the findings of each batch of
 /// messages (one durable commit), then deletes those messages and hands the receipts to
@@ -43,15 +44,21 @@ public final class SQSPoller: Sendable {
 
     /// Polls until `isStopping` returns true (checked between long polls) or the task is
     /// cancelled. AWS errors are logged and retried with backoff; journal errors are thrown.
+    /// Run in a service group (`run()`), a graceful shutdown abandons the long poll in
+    /// progress.
     public func run(isStopping: @escaping @Sendable () -> Bool) async throws {
         var failures = 0
         while !isStopping() && !Task.isCancelled {
             guard await receipts.waitForRoom() else { return }
             let messages: [SQSMessage]
             do {
-                messages = try await sqs.receiveMessage(queueURL: queueURL, max: 10, wait: waitSeconds, visibilityTimeout: visibilityTimeout)
+                let (sqs, queueURL, waitSeconds, visibilityTimeout) = (self.sqs, self.queueURL, self.waitSeconds, self.visibilityTimeout)
+                messages = try await cancelWhenGracefulShutdown {
+                    try await sqs.receiveMessage(queueURL: queueURL, max: 10, wait: waitSeconds, visibilityTimeout: visibilityTimeout)
+                }
                 failures = 0
             } catch {
+                if isStopping() || Task.isCancelled || Task.isShuttingDownGracefully { return }
                 failures += 1
                 let delay = min(30.0, 0.5 * pow(2, Double(min(failures, 6))))
                 log("cordon: sqs: ReceiveMessage on \(queueURL) failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")

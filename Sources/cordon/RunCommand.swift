@@ -4,7 +4,8 @@ import CordonCore
 import CordonJournal
 import CordonServer
 import Foundation
-import Synchronization
+import Logging
+import ServiceLifecycle
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,8 @@ struct RunCommand: AsyncParsableCommand {
             authenticated by an API key (secret named by --api-key-secret, sent as \
             X-Cordon-Api-Key, Authorization: Bearer, or the header named by --api-key-header) or \
             by an HMAC-SHA256 signature (secret named by --hmac-secret; header \
-            Cordon-Signature: t=UNIX,v1=HEX(HMAC(secret, "t.body")), within --replay-window). \
+            Cordon-Signature: t=UNIX,v1=HEX(HMAC(secret, "t.body")), within --replay-window, each \
+            signature accepted once). \
             Answers 202 with the finding ids; 401, 413 (--max-body) or 400 journal nothing. \
             POST /v1/sns is an SNS subscription endpoint for the --sns-topic topics.
 
@@ -34,9 +36,10 @@ struct RunCommand: AsyncParsableCommand {
             file twice. New files are noticed at once (inotify), or within --poll-interval.
 
             On start, incidents left unfinished by a crash (and findings journaled but not yet \
-            handled) are resumed. SIGTERM or SIGINT stops claiming files, lets the incidents in \
-            progress finish (at most --shutdown-timeout; what is cut short resumes on the next \
-            start), writes a signed checkpoint and exits 0.
+            handled) are resumed. SIGTERM or SIGINT stops the sources (no more files claimed, \
+            HTTP requests in progress answered, the SQS long poll abandoned), lets the incidents \
+            in progress finish (at most --shutdown-timeout; what is cut short resumes on the \
+            next start), writes a signed checkpoint and exits 0.
             """)
 
     @Option(help: ArgumentHelp("The queue directory.", valueName: "DIR"))
@@ -208,98 +211,76 @@ struct RunCommand: AsyncParsableCommand {
         let sources = [queue.map { "\($0.incoming.path) (\($0.watching ? "inotify" : "polling"))" }, listen.map { "http\(tlsCert != nil ? "s" : "")://\($0)" }, sqsUrl].compactMap { $0 }
         printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path)")
 
-        let resumed = try await engine.resumeUnfinished()
-        if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
-        let poll = DurationParser.parse(pollInterval)!
-        let workers = concurrency
-        let batch = self.batch
-        let (queueSource, serverSource, pollerSource) = (queue, server, poller)
-        let work = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                // Housekeeping: approval timeouts, files of runners that stopped.
-                group.addTask {
-                    var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
-                    while !stopping.isSet {
-                        let moved = try await engine.expireApprovals()
-                        if !moved.isEmpty { printError("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
-                        if let queue = queueSource, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
-                            let recovered = (try? queue.recoverOrphans()) ?? 0
-                            if recovered > 0 { printError("cordon: took up \(recovered) file(s) left by a runner that stopped") }
-                            lastOrphanCheck = .now
-                        }
-                        try? await Task.sleep(for: .seconds(1))
-                    }
-                }
-                group.addTask {
-                    try await QueueRunner.handle(receipts, engine: engine, concurrency: workers)
-                }
-                // Sources: each stops taking work on SIGTERM; the handlers drain what was received.
-                try await withThrowingTaskGroup(of: Void.self) { sources in
-                    if let queue = queueSource {
-                        sources.addTask {
-                            let runner = QueueRunner(
-                                queue: queue, engine: engine, concurrency: workers, batchSize: batch, pollInterval: poll, log: { printError($0) },
-                                onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
-                            try await runner.runIntake(into: receipts, isStopping: { stopping.isSet })
-                        }
-                    }
-                    if let server = serverSource {
-                        sources.addTask {
-                            let scheme = server.configuration.usesTLS ? "https" : "http"
-                            let host = server.configuration.host
-                            let task = Task { try await server.run(onRunning: { port in printError("cordon: listening on \(scheme)://\(host):\(port)") }) }
-                            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-                            task.cancel()
-                            try await task.value
-                        }
-                    }
-                    if let poller = pollerSource {
-                        sources.addTask {
-                            let task = Task { try await poller.run(isStopping: { stopping.isSet }) }
-                            // A long poll in progress is abandoned at shutdown (its messages stay in the queue).
-                            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-                            task.cancel()
-                            try await task.value
-                        }
-                    }
-                    do {
-                        try await sources.waitForAll()
-                    } catch {
-                        await receipts.close()
-                        throw error
-                    }
-                }
-                await receipts.close()
-                try await group.waitForAll()
+        // One service group: the handler pool first, then housekeeping and the sources.
+        // Graceful shutdown (SIGTERM, SIGINT) goes through them in reverse: the sources stop
+        // taking work (HTTP stops accepting and answers the requests in progress, the SQS
+        // long poll is abandoned, the queue directory stops claiming), then the handlers
+        // finish what was received — all within --shutdown-timeout, after which what is
+        // left is cancelled (and resumes from the journal on the next start).
+        let shutdownTimeout = self.shutdownTimeout
+        let cutShort = StopFlag()
+        func service(_ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
+            // A source or the handlers ending on their own (a journal failure) stops the
+            // rest gracefully; the error is reported below.
+            .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        }
+        var services = [
+            service(
+                HandlerPoolService(
+                    receipts: receipts, engine: engine, concurrency: concurrency,
+                    onCancelled: {
+                        cutShort.set()
+                        printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)")
+                    })),
+            service(HousekeepingService(engine: engine, queue: queue, log: { printError($0) })),
+        ]
+        if let queue {
+            let runner = QueueRunner(
+                queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: DurationParser.parse(pollInterval)!,
+                log: { printError($0) }, onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
+            services.append(service(QueueIntakeService(runner: runner, receipts: receipts)))
+        }
+        if let poller { services.append(service(poller)) }
+        if let server {
+            let scheme = server.configuration.usesTLS ? "https" : "http"
+            let host = server.configuration.host
+            do {
+                services.append(service(try server.service(onRunning: { port in printError("cordon: listening on \(scheme)://\(host):\(port)") })))
+            } catch {
+                printError("cordon: --tls-cert/--tls-key: \(error)")
+                try? await sqsCloud?.shutdown()
+                try await journal.close()
+                throw ExitCode(2)
             }
         }
-        // Wait for a signal, then for the work to wind down (bounded).
-        while !stopping.isSet {
-            try? await Task.sleep(for: .milliseconds(100))
-            if work.isCancelled { break }
+        let resumed = try await engine.resumeUnfinished()
+        if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.logger)
+        configuration.maximumGracefulShutdownDuration = DurationParser.parse(shutdownTimeout)!
+        let group = ServiceGroup(configuration: configuration)
+        // A signal that came before the group installed its own handlers (while loading,
+        // opening the journal, resuming) still stops it: the handlers installed first set
+        // `stopping`, and a graceful shutdown requested before `run` is kept for it.
+        let bridge = Task {
+            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+            if stopping.isSet { await group.triggerGracefulShutdown() }
         }
-        let deadline = ContinuousClock.now + DurationParser.parse(shutdownTimeout)!
-        let finished = Mutex(false)
-        let waiter = Task {
-            _ = await work.result
-            finished.withLock { $0 = true }
+        do {
+            try await group.run()
+        } catch is CancellationError where cutShort.isSet {
+            // The handlers cut short by --shutdown-timeout (said above).
+        } catch {
+            printError("cordon: \(error)")
         }
-        while !finished.withLock({ $0 }) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if !finished.withLock({ $0 }) {
-            printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)")
-            work.cancel()
-            _ = await waiter.value
-        }
-        if case .failure(let error) = await work.result { printError("cordon: \(error)") }
+        bridge.cancel()
         try? await sqsCloud?.shutdown()
         try await journal.close()
         printError("cordon: stopped; journal signed")
     }
-}
 
-/// Set once by a signal handler, read by the loops.
-final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .sequentiallyConsistent) }
-    var isSet: Bool { flag.load(ordering: .sequentiallyConsistent) }
+    static let logger: Logger = {
+        var logger = Logger(label: "cordon.run")
+        logger.logLevel = .error
+        return logger
+    }()
 }

@@ -23,10 +23,12 @@ struct SNSKeys {
     }
 
     /// The message as SNS posts it, signed with SignatureVersion `version`.
-    func message(_ fields: [String: String], version: String) throws -> String {
+    func message(
+        _ fields: [String: String], version: String, certURL: String = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+    ) throws -> String {
         var fields = fields
         fields["SignatureVersion"] = version
-        fields["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+        fields["SigningCertURL"] = certURL
         let canonical = SNSMessage(type: fields["Type"]!, fields: fields).canonicalString!
         let data = Array(canonical.utf8)
         let signature =
@@ -120,6 +122,38 @@ struct SNSKeys {
         #expect(!SNSVerifier.isAWSHost("evil.com"))
         #expect(!SNSVerifier.isAWSHost("sqs.us-east-1.amazonaws.com"))
         #expect(!SNSVerifier.isAWSHost("sns..amazonaws.com"))
+    }
+
+    @Test("without a local certificate, a SigningCertURL that is not https on sns.<region>.amazonaws.com is refused, nothing fetched")
+    func certificateURLRefused() async throws {
+        let keysDir = try TempDir()
+        let keys = try await SNSKeys.make(in: keysDir)
+        // No HTTP client: a fetch that were attempted would fail with 503, not 403.
+        let verifier = SNSVerifier(localCertificatePEM: nil, http: nil)
+        let fields = ["Type": "Notification", "MessageId": "m-1", "TopicArn": Self.topic, "Timestamp": "2026-03-01T10:00:00.000Z", "Message": "x"]
+        for url in [
+            "https://evil.example.com/SimpleNotificationService-1.pem", "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.com/SimpleNotificationService-1.pem", "https://sns.us-east-1.amazonaws.com/cert.txt", "",
+        ] {
+            for version in ["1", "2"] {
+                let message = try SNSMessage.parse(Array(try keys.message(fields, version: version, certURL: url).utf8)).get()
+                do {
+                    try await verifier.verify(message)
+                    Issue.record("\(url) v\(version) was accepted")
+                } catch {
+                    #expect(error.status == 403, "\(url): \(error.message)")
+                    #expect(error.message.contains("is not an https .pem URL on an sns.<region>.amazonaws.com host"), "\(error.message)")
+                }
+            }
+        }
+        // An AWS host is the one place a certificate would be fetched from.
+        let aws = try SNSMessage.parse(Array(try keys.message(fields, version: "2").utf8)).get()
+        do {
+            try await verifier.verify(aws)
+            Issue.record("verified without a certificate")
+        } catch {
+            #expect(error.status == 503, "\(error.message)")
+        }
     }
 
     @Test("the canonical strings follow the AWS documentation")

@@ -86,6 +86,81 @@ import Testing
         await b.stop()
         try await cloud.shutdown()
     }
+
+    @Test("a batch whose journal write outlasts the visibility timeout stays invisible (extended) and is deleted once durable")
+    func visibilityExtended() async throws {
+        let moto = try await MotoServer.server()
+        let (sqs, cloud) = try await sqs(moto)
+        let url = try await sqs.createQueue(name: "cordon-vis-\(UUID().uuidString.prefix(8))")
+        _ = try await sqs.sendMessage(queueURL: url, body: findingJSON(id: "sqs-slow"))
+        // The journal write takes 10 s; the visibility timeout is 4 s (extended every 2 s).
+        let writes = LogLines()
+        let h = try await ServerHarness(listen: false, intakeDelay: .seconds(10), intakeWrites: writes)
+        let stop = StopSwitch()
+        let poller = SQSPoller(
+            sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 4,
+            log: { line in h.logs.append(line) })
+        let polling = Task { try await poller.run(isStopping: { stop.isSet }) }
+        #expect(await h.eventually { !writes.all.isEmpty }, "the poller did not receive the message")
+        // Well past the 4 s timeout, while the write is still in progress, nobody else can
+        // receive the message.
+        try await Task.sleep(for: .seconds(6))
+        #expect(try h.count(RecordKind.findingReceived) == 0)
+        let other = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 1)
+        #expect(other.isEmpty, "the in-flight message became visible: \(other.map(\.messageId))")
+        // Durable, then deleted: handled once, nothing left in the queue.
+        #expect(await h.eventually(.seconds(30)) { h.action.count == 1 })
+        stop.set()
+        _ = await polling.result
+        #expect(try h.count(RecordKind.findingReceived) == 1)
+        try await Task.sleep(for: .seconds(5))
+        let left = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 1)
+        #expect(left.isEmpty, "\(left.map(\.body))")
+        #expect(!h.logs.all.contains { $0.contains("cannot extend") }, "\(h.logs.all)")
+        await h.stop()
+        try await cloud.shutdown()
+    }
+
+    @Test("an undecodable message is logged with the reason, never deleted, and the redrive policy moves it to the dead-letter queue")
+    func redrive() async throws {
+        let moto = try await MotoServer.server()
+        let (sqs, cloud) = try await sqs(moto)
+        let suffix = UUID().uuidString.prefix(8)
+        let dlq = try await sqs.createQueue(name: "cordon-dlq-\(suffix)")
+        let url = try await sqs.createQueue(
+            name: "cordon-redrive-\(suffix)",
+            attributes: ["RedrivePolicy": #"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:cordon-dlq-\#(suffix)","maxReceiveCount":"2"}"#])
+        _ = try await sqs.sendMessage(queueURL: url, body: #"{"detail-type": "GuardDuty Finding", "detail": "#)
+        _ = try await sqs.sendMessage(queueURL: url, body: findingJSON(id: "sqs-good"))
+        let h = try await ServerHarness(listen: false)
+        let stop = StopSwitch()
+        // The shortest visibility timeout, so the bad message comes back quickly.
+        let poller = SQSPoller(
+            sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 2,
+            log: { line in h.logs.append(line) })
+        let polling = Task { try await poller.run(isStopping: { stop.isSet }) }
+        #expect(await h.eventually(.seconds(30)) { h.action.count == 1 })
+        // Received twice (logged each time with the reason), then moved by the redrive policy.
+        #expect(await h.eventually(.seconds(30)) { h.logs.all.contains { $0.contains("receive count 2") } }, "\(h.logs.all)")
+        var dead: [SQSMessage] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while dead.isEmpty && ContinuousClock.now < deadline {
+            dead = try await sqs.receiveMessage(queueURL: dlq, max: 10, wait: 1, visibilityTimeout: 30)
+        }
+        stop.set()
+        _ = await polling.result
+        #expect(dead.map(\.body) == [#"{"detail-type": "GuardDuty Finding", "detail": "#])
+        let bad = h.logs.all.filter { $0.contains("cannot be decoded") }
+        #expect(bad.count == 2, "\(h.logs.all)")
+        // With the decoder's reason after the colon.
+        #expect(bad.allSatisfy { ($0.components(separatedBy: "left for the queue's redrive policy: ").dropFirst().first ?? "").count > 5 }, "\(bad)")
+        #expect(try h.count(RecordKind.findingReceived) == 1)
+        #expect(h.metrics.render(incidentsOpen: [:], approvalsPending: 0).contains(#"cordon_sqs_messages_total{outcome="undecodable"} 2"#))
+        let left = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 1)
+        #expect(left.isEmpty, "\(left.map(\.body))")
+        await h.stop()
+        try await cloud.shutdown()
+    }
 }
 
 final class StopSwitch: Sendable {

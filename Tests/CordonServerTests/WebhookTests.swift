@@ -142,4 +142,155 @@ import Testing
         #expect(try h.count(RecordKind.findingReceived) == 21)
         await h.stop()
     }
+
+    @Test("an exact replay of a signed request within the window is refused with 401 and journals nothing")
+    func replay() async throws {
+        let h = try await ServerHarness()
+        let body = findingJSON(id: "f-replay")
+        let signedAt = Date()
+        let headers = h.signed(body, time: signedAt)
+        var (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
+        #expect(status == 202, "\(text)")
+        (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: headers)
+        #expect(status == 401, "\(text)")
+        #expect(text.contains("replayed request"), "\(text)")
+        #expect(try h.count(RecordKind.findingReceived) == 1)
+        #expect(try h.count(RecordKind.findingDuplicate) == 0)
+        // Signed anew (another t), the same finding is taken — and recorded as a duplicate.
+        (status, text) = try await h.post("/v1/findings", Array(body.utf8), headers: h.signed(body, time: signedAt.addingTimeInterval(-5)))
+        #expect(status == 202, "\(text)")
+        #expect(text.contains("\"duplicates\":1"))
+        // A signed request that journaled nothing may be sent again (and is refused again for what it is).
+        let bad = #"{"hello": 1}"#
+        let badHeaders = h.signed(bad)
+        for _ in 0..<2 {
+            (status, text) = try await h.post("/v1/findings", Array(bad.utf8), headers: badHeaders)
+            #expect(status == 400, "\(text)")
+        }
+        // Identical requests racing: exactly one is taken.
+        let raced = findingJSON(id: "f-race")
+        let racedHeaders = h.signed(raced)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<10 { group.addTask { try await h.post("/v1/findings", Array(raced.utf8), headers: racedHeaders).0 } }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(statuses.sorted() == [202] + Array(repeating: 401, count: 9), "\(statuses)")
+        #expect(try h.count(RecordKind.findingReceived) == 2)
+        #expect(try h.count(RecordKind.findingDuplicate) == 1)
+        await h.stop()
+    }
+
+    @Test("the replay cache forgets signatures outside the window and stays within its capacity, refusing what it can no longer vouch for")
+    func replayCacheBounds() {
+        let cache = ReplayCache(capacity: 3)
+        func entry(_ t: Int64, _ mac: UInt8) -> ReplayCache.Entry { ReplayCache.Entry(time: t, mac: [mac]) }
+        #expect(cache.insert(entry(100, 1), now: 100, window: 10) == .fresh)
+        #expect(cache.insert(entry(100, 1), now: 100, window: 10) == .replayed)
+        #expect(cache.insert(entry(100, 2), now: 100, window: 10) == .fresh)
+        #expect(cache.insert(entry(102, 3), now: 101, window: 10) == .fresh)
+        #expect(cache.count == 3)
+        // Full: the oldest second goes, and signatures from it or before are refused.
+        #expect(cache.insert(entry(103, 4), now: 103, window: 10) == .fresh)
+        #expect(cache.count == 2)
+        #expect(cache.insert(entry(100, 1), now: 103, window: 10) == .olderThanRemembered(100))
+        #expect(cache.insert(entry(99, 9), now: 103, window: 10) == .olderThanRemembered(100))
+        #expect(cache.insert(entry(102, 3), now: 103, window: 10) == .replayed)
+        #expect(cache.insert(entry(101, 5), now: 103, window: 10) == .fresh)
+        // Past the window, everything is forgotten (the timestamp check refuses those).
+        #expect(cache.insert(entry(200, 6), now: 200, window: 10) == .fresh)
+        #expect(cache.count == 1)
+        // A released entry may be accepted again.
+        cache.remove(entry(200, 6))
+        #expect(cache.count == 0)
+        #expect(cache.insert(entry(200, 6), now: 200, window: 10) == .fresh)
+    }
+
+    @Test("oversized bodies and stalled clients do not hold up the others, and none of them reaches the journal")
+    func abusiveClients() async throws {
+        let h = try await ServerHarness()
+        // A client of our own, with room for every connection at once (the shared one has 8 per host).
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: HTTPClient.Configuration(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+        func request(_ headers: [(String, String)]) -> HTTPClientRequest {
+            var r = HTTPClientRequest(url: h.base + "/v1/findings")
+            r.method = .POST
+            for (k, v) in headers { r.headers.add(name: k, value: v) }
+            return r
+        }
+        let key = [("X-Cordon-Api-Key", ServerHarness.apiKey)]
+        // 8 clients announce a body and send 10 bytes of it (unauthenticated: when they
+        // finally finish, 401).
+        var feeds: [AsyncStream<ByteBuffer>.Continuation] = []
+        var stalled: [Task<UInt, any Error>] = []
+        let stalledBody = Array(findingJSON(id: "stalled").utf8)
+        for _ in 0..<8 {
+            let (stream, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+            var r = request([("X-Cordon-Api-Key", "wrong")])
+            r.body = .stream(stream, length: .known(Int64(stalledBody.count)))
+            feed.yield(ByteBuffer(bytes: stalledBody[0..<10]))
+            feeds.append(feed)
+            let req = r
+            stalled.append(Task { try await client.execute(req, timeout: .seconds(60)).status.code })
+        }
+        // 4 clients stream 2 MiB without a length, 4 announce 100 MiB: 413 (or the
+        // connection is closed on them mid-upload).
+        var oversized: [Task<UInt, any Error>] = []
+        for i in 0..<8 {
+            var r = request(key)
+            if i < 4 {
+                r.body = .stream(Spaces(chunks: 256), length: .unknown)
+            } else {
+                r.body = .stream(Spaces(chunks: 12_800), length: .known(Int64(100 << 20)))
+            }
+            let req = r
+            oversized.append(Task { try await client.execute(req, timeout: .seconds(60)).status.code })
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        // Meanwhile, everyone else is answered.
+        let started = ContinuousClock.now
+        let good = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<30 {
+                group.addTask {
+                    var r = request(key)
+                    r.body = .bytes(ByteBuffer(string: findingJSON(id: "good-\(i)")))
+                    return Int(try await client.execute(r, timeout: .seconds(30)).status.code)
+                }
+            }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(good == Array(repeating: 202, count: 30))
+        #expect(ContinuousClock.now - started < .seconds(20))
+        for task in oversized {
+            if let code = try? await task.value { #expect(code == 413) }
+        }
+        #expect(stalled.allSatisfy { !$0.isCancelled })
+        for feed in feeds {
+            feed.yield(ByteBuffer(bytes: stalledBody[10...]))
+            feed.finish()
+        }
+        for task in stalled { #expect(try await task.value == 401) }
+        #expect(try h.count(RecordKind.findingReceived) == 30)
+        #expect(try h.count(RecordKind.findingDuplicate) == 0)
+        try await client.shutdown()
+        await h.stop()
+    }
+}
+
+/// `chunks` × 8 KiB of spaces, made as they are sent.
+struct Spaces: AsyncSequence, Sendable {
+    let chunks: Int
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var left: Int
+        mutating func next() async -> ByteBuffer? {
+            guard left > 0 else { return nil }
+            left -= 1
+            return ByteBuffer(repeating: UInt8(ascii: " "), count: 8192)
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(left: chunks) }
 }

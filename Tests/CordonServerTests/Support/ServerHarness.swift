@@ -62,7 +62,8 @@ final class ServerHarness: Sendable {
     let receipts = ReceiptQueue(limit: 256)
     let batcher: IntakeBatcher
     let action = CountingAction()
-    let handlers: Task<Void, any Error>
+    /// The handler pool, unless the test runs its own (`handlers: false`).
+    let handlers: Task<Void, any Error>?
     let server: Task<Void, any Error>?
     let port: Int
     let client: HTTPClient
@@ -71,7 +72,11 @@ final class ServerHarness: Sendable {
     static let apiKey = "test-api-key-0123456789"
     static let hmacKey = "test-hmac-secret-abcdef"
 
-    init(listen: Bool = true, configure: (inout IntakeServerConfiguration) -> Void = { _ in }) async throws {
+    /// `intakeDelay`: each journal write of received findings first waits this long (a
+    /// slow disk), telling `intakeWrites` when it starts.
+    init(
+        listen: Bool = true, handlers runHandlers: Bool = true, intakeDelay: Duration? = nil, intakeWrites: LogLines? = nil, configure: (inout IntakeServerConfiguration) -> Void = { _ in }
+    ) async throws {
         dir = try TempDir()
         try dir.write("Playbooks/p.yaml", testPlaybook)
         // Declares the action `test.count` (the engine runs CountingAction for it).
@@ -86,13 +91,19 @@ final class ServerHarness: Sendable {
             """)
         let config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
         #expect(config.isValid, "\(config.errors.map(\.description))")
-        journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"))
+        let journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"))
+        self.journal = journal
         let metrics = self.metrics
+        let base: any Journal = intakeDelay.map { SlowIntakeJournal(base: journal, delay: $0, started: intakeWrites) } ?? journal
         engine = Engine(
-            config: config, actions: CoreActions.all.merging(["test.count": action]) { $1 }, journal: MetricsJournal(journal, metrics: metrics),
+            config: config, actions: CoreActions.all.merging(["test.count": action]) { $1 }, journal: MetricsJournal(base, metrics: metrics),
             evidence: journal.evidence, secrets: SecretStore(environment: [:]), actor: "cordon/test", index: try await IncidentIndex.load(from: journal))
         batcher = IntakeBatcher(engine: engine)
-        handlers = Task { [receipts, engine] in try await QueueRunner.handle(receipts, engine: engine, concurrency: 4) }
+        if runHandlers {
+            handlers = Task { [receipts, engine] in try await QueueRunner.handle(receipts, engine: engine, concurrency: 4) }
+        } else {
+            handlers = nil
+        }
         client = HTTPClient.shared
         if listen {
             var configuration = IntakeServerConfiguration(
@@ -120,7 +131,7 @@ final class ServerHarness: Sendable {
         server?.cancel()
         _ = await server?.result
         await receipts.close()
-        _ = await handlers.result
+        _ = await handlers?.result
         try? await journal.close()
     }
 
@@ -164,6 +175,25 @@ final class ServerHarness: Sendable {
         }
         return try condition()
     }
+}
+
+/// A journal whose writes of received findings are slow.
+struct SlowIntakeJournal: Journal {
+    let base: any Journal
+    let delay: Duration
+    let started: LogLines?
+
+    func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
+        if records.contains(where: { $0.kind == RecordKind.findingReceived }) {
+            started?.append("\(records.count)")
+            try? await Task.sleep(for: delay)
+        }
+        return try await base.append(records)
+    }
+    func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord] { try await base.appendSequenced(records) }
+    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
+    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
+    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
 }
 
 /// Lines logged by a component under test.

@@ -1,0 +1,137 @@
+import CordonCore
+import Foundation
+import ServiceLifecycle
+import Synchronization
+
+// `cordon run` as one ServiceLifecycle `ServiceGroup`: the handler pool, housekeeping and
+// each intake source (queue directory, SQS, HTTP) are services. The group shuts its
+// services down in reverse order of the list it was given, one after the other, so
+// `cordon run` lists the handlers first: the sources stop taking work, then the handlers
+// finish what was received. (CordonCore does not depend on ServiceLifecycle; these are
+// the adapters.)
+
+/// Set once, read by loops.
+public final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func set() { flag.store(true, ordering: .sequentiallyConsistent) }
+    public var isSet: Bool { flag.load(ordering: .sequentiallyConsistent) }
+
+    /// Sleeps for `duration`, waking early (within 100 ms) once the flag is set.
+    public func sleep(for duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        while !isSet && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - .now))
+            if Task.isCancelled { return }
+        }
+    }
+}
+
+/// Runs `concurrency` handlers on the shared receipt queue. On graceful shutdown (which
+/// reaches it after every source has stopped) it closes the queue and returns once what
+/// was received is handled. Cancelled — when the group's graceful shutdown took longer
+/// than allowed — the handlers stop where they are (the journal resumes them on the next
+/// start) and `onCancelled` is told.
+public struct HandlerPoolService: Service {
+    public let receipts: ReceiptQueue
+    public let engine: Engine
+    public let concurrency: Int
+    let onCancelled: @Sendable () -> Void
+
+    public init(receipts: ReceiptQueue, engine: Engine, concurrency: Int, onCancelled: @escaping @Sendable () -> Void = {}) {
+        self.receipts = receipts
+        self.engine = engine
+        self.concurrency = concurrency
+        self.onCancelled = onCancelled
+    }
+
+    public func run() async throws {
+        let (receipts, engine, concurrency) = (self.receipts, self.engine, self.concurrency)
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await QueueRunner.handle(receipts, engine: engine, concurrency: concurrency)
+            } onGracefulShutdown: {
+                Task { await receipts.close() }
+            }
+        } onCancel: {
+            onCancelled()
+        }
+    }
+}
+
+/// Approval timeouts (every second) and, with a queue directory, the files of runners
+/// that stopped (every 10 s). Stops on graceful shutdown.
+public struct HousekeepingService: Service {
+    public let engine: Engine
+    public let queue: QueueDirectory?
+    let log: @Sendable (String) -> Void
+
+    public init(engine: Engine, queue: QueueDirectory?, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.engine = engine
+        self.queue = queue
+        self.log = log
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
+            while !stop.isSet && !Task.isCancelled {
+                let moved = try await engine.expireApprovals()
+                if !moved.isEmpty { log("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+                if let queue, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
+                    let recovered = (try? queue.recoverOrphans()) ?? 0
+                    if recovered > 0 { log("cordon: took up \(recovered) file(s) left by a runner that stopped") }
+                    lastOrphanCheck = .now
+                }
+                await stop.sleep(for: .seconds(1))
+            }
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+}
+
+/// The queue directory's intake (`QueueRunner.runIntake`): on graceful shutdown it stops
+/// claiming files and returns after the batch in hand is journaled and acknowledged.
+public struct QueueIntakeService: Service {
+    public let runner: QueueRunner
+    public let receipts: ReceiptQueue
+
+    public init(runner: QueueRunner, receipts: ReceiptQueue) {
+        self.runner = runner
+        self.receipts = receipts
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await runner.runIntake(into: receipts, isStopping: { stop.isSet })
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+}
+
+/// `SQSPoller` as a service: on graceful shutdown a long poll in progress is abandoned
+/// (its messages, if any, become visible again after their visibility timeout) and a batch
+/// being journaled is finished and deleted first.
+extension SQSPoller: Service {
+    public func run() async throws {
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await run(isStopping: { stop.isSet })
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+}
+
+/// `IntakeServer` as a service (Hummingbird's `Application`, itself a service group):
+/// on graceful shutdown it stops accepting connections and returns once the requests in
+/// progress are answered.
+extension IntakeServer {
+    public func service(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
+        try makeApplication(onRunning: onRunning)
+    }
+}
