@@ -265,16 +265,29 @@ struct RunCommand: AsyncParsableCommand {
             while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
             if stopping.isSet { await group.triggerGracefulShutdown() }
         }
+        var failure: (any Error)?
         do {
             try await group.run()
         } catch is CancellationError where cutShort.isSet {
             // The handlers cut short by --shutdown-timeout (said above).
         } catch {
+            failure = error
             printError("cordon: \(error)")
         }
         bridge.cancel()
         try? await sqsCloud?.shutdown()
-        try await journal.close()
+        do {
+            try await journal.close()
+        } catch {
+            printError("cordon: cannot sign the journal at shutdown: \(error)")
+            throw ExitCode(1)
+        }
+        if failure != nil {
+            // A source or the handlers stopped on an error (e.g. the journal could not
+            // commit): what is durable resumes on the next start, but this run failed.
+            printError("cordon: stopped after an error; journal signed up to what is durable")
+            throw ExitCode(1)
+        }
         printError("cordon: stopped; journal signed")
     }
 
