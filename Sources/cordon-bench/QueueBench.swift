@@ -91,27 +91,49 @@ struct QueueBench: AsyncParsableCommand {
         let lines = Array(events)
         let incoming = queue.incoming
         let queueRoot = root.appendingPathComponent("queue")
+        let ids = lines.map { (try? JSONParser.parse(Array($0)))?["id"]?.stringValue ?? "" }
+        let incomingPath = incoming.path + "/"
+        let stagingPath = queueRoot.path + "/."
+        // A producer as another process would be: a file written beside incoming/, then
+        // renamed into it. Files are written before the drain (creating thousands of files
+        // costs the file system more than Cordon's own work), and renamed in at --rate.
+        for i in lines.indices {
+            let path = stagingPath + String(format: "f%06d.json", i)
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+            let written = lines[i].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard written == lines[i].count else { throw ValidationError("cannot write \(path)") }
+        }
         @Sendable func drop(_ i: Int) throws {
             let name = String(format: "f%06d.json", i)
-            let tmp = queueRoot.appendingPathComponent(".\(name)")
-            try Data(lines[i]).write(to: tmp)
-            let id = (try? JSONParser.parse(Array(lines[i])))?["id"]?.stringValue ?? ""
-            try FileManager.default.moveItem(at: tmp, to: incoming.appendingPathComponent(name))
-            arrivedAt.value.withLock { $0[id] = .now }
+            guard rename(stagingPath + name, incomingPath + name) == 0 else { throw ValidationError("cannot drop \(name)") }
+            arrivedAt.value.withLock { $0[ids[i]] = .now }
         }
         if rate <= 0 { for i in lines.indices { try drop(i) } }
         FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
         let cpuStart = Self.cpuSeconds()
         let start = ContinuousClock.now
         let total = lines.count
-        let interval = rate > 0 ? Duration.nanoseconds(Int64(1e9 / rate)) : .zero
-        let producer = Task {
-            guard rate > 0 else { return }
-            for i in 0..<total {
-                let due = start + interval * i
-                if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
-                try? drop(i)
+        // At --rate, a thread of its own (not the runner's task pool) drops every file that
+        // is due each time it wakes, so the rate holds even when its timer is late.
+        let produced = Locked(false)
+        if rate > 0 {
+            let rate = self.rate
+            let thread = Thread {
+                var next = 0
+                while next < total {
+                    let elapsed = ContinuousClock.now - start
+                    let due = min(total, Int((Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * rate) + 1)
+                    while next < due {
+                        try? drop(next)
+                        next += 1
+                    }
+                    usleep(200)
+                }
+                produced.value.withLock { $0 = true }
             }
+            thread.start()
         }
         let filesDone = Locked(0)
         let handled = Locked(0)
@@ -120,7 +142,7 @@ struct QueueBench: AsyncParsableCommand {
             onFile: { _, _ in filesDone.value.withLock { $0 += 1 } }, onHandled: { _ in handled.value.withLock { $0 += 1 } })
         try await runner.run(isStopping: { filesDone.value.withLock { $0 } >= total })
         let processed = handled.value.withLock { $0 }
-        await producer.value
+        while rate > 0 && !produced.value.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         let elapsed = ContinuousClock.now - start
         let cpu = Self.cpuSeconds() - cpuStart
         let stats = journal.commitStatistics
