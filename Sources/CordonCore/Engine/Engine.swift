@@ -63,9 +63,7 @@ public actor Engine {
 
     @discardableResult
     private func append(_ record: NewRecord) async throws -> JournalRecord {
-        let written = try await journal.append(stamped(record))
-        index.apply(written)
-        return written
+        try await append([record])[0]
     }
 
     /// Appends a record whose loss in a crash recovery repairs (an incident opened before
@@ -75,17 +73,54 @@ public actor Engine {
     /// rollbacks wait for durability (`append`).
     @discardableResult
     private func record(_ record: NewRecord) async throws -> JournalRecord {
-        let written = try await journal.appendSequenced([stamped(record)])[0]
-        index.apply(written)
-        return written
+        let (records, opening) = withDeferredOpening([stamped(record)])
+        let written = try await journal.appendSequenced(records)
+        return applied(written, opening: opening)[0]
     }
 
     /// Appends records in one commit, in order.
     @discardableResult
     private func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        let written = try await journal.append(records.map(stamped))
-        for record in written { index.apply(record) }
-        return written
+        let (all, opening) = withDeferredOpening(records.map(stamped))
+        let written = try await journal.append(all)
+        return applied(written, opening: opening)
+    }
+
+    /// `incident.opened` records not yet appended, by incident: an incident's opening goes
+    /// into the journal with its first step's record (one commit on the way from a finding
+    /// to its first action instead of two). The index has it already.
+    private var deferredOpenings: [String: NewRecord] = [:]
+
+    private func withDeferredOpening(_ records: [NewRecord]) -> ([NewRecord], Bool) {
+        guard let id = records.first?.incident, let opening = deferredOpenings.removeValue(forKey: id) else { return (records, false) }
+        return ([opening] + records, true)
+    }
+
+    /// Applies written records to the index (an opening deferred into them was applied
+    /// when it was made: only its time is taken from the journal) and returns the rest.
+    private func applied(_ written: [JournalRecord], opening: Bool) -> [JournalRecord] {
+        guard opening else {
+            for record in written { index.apply(record) }
+            return written
+        }
+        let rest = Array(written.dropFirst())
+        for record in rest { index.apply(record) }
+        return rest
+    }
+
+    /// Opens an incident in the index now and in the journal with its next record. The
+    /// record is stamped with the time of opening, so that what the first step sees of the
+    /// incident (`incident.opened_at`) is what the journal says when it is resumed.
+    private func open(_ record: NewRecord) {
+        var opening = stamped(record)
+        guard let id = opening.incident else { return }
+        let time = opening.time ?? clock.now
+        opening.time = time
+        index.apply(
+            JournalRecord(
+                seq: 0, time: Timestamp.string(time), incident: id, kind: opening.kind, actor: opening.actor,
+                data: opening.data, prev: "", hash: ""))
+        deferredOpenings[id] = opening
     }
 
     // MARK: - Findings
@@ -269,7 +304,7 @@ public actor Engine {
             let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hex.prefix(12))
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
-            try await record(
+            open(
                 NewRecord(
                     incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
                     data: [
