@@ -40,7 +40,7 @@ import Testing
 
     static let token = "tok-SECRET-4f1e2d3c"
 
-    func probe(_ url: String, timeout: String = "2s", extra: String = "") throws -> any Action {
+    func probe(_ url: String, timeout: String = "20s", extra: String = "") throws -> any Action {
         let loaded = try loadIntegrations(["probe.yaml": Self.integration(url: url, extra: extra, timeout: timeout)])
         return try #require(IntegrationActions.all(loaded.integrations)["probe.send"])
     }
