@@ -107,21 +107,25 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "CordonTestSupport",
+            path: "Tests/CordonTestSupport"
+        ),
         .testTarget(
             name: "CordonCoreTests",
-            dependencies: ["CordonCore"]
+            dependencies: ["CordonCore", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonJournalTests",
-            dependencies: ["CordonJournal", "CordonCore"]
+            dependencies: ["CordonJournal", "CordonCore", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonAWS", "CordonCore", "CordonJournal", "CordonDrill"]
+            dependencies: ["CordonAWS", "CordonCore", "CordonJournal", "CordonDrill", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
-            dependencies: ["CordonIntegrations", "CordonCore", "CordonJournal"]
+            dependencies: ["CordonIntegrations", "CordonCore", "CordonJournal", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonDrillTests",
@@ -130,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "CordonServerTests",
             dependencies: [
-                "CordonServer", "CordonCore", "CordonJournal", "CordonAWS",
+                "CordonServer", "CordonCore", "CordonJournal", "CordonAWS", "CordonTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -143,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "CordonCLITests",
             dependencies: [
-                "cordon", "CordonJournal", "CordonCore",
+                "cordon", "CordonJournal", "CordonCore", "CordonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

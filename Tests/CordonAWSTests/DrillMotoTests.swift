@@ -1,5 +1,6 @@
 import CordonCore
 import CordonDrill
+import CordonTestSupport
 import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)

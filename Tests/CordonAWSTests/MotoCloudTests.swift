@@ -1,4 +1,5 @@
 import CordonCore
+import CordonTestSupport
 import Foundation
 import XCTest
 
@@ -8,7 +9,7 @@ import XCTest
 func unwrap<T>(_ value: T?, _ what: String = "value", file: StaticString = #filePath, line: UInt = #line) throws -> T {
     guard let value else {
         XCTFail("unexpected nil \(what)", file: file, line: line)
-        throw PythonServer.ServerError(message: "unexpected nil \(what)")
+        throw TestFailure("unexpected nil \(what)")
     }
     return value
 }

@@ -1,3 +1,4 @@
+import CordonTestSupport
 import Foundation
 import Testing
 
@@ -106,11 +107,20 @@ import Testing
         return list.map { (($0["expectation"] as? String) ?? "?", ($0["met"] as? Bool) ?? false) }
     }
 
+    /// What `cordon` needs to reach moto, with dummy credentials; every other AWS
+    /// endpoint variable cleared.
+    static func environment(_ moto: PythonServer) -> [String: String] {
+        var env = ["AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"]
+        for service in ["EC2", "IAM", "STS", "SNS", "S3", "CLOUDTRAIL", "SQS"] { env["AWS_ENDPOINT_URL_\(service)"] = "" }
+        for name in ["AWS_SESSION_TOKEN", "AWS_PROFILE"] { env[name] = "" }
+        return env
+    }
+
     /// `cordon drill --cloud aws` against a moto_server of its own: the inventory is
     /// seeded there, the drill runs on moto's ids and its expectations come out as in
     /// the simulated run.
     @Test func theFirstShippedDrillOnMotoMeetsTheSimulatedRunsExpectations() async throws {
-        let moto = try await MotoProcess.start()
+        let moto = try await offPool { try Moto.dedicated("cli") }
         defer { moto.stop() }
         let simDir = temp(), awsDir = temp()
         defer {
@@ -120,7 +130,7 @@ import Testing
         let scenario = "Fixtures/drills/01-compromised-ec2-instance.yaml"
         let sim = try await CLI.run(["drill", scenario, "--data-dir", simDir, "--format", "json"])
         #expect(sim.status == 0, "\(sim.stderr)")
-        let aws = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir, "--format", "json"], environment: moto.environment)
+        let aws = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir, "--format", "json"], environment: Self.environment(moto))
         #expect(aws.status == 0, "\(aws.stdout)\n\(aws.stderr)")
         #expect(aws.stderr.contains("cordon: seeded \(moto.endpoint) (account 123456789012) with the inventory of compromised-ec2-instance"), "\(aws.stderr)")
         #expect(aws.stdout.contains("\"cloud\": \"aws (\(moto.endpoint))\""), "the report says where it ran")
@@ -134,7 +144,7 @@ import Testing
         #expect(verify.status == 0, "\(verify.stdout)\n\(verify.stderr)")
 
         // The same endpoint again: its inventory is already there, and the error says so.
-        let again = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir], environment: moto.environment)
+        let again = try await CLI.run(["drill", scenario, "--cloud", "aws", "--data-dir", awsDir], environment: Self.environment(moto))
         #expect(again.status == 2, "\(again.stdout)\n\(again.stderr)")
         #expect(again.stderr.contains("failed while creating"), "\(again.stderr)")
         #expect(again.stderr.contains("moto-api/reset"), "\(again.stderr)")

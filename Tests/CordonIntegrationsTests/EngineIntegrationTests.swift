@@ -1,5 +1,6 @@
 import CordonCore
 import CordonJournal
+import CordonTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import CordonCore
 import CordonServer
+import CordonTestSupport
 import Crypto
 import Foundation
 import Synchronization
@@ -47,7 +48,7 @@ struct SNSKeys {
 
     @Test("confirms an allowed topic's subscription, takes signed notifications (v1 and v2), rejects the rest")
     func subscriptionAndNotifications() async throws {
-        let keysDir = try TempDir()
+        let keysDir = try TempDir("server", removeOnDeinit: true)
         let keys = try await SNSKeys.make(in: keysDir)
         let confirm = try await ConfirmServer()
         let h = try await ServerHarness { c in
@@ -126,7 +127,7 @@ struct SNSKeys {
 
     @Test("without a local certificate, a SigningCertURL that is not https on sns.<region>.amazonaws.com is refused, nothing fetched")
     func certificateURLRefused() async throws {
-        let keysDir = try TempDir()
+        let keysDir = try TempDir("server", removeOnDeinit: true)
         let keys = try await SNSKeys.make(in: keysDir)
         // No HTTP client: a fetch that were attempted would fail with 503, not 403.
         let verifier = SNSVerifier(localCertificatePEM: nil, http: nil)

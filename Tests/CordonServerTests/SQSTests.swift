@@ -1,19 +1,20 @@
 import CordonAWS
 import CordonCore
 import CordonServer
+import CordonTestSupport
 import Foundation
 import Synchronization
 import Testing
 
 @Suite("SQS poller on moto") struct SQSTests {
-    func sqs(_ moto: MotoServer) async throws -> (AWSSQS, AWSCloud) {
-        let cloud = AWSCloud(options: AWSCloudOptions(environment: moto.environment))
+    func sqs(_ moto: PythonServer) async throws -> (AWSSQS, AWSCloud) {
+        let cloud = AWSCloud(options: AWSCloudOptions(environment: Moto.environment(port: moto.port)))
         return (try await AWSSQS.forQueue("http://127.0.0.1:\(moto.port)/123456789012/x", cloud: cloud), cloud)
     }
 
     @Test("the SQS calls: send, receive with the receive count, change visibility, delete in batches")
     func client() async throws {
-        let moto = try await MotoServer.server()
+        let moto = try await offPool { try Moto.server() }
         let (sqs, cloud) = try await sqs(moto)
         let url = try await sqs.createQueue(name: "cordon-client-\(UUID().uuidString.prefix(8))")
         for i in 0..<12 { _ = try await sqs.sendMessage(queueURL: url, body: "m\(i)") }
@@ -36,7 +37,7 @@ import Testing
 
     @Test("two runners on one queue: every finding processed once in effect; undecodable messages stay for the redrive policy")
     func twoRunners() async throws {
-        let moto = try await MotoServer.server()
+        let moto = try await offPool { try Moto.server() }
         let (sqs, cloud) = try await sqs(moto)
         let url = try await sqs.createQueue(name: "cordon-two-\(UUID().uuidString.prefix(8))")
         let n = 60
@@ -89,7 +90,7 @@ import Testing
 
     @Test("a batch whose journal write outlasts the visibility timeout stays invisible (extended) and is deleted once durable")
     func visibilityExtended() async throws {
-        let moto = try await MotoServer.server()
+        let moto = try await offPool { try Moto.server() }
         let (sqs, cloud) = try await sqs(moto)
         let url = try await sqs.createQueue(name: "cordon-vis-\(UUID().uuidString.prefix(8))")
         _ = try await sqs.sendMessage(queueURL: url, body: findingJSON(id: "sqs-slow"))
@@ -123,7 +124,7 @@ import Testing
 
     @Test("an undecodable message is logged with the reason, never deleted, and the redrive policy moves it to the dead-letter queue")
     func redrive() async throws {
-        let moto = try await MotoServer.server()
+        let moto = try await offPool { try Moto.server() }
         let (sqs, cloud) = try await sqs(moto)
         let suffix = UUID().uuidString.prefix(8)
         let dlq = try await sqs.createQueue(name: "cordon-dlq-\(suffix)")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CordonAWS
 import CordonCore
 import CordonServer
+import CordonTestSupport
 import Foundation
 import Logging
 import NIOCore
@@ -12,12 +13,12 @@ import Testing
 @Suite("service group") struct ServiceGroupTests {
     @Test("queue directory, SQS and HTTP feed one handler pool; a graceful shutdown stops the sources (abandoning the long poll) and the handlers drain")
     func sourcesAndShutdown() async throws {
-        let moto = try await MotoServer.server()
-        let cloud = AWSCloud(options: AWSCloudOptions(environment: moto.environment))
+        let moto = try await offPool { try Moto.server() }
+        let cloud = AWSCloud(options: AWSCloudOptions(environment: Moto.environment(port: moto.port)))
         let sqs = try await AWSSQS.forQueue("http://127.0.0.1:\(moto.port)/123456789012/x", cloud: cloud)
         let url = try await sqs.createQueue(name: "cordon-group-\(UUID().uuidString.prefix(8))")
         let h = try await ServerHarness(listen: false, handlers: false)
-        let queueDir = try TempDir()
+        let queueDir = try TempDir("server", removeOnDeinit: true)
         let queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir.path))
 
         let (ports, portFeed) = AsyncStream.makeStream(of: Int.self)

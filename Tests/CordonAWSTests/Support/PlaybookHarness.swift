@@ -1,5 +1,6 @@
 import CordonCore
 import CordonJournal
+import CordonTestSupport
 import Foundation
 import XCTest
 
@@ -64,11 +65,7 @@ enum PlaybookHarness {
         return (journal, engine)
     }
 
-    static func tempDir(_ name: String) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-\(name)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    static func tempDir(_ name: String) throws -> URL { try TempDir(name).url }
 
     /// Runs every firing fixture (approving every approval it asks for); returns the
     /// engine's incidents.
@@ -98,7 +95,7 @@ enum PlaybookHarness {
     static func state(_ cloud: any Cloud, inventory: JSONValue, account: String = "123456789012", ids: [String: String] = [:]) async throws -> JSONValue {
         func id(_ s: String) -> String { ids[s] ?? s }
         let back = Dictionary(ids.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
-        guard let acct = inventory["accounts"]?[account] else { throw PythonServer.ServerError(message: "no account \(account) in the inventory") }
+        guard let acct = inventory["accounts"]?[account] else { throw TestFailure("no account \(account) in the inventory") }
         var out = JSONObject()
         for (region, r) in acct["regions"]?.objectValue ?? [:] {
             let ec2 = try await cloud.ec2(CloudScope(account: account, region: region))

@@ -1,58 +1,9 @@
 import CordonCore
+import CordonTestSupport
 import Foundation
 import Synchronization
 
 @testable import CordonIntegrations
-
-/// A Python server: prints its port on the first line of stdout and exits when its stdin
-/// closes, so it dies with the test process even after a crash.
-final class PythonServer: Sendable {
-    let port: Int
-    private let stdinHandle: FileHandle
-    let logPath: String
-
-    init(name: String, script: String, environment: [String: String] = [:]) throws {
-        let dir = FileManager.default.temporaryDirectory
-        let id = UUID().uuidString.prefix(8)
-        let scriptURL = dir.appendingPathComponent("cordon-\(name)-\(id).py")
-        try script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        logPath = dir.appendingPathComponent("cordon-\(name)-\(id).log").path
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", scriptURL.path]
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        try process.run()
-        var line = Data()
-        let handle = output.fileHandleForReading
-        while true {
-            let byte = handle.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data([0x0A]) { break }
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)) else {
-            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            process.terminate()
-            throw TestFailure("\(name) did not start: \(String(decoding: line, as: UTF8.self)) \(log.suffix(2000))")
-        }
-        self.port = port
-        self.stdinHandle = input.fileHandleForWriting
-        DispatchQueue.global().async { _ = handle.readDataToEndOfFile() }
-    }
-
-    func stop() { try? stdinHandle.close() }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
 
 /// The receivers, started once per test process.
 enum Receivers {
@@ -126,14 +77,6 @@ enum SelfSigned {
             cached = (cert, key)
             return (cert, key)
         }
-    }
-}
-
-/// Runs blocking work (starting a process, waiting for openssl) on a GCD thread, so that
-/// tests never block the cooperative pool.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }
 

@@ -2,26 +2,12 @@ import AsyncHTTPClient
 import CordonCore
 import CordonJournal
 import CordonServer
+import CordonTestSupport
 import Foundation
 import GRDB
 import NIOCore
 import Synchronization
 import Testing
-
-/// A temporary directory removed on deinit.
-final class TempDir: Sendable {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-server-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func write(_ name: String, _ text: String) throws {
-        let url = URL(fileURLWithPath: path).appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// Counts what the playbook's step did, by idempotency key.
 final class CountingAction: Action, Sendable {
@@ -77,7 +63,7 @@ final class ServerHarness: Sendable {
     init(
         listen: Bool = true, handlers runHandlers: Bool = true, intakeDelay: Duration? = nil, intakeWrites: LogLines? = nil, configure: (inout IntakeServerConfiguration) -> Void = { _ in }
     ) async throws {
-        dir = try TempDir()
+        dir = try TempDir("server", removeOnDeinit: true)
         try dir.write("Playbooks/p.yaml", testPlaybook)
         // Declares the action `test.count` (the engine runs CountingAction for it).
         try dir.write(
@@ -203,13 +189,6 @@ final class LogLines: Sendable {
     var all: [String] { lines.withLock { $0 } }
 }
 
-/// Runs a blocking function on its own thread (never on the cooperative pool).
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}
-
 /// Runs a command to completion off the pool; throws with its output when it fails.
 func run(_ executable: String, _ arguments: [String]) async throws {
     try await offPool {
@@ -226,9 +205,4 @@ func run(_ executable: String, _ arguments: [String]) async throws {
             throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
         }
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
 }
