@@ -54,7 +54,7 @@ import Testing
             try FileManager.default.moveItem(at: tmp, to: queue.appendingPathComponent(String(format: "incoming/f%04d.json", i)))
         }
 
-        func start() throws -> Process {
+        func start(stderr: FileHandle? = nil) throws -> Process {
             let p = Process()
             p.executableURL = CLI.executable
             p.arguments = ["run", "--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--integrations", root.appendingPathComponent("Integrations").path]
@@ -62,7 +62,7 @@ import Testing
             environment["CORDON_TEST_RECORDER_FILE"] = recorder
             p.environment = environment
             p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
+            p.standardError = stderr ?? FileHandle.nullDevice
             try p.run()
             return p
         }
@@ -109,6 +109,36 @@ import Testing
         let incidents = try await CLI.run(["incidents", "--data-dir", s.data])
         #expect(incidents.stdout.split(separator: "\n").count == 20)
         #expect(!incidents.stdout.contains("running"))
+    }
+
+    /// A source that fails (here: `done/` replaced by a file, so an acknowledged file
+    /// cannot be moved) stops the runner with exit status 1, not 0; what was journaled
+    /// stays, and the journal verifies.
+    @Test func aFailingSourceStopsTheRunWithStatusOne() async throws {
+        let s = try Setup()
+        let stderrPath = s.root.appendingPathComponent("stderr.log").path
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let runner = try s.start(stderr: FileHandle(forWritingAtPath: stderrPath))
+        for i in 0..<3 { try s.drop(i) }
+        try await s.waitForDone(3)
+        #expect(s.doneCount() == 3)
+        let done = s.queue.appendingPathComponent("done")
+        try FileManager.default.removeItem(at: done)
+        try Data("not a directory".utf8).write(to: done)
+        try s.drop(3)
+        let deadline = Date().addingTimeInterval(60)
+        while runner.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if runner.isRunning { runner.interrupt() }
+        await CLI.waitForExit(runner)
+        let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        #expect(runner.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("cannot move"), "\(stderr)")
+        #expect(stderr.contains("stopped after an error"), "\(stderr)")
+        let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        let journal = try SQLiteJournal(directory: DataDirectory(s.data), readOnly: true)
+        let received = try await journal.records(from: 1, limit: 1_000).filter { $0.kind == RecordKind.findingReceived }
+        #expect(received.compactMap { $0.data["finding"]?["id"]?.stringValue }.sorted() == ["e0", "e1", "e2", "e3"], "the fourth finding was journaled before its file could not be moved")
     }
 
     /// kill -9 at random moments while hundreds of findings flow; after the last restart
