@@ -31,6 +31,16 @@ public struct ScenarioLoader: Sendable {
         var diagnostics = Scenario.shape.diagnostics(of: root)
         if !diagnostics.isEmpty { throw ScenarioError(diagnostics) }
         func fail(_ at: YAMLValue, _ message: String) { diagnostics.append(Diagnostic(at.location, message)) }
+        /// The one key of `kinds` an entry holds, with its value; nil (and said) when it
+        /// holds none or several (`several` gets them joined by "and").
+        func single(_ item: YAMLValue, of kinds: [String], none: String, several: (String) -> String) -> (String, YAMLValue)? {
+            let found = kinds.filter { item[$0] != nil }
+            guard found.count == 1, let kind = found.first, let body = item[kind] else {
+                fail(item, found.isEmpty ? none : several(found.joined(separator: " and ")))
+                return nil
+            }
+            return (kind, body)
+        }
         let base = URL(fileURLWithPath: file).deletingLastPathComponent()
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardized.path }
         func relative(_ path: String) -> String {
@@ -91,13 +101,11 @@ public struct ScenarioLoader: Sendable {
         for item in root["timeline"]?.items ?? [] {
             let at = item["at"]?.string.flatMap(DurationParser.parse) ?? .zero
             last = max(last, at)
-            let kinds = ["finding", "approve", "deny", "fault"].filter { item[$0] != nil }
-            guard kinds.count == 1, let kind = kinds.first, let body = item[kind] else {
-                fail(item, kinds.isEmpty
-                    ? "a timeline entry needs one of finding, approve, deny or fault"
-                    : "a timeline entry holds one injection; found \(kinds.joined(separator: " and ")): split it into entries with the same `at`")
-                continue
-            }
+            guard
+                let (kind, body) = single(
+                    item, of: ["finding", "approve", "deny", "fault"], none: "a timeline entry needs one of finding, approve, deny or fault",
+                    several: { "a timeline entry holds one injection; found \($0): split it into entries with the same `at`" })
+            else { continue }
             switch kind {
             case "finding":
                 let detected = body["detected_after"]?.string.flatMap(DurationParser.parse) ?? .zero
@@ -170,13 +178,12 @@ public struct ScenarioLoader: Sendable {
         // Expectations.
         var expectations: [Scenario.Expectation] = []
         for item in root["expect"]?.items ?? [] {
-            let kinds = ["incident", "no_incident", "resource", "notification"].filter { item[$0] != nil }
-            guard kinds.count == 1, let kind = kinds.first, let body = item[kind] else {
-                fail(item, kinds.isEmpty
-                    ? "an expectation needs one of incident, no_incident, resource or notification"
-                    : "an expectation holds one check; found \(kinds.joined(separator: " and ")): split it")
-                continue
-            }
+            guard
+                let (kind, body) = single(
+                    item, of: ["incident", "no_incident", "resource", "notification"],
+                    none: "an expectation needs one of incident, no_incident, resource or notification",
+                    several: { "an expectation holds one check; found \($0): split it" })
+            else { continue }
             switch kind {
             case "incident":
                 checkPlaybook(body["playbook"])

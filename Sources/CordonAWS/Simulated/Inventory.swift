@@ -53,13 +53,7 @@ public struct Inventory: Sendable {
         } catch {
             throw InventoryError(diagnostics: [Diagnostic(error.location, error.message)])
         }
-        var loader = InventoryLoader()
-        let inventory = loader.load(root)
-        let diagnostics = loader.reader.diagnostics.sorted()
-        guard diagnostics.isEmpty, let inventory else {
-            throw InventoryError(diagnostics: diagnostics.isEmpty ? [Diagnostic(root.location, "the inventory is empty")] : diagnostics)
-        }
-        return inventory
+        return try load(root)
     }
 }
 
