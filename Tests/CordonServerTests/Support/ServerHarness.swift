@@ -9,13 +9,30 @@ import NIOCore
 import Synchronization
 import Testing
 
-/// Counts what the playbook's step did, by idempotency key.
+/// Resources that runners share, as they share a cloud account: what has been contained.
+final class SharedTarget: Sendable {
+    private let contained = Mutex<Set<String>>([])
+    /// Contains `target`; false when it already was (checked and changed atomically, as
+    /// one API call with a condition would).
+    func contain(_ target: String) -> Bool { contained.withLock { $0.insert(target).inserted } }
+    var all: Set<String> { contained.withLock { $0 } }
+}
+
+/// Counts what the playbook's step did. With a shared target it behaves as Cordon's real
+/// actions do: it reads the target's state first and changes nothing when the effect is
+/// already in place (`alreadyDone`); `effects` then counts changes and `calls` every call.
 final class CountingAction: Action, Sendable {
     let effects = Mutex<[String]>([])
+    let calls = Mutex<[String]>([])
+    let target: SharedTarget?
+    init(target: SharedTarget? = nil) { self.target = target }
     var count: Int { effects.withLock { $0.count } }
     func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
-        effects.withLock { $0.append(request.inputs["target"]?.stringValue ?? "") }
-        return ActionOutcome(outputs: ["done": true])
+        let name = request.inputs["target"]?.stringValue ?? ""
+        calls.withLock { $0.append(name) }
+        if let target, !target.contain(name) { return ActionOutcome(outputs: ["done": true], target: name, alreadyDone: true) }
+        effects.withLock { $0.append(name) }
+        return ActionOutcome(outputs: ["done": true], target: name)
     }
 }
 
@@ -47,7 +64,7 @@ final class ServerHarness: Sendable {
     let metrics = ServerMetrics()
     let receipts = ReceiptQueue(limit: 256)
     let batcher: IntakeBatcher
-    let action = CountingAction()
+    let action: CountingAction
     /// The handler pool, unless the test runs its own (`handlers: false`).
     let handlers: Task<Void, any Error>?
     let server: Task<Void, any Error>?
@@ -59,10 +76,13 @@ final class ServerHarness: Sendable {
     static let hmacKey = "test-hmac-secret-abcdef"
 
     /// `intakeDelay`: each journal write of received findings first waits this long (a
-    /// slow disk), telling `intakeWrites` when it starts.
+    /// slow disk), telling `intakeWrites` when it starts. `target`: resources shared with
+    /// other harnesses (see `CountingAction`).
     init(
-        listen: Bool = true, handlers runHandlers: Bool = true, intakeDelay: Duration? = nil, intakeWrites: LogLines? = nil, configure: (inout IntakeServerConfiguration) -> Void = { _ in }
+        listen: Bool = true, handlers runHandlers: Bool = true, intakeDelay: Duration? = nil, intakeWrites: LogLines? = nil, target: SharedTarget? = nil,
+        configure: (inout IntakeServerConfiguration) -> Void = { _ in }
     ) async throws {
+        action = CountingAction(target: target)
         dir = try TempDir("server", removeOnDeinit: true)
         try dir.write("Playbooks/p.yaml", testPlaybook)
         // Declares the action `test.count` (the engine runs CountingAction for it).
@@ -149,6 +169,16 @@ final class ServerHarness: Sendable {
         return try queue.read { db in
             if let kind { return try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind]) ?? 0 }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM records") ?? 0
+        }
+    }
+
+    /// Steps journaled as succeeded because their effect was already in place.
+    func alreadyDone() throws -> Int {
+        let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; return c }())
+        return try queue.read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM records WHERE kind = ? AND json_extract(CAST(canonical AS TEXT), '$.data.already_done') = 1",
+                arguments: [RecordKind.stepSucceeded]) ?? 0
         }
     }
 
