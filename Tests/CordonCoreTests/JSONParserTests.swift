@@ -63,8 +63,30 @@ import Testing
         }
     }
 
-    @Test func rejectsInvalidUTF8() {
-        #expect(throws: JSONParseError.self) { _ = try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    @Test(arguments: [
+        [0xFF, 0xFE],  // never UTF-8
+        [0x61, 0xC3],  // truncated two-byte sequence
+        [0xC0, 0x80],  // overlong NUL
+        [0xE0, 0x80, 0xAF],  // overlong '/'
+        [0xED, 0xA0, 0x80],  // a UTF-16 surrogate encoded as UTF-8
+        [0xF4, 0x90, 0x80, 0x80],  // above U+10FFFF
+        [0x80],  // lone continuation byte
+        [0xE2, 0x82],  // truncated three-byte sequence
+    ] as [[UInt8]])
+    func rejectsInvalidUTF8(content: [UInt8]) {
+        for wrapped in [[0x22] + content + [0x22], [0x22, 0x5C, 0x6E] + content + [0x22], Array(#"{"k": ""#.utf8) + content + Array(#""}"#.utf8)] {
+            #expect {
+                _ = try JSONParser.parse(wrapped)
+            } throws: { error in
+                "\(error)".contains("not valid UTF-8")
+            }
+        }
+    }
+
+    @Test func keepsValidMultibyteUTF8() throws {
+        let text = "é ñ € 😀 \u{10FFFF} 日本"
+        #expect(try JSONParser.parse(Array(("\"" + text + "\"").utf8)) == .string(text))
+        #expect(try JSONParser.parse(Array(("\"\\n" + text + "\"").utf8)) == .string("\n" + text))
     }
 
     @Test func limitsNestingDepth() {
