@@ -428,9 +428,9 @@ public actor Engine {
     public func resumeUnfinished() async throws -> [String] {
         var resumed: [String] = []
         // Findings received whose incidents were not all opened (a crash right after
-        // intake), handled 16 at a time.
+        // intake), handled 16 at a time in the order they were received.
         var receipts: [Receipt] = []
-        for (dedupe, entry) in index.unhandled {
+        for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
             let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
             guard !pending.isEmpty, let hash = entry.evidence else { continue }
             let event = try JSONParser.parse(try evidence.load(hash))

@@ -75,8 +75,10 @@ public struct IncidentIndex: Sendable {
     public private(set) var unmatchedFindings: Set<String> = []
     public private(set) var handled: [String: Set<String>] = [:]
     /// Findings received whose matching playbooks have not all opened or attached an
-    /// incident (their handling was cut short), by `id|updatedAt`.
-    public private(set) var unhandled: OrderedDictionary<String, Unhandled> = [:]
+    /// incident (their handling was cut short), by `id|updatedAt`. A plain dictionary:
+    /// an entry is removed as each finding is handled, which an ordered one does in time
+    /// proportional to its size (thousands under load); resuming orders them by `seq`.
+    public private(set) var unhandled: [String: Unhandled] = [:]
     /// The open incident of each `playbook\0key`.
     private var openByKey: [String: String] = [:]
 
