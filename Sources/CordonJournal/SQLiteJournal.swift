@@ -399,6 +399,14 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         }
     }
 
+    /// The number of records of one kind.
+    public func count(kind: String) async throws -> Int {
+        try await barrier()
+        return try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind]) ?? 0
+        }
+    }
+
     /// The distinct incident ids, in order of their first record.
     public func incidents() async throws -> [String] {
         try await barrier()

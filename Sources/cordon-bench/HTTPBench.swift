@@ -19,9 +19,26 @@ struct HTTPBench: AsyncParsableCommand {
             answered 202, i.e. after its finding was durable. Prints accepted findings/s, \
             latency p50/p90/p99/max and the journal's records per commit. The load generator \
             (AsyncHTTPClient) runs in the same process and shares the machine's cores.
-            With --listen-only HOST:PORT it only serves (API key `bench-key`) until killed, \
-            for an external load generator such as wrk.
+            With --generator wrk, wrk (Debian's package) loads the intake from its own \
+            process for --duration seconds instead, through a Lua script that posts a \
+            distinct finding per request; accepted findings are then counted in the \
+            journal itself. With --listen-only HOST:PORT it only serves (API key \
+            `bench-key`) until killed, for another load generator.
             """)
+
+    enum Generator: String, ExpressibleByArgument, CaseIterable {
+        case inProcess = "in-process"
+        case wrk
+    }
+
+    @Option(help: "Load generator: in-process (AsyncHTTPClient, --requests) or wrk (a separate process, --duration).")
+    var generator: Generator = .inProcess
+
+    @Option(help: "Seconds of load with --generator wrk.")
+    var duration = 20
+
+    @Option(help: "wrk threads with --generator wrk.")
+    var wrkThreads = 2
 
     @Option(help: "Requests (findings) to send.")
     var requests = 20_000
@@ -94,6 +111,59 @@ struct HTTPBench: AsyncParsableCommand {
             try await serving.value
             return
         }
+        if generator == .wrk {
+            try await runWrk(port: bound, key: key, root: root, journal: journal)
+        } else {
+            try await runInProcess(port: bound, key: key, hmac: hmac, journal: journal)
+        }
+        serving.cancel()
+        _ = await serving.result
+        await receipts.close()
+        _ = await handlers.result
+        try await journal.close()
+    }
+
+    /// Loads the intake from wrk in a process of its own and counts what the journal took.
+    func runWrk(port: Int, key: String, root: URL, journal: SQLiteJournal) async throws {
+        let script = root.appendingPathComponent("findings.lua")
+        try Self.wrkScript.write(to: script, atomically: false, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "wrk", "-t\(wrkThreads)", "-c\(connections)", "-d\(duration)s", "--timeout", "30s", "--latency", "-s", script.path,
+            "http://127.0.0.1:\(port)/v1/findings",
+        ]
+        process.environment = ProcessInfo.processInfo.environment.merging(["CORDON_BENCH_KEY": key]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        let before = try await journal.count(kind: RecordKind.findingReceived)
+        let start = ContinuousClock.now
+        do {
+            try process.run()
+        } catch {
+            print("wrk could not be started (\(error)); install it with `apt-get install wrk`")
+            throw ExitCode(2)
+        }
+        let text = await Task.detached { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }.value
+        process.waitUntilExit()
+        let elapsed = ContinuousClock.now - start
+        guard process.terminationStatus == 0 else {
+            print(text)
+            print("wrk exited with status \(process.terminationStatus)")
+            throw ExitCode(1)
+        }
+        let accepted = try await journal.count(kind: RecordKind.findingReceived) - before
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let stats = journal.commitStatistics
+        print(text.split(separator: "\n").map { "wrk | " + $0 }.joined(separator: "\n"))
+        print(
+            String(
+                format: "http: %d findings journaled (finding.received, durable before each 202) in %.1f s = %.0f findings/s over %d connections from wrk (API key)",
+                accepted, seconds, Double(accepted) / Double(duration), connections))
+        print(String(format: "journal: %d records in %d commits (%.1f records per commit)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1))))
+    }
+
+    func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: .init(connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)))
@@ -151,12 +221,31 @@ struct HTTPBench: AsyncParsableCommand {
         print(String(format: "latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? 0))
         print(String(format: "journal: %d records in %d commits (%.1f records per commit)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1))))
         try await client.shutdown()
-        serving.cancel()
-        _ = await serving.result
-        await receipts.close()
-        _ = await handlers.result
-        try await journal.close()
     }
+
+    /// wrk's request generator: a distinct GuardDuty finding per request (ids unique per
+    /// thread and request), authenticated by API key. wrk counts any answer but 2xx/3xx
+    /// as "Non-2xx or 3xx responses".
+    static let wrkScript = """
+        local counter = 1
+        function setup(thread)
+          thread:set("tid", counter)
+          counter = counter + 1
+        end
+        function init(args)
+          n = 0
+          headers = {["Content-Type"] = "application/json", ["X-Cordon-Api-Key"] = os.getenv("CORDON_BENCH_KEY")}
+        end
+        function request()
+          n = n + 1
+          local id = string.format("wrk-%d-%d", tid, n)
+          local body = '{"version":"0","id":"' .. id .. '","detail-type":"GuardDuty Finding","source":"aws.guardduty",'
+            .. '"account":"111122223333","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],'
+            .. '"detail":{"id":"' .. id .. '","type":"Recon:EC2/PortProbeUnprotectedPort","severity":5,'
+            .. '"updatedAt":"2026-03-01T10:00:00Z","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"i-' .. id .. '"}}}}'
+          return wrk.format("POST", nil, headers, body)
+        end
+        """
 
     static func finding(_ i: Int) -> String {
         #"{"version":"0","id":"bench-\#(i)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"111122223333","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"bench-\#(i)","type":"Recon:EC2/PortProbeUnprotectedPort","severity":5,"updatedAt":"2026-03-01T10:00:00Z","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"i-\#(i)"}}}}"#
