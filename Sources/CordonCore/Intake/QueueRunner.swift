@@ -130,7 +130,21 @@ public final class QueueRunner: Sendable {
                 continue
             }
             let findings = decoded.flatMap(\.findings)
-            inFlight = InFlight(claimed: claimed, decoded: decoded, receiving: Task { [engine] in try await engine.receive(findings) })
+            // The handlers get the receipts as soon as the commit is durable, not after
+            // the next batch is claimed and this one's files are moved (a rename each).
+            inFlight = InFlight(
+                claimed: claimed, decoded: decoded,
+                receiving: Task { [engine, onHandled] in
+                    let received = try await engine.receive(findings)
+                    for receipt in received {
+                        if receipt.pending.isEmpty {
+                            onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
+                        } else {
+                            await receipts.submit(receipt)
+                        }
+                    }
+                    return received
+                })
         }
     }
 
@@ -145,10 +159,10 @@ public final class QueueRunner: Sendable {
         return await a + b
     }
 
-    /// Waits until a batch is journaled (durable), then acknowledges its files and hands
-    /// its receipts to the handlers.
+    /// Waits until a batch is journaled (durable) and handed to the handlers, then
+    /// acknowledges its files.
     private func finish(_ batch: InFlight, into receipts: ReceiptQueue) async throws {
-        let received = try await batch.receiving.value
+        _ = try await batch.receiving.value
         for (file, result) in zip(batch.claimed, batch.decoded) {
             if result.issues.isEmpty {
                 try queue.complete(file)
@@ -168,13 +182,6 @@ public final class QueueRunner: Sendable {
                     ])
             }
             onFile(file.name, result.findings.count)
-        }
-        for receipt in received {
-            if receipt.pending.isEmpty {
-                onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
-            } else {
-                await receipts.submit(receipt)
-            }
         }
     }
 }
