@@ -88,26 +88,26 @@ public final class QueueRunner: Sendable {
         }
     }
 
-    /// A batch being journaled while the next one is claimed and decoded.
+    /// A batch being journaled, handed to the handlers and acknowledged while the next
+    /// one is claimed and decoded.
     private struct InFlight {
-        var claimed: [QueueDirectory.Claimed]
-        var decoded: [DecodeResult]
-        var receiving: Task<[Engine.Receipt], any Error>
+        var task: Task<Void, any Error>
     }
 
     private func intake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
         // Two batches overlap: while one batch's findings are matched and committed (most
-        // of which is waiting for the disk), the next batch is claimed and decoded.
+        // of which is waiting for the disk) and its files moved, the next batch is claimed
+        // and decoded.
         var inFlight: InFlight?
         do {
             try await intakeLoop(&inFlight, into: receipts, isStopping: isStopping)
         } catch {
             // Never leave a commit running behind our back: its files stay claimed and are
             // taken up again (as duplicates where handled) by the next start.
-            if let batch = inFlight { _ = try? await batch.receiving.value }
+            if let batch = inFlight { _ = try? await batch.task.value }
             throw error
         }
-        if let batch = inFlight { try await finish(batch, into: receipts) }
+        if let batch = inFlight { try await batch.task.value }
     }
 
     private func intakeLoop(_ inFlight: inout InFlight?, into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
@@ -121,7 +121,7 @@ public final class QueueRunner: Sendable {
             let decoded = await Self.decode(claimed)
             if let previous = inFlight {
                 inFlight = nil
-                try await finish(previous, into: receipts)
+                try await previous.task.value
             }
             if claimed.isEmpty {
                 if stopping || Task.isCancelled { return }
@@ -129,22 +129,7 @@ public final class QueueRunner: Sendable {
                 await queue.wait(timeout: pollInterval, after: generation)
                 continue
             }
-            let findings = decoded.flatMap(\.findings)
-            // The handlers get the receipts as soon as the commit is durable, not after
-            // the next batch is claimed and this one's files are moved (a rename each).
-            inFlight = InFlight(
-                claimed: claimed, decoded: decoded,
-                receiving: Task { [engine, onHandled] in
-                    let received = try await engine.receive(findings)
-                    for receipt in received {
-                        if receipt.pending.isEmpty {
-                            onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
-                        } else {
-                            await receipts.submit(receipt)
-                        }
-                    }
-                    return received
-                })
+            inFlight = InFlight(task: Task { try await self.finish(claimed, decoded, into: receipts) })
         }
     }
 
@@ -159,11 +144,18 @@ public final class QueueRunner: Sendable {
         return await a + b
     }
 
-    /// Waits until a batch is journaled (durable) and handed to the handlers, then
-    /// acknowledges its files.
-    private func finish(_ batch: InFlight, into receipts: ReceiptQueue) async throws {
-        _ = try await batch.receiving.value
-        for (file, result) in zip(batch.claimed, batch.decoded) {
+    /// Journals a batch's findings (durable when `receive` returns), hands the receipts to
+    /// the handlers at once, then acknowledges the files.
+    private func finish(_ claimed: [QueueDirectory.Claimed], _ decoded: [DecodeResult], into receipts: ReceiptQueue) async throws {
+        let received = try await engine.receive(decoded.flatMap(\.findings))
+        for receipt in received {
+            if receipt.pending.isEmpty {
+                onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
+            } else {
+                await receipts.submit(receipt)
+            }
+        }
+        for (file, result) in zip(claimed, decoded) {
             if result.issues.isEmpty {
                 try queue.complete(file)
             } else {
