@@ -61,8 +61,9 @@ public final class AWSHTTPClient: Sendable {
         let client = self.client
         let prepared = http
         let maxBytes = maxResponseBytes
-        let result: Result<AWSResponse, ActionError> = await withTaskGroup(of: Result<AWSResponse, ActionError>?.self) { group in
-            group.addTask {
+        // The deadline covers the body too (the client's own stops at the head).
+        let result: Result<AWSResponse, ActionError> =
+            await SystemClock().withTimeout(.nanoseconds(max(0, limit.nanoseconds))) { () -> Result<AWSResponse, ActionError> in
                 do {
                     let response = try await client.execute(prepared, timeout: limit)
                     let buffer = try await response.body.collect(upTo: maxBytes)
@@ -71,26 +72,7 @@ public final class AWSHTTPClient: Sendable {
                 } catch {
                     return .failure(Self.transportError(error, where_: where_, limit: limit, maxBytes: maxBytes))
                 }
-            }
-            group.addTask {
-                // The deadline covers the body too (the client's own stops at the head).
-                do {
-                    try await Task.sleep(nanoseconds: UInt64(max(0, limit.nanoseconds)))
-                } catch {
-                    return nil
-                }
-                return .failure(.retryable("RequestTimeout", "\(where_) did not answer within \(Self.seconds(limit)) (timed out)"))
-            }
-            var outcome: Result<AWSResponse, ActionError> = .failure(.retryable("RequestTimeout", "\(where_) timed out"))
-            for await next in group {
-                if let next {
-                    outcome = next
-                    break
-                }
-            }
-            group.cancelAll()
-            return outcome
-        }
+            } ?? .failure(.retryable("RequestTimeout", "\(where_) did not answer within \(Self.seconds(limit)) (timed out)"))
         return try result.get()
     }
 

@@ -64,8 +64,9 @@ public final class HTTPTransport: Sendable {
         let keep = maxBodyBytes
         let discard = discardLimit
         let prepared = request
-        let result: Result<Response, ActionError> = await withTaskGroup(of: Result<Response, ActionError>?.self) { group in
-            group.addTask {
+        // The deadline covers the body too (the client's own stops at the head).
+        let result: Result<Response, ActionError> =
+            await SystemClock().withTimeout(timeout) { () -> Result<Response, ActionError> in
                 do {
                     let response = try await client.execute(prepared, deadline: .now() + .nanoseconds(Int64(timeout.nanoseconds)))
                     var kept: [UInt8] = []
@@ -88,21 +89,7 @@ public final class HTTPTransport: Sendable {
                 } catch {
                     return .failure(Self.classify(error, describe: describe, timeout: timeout))
                 }
-            }
-            group.addTask {
-                do { try await Task.sleep(for: timeout) } catch { return nil }
-                return .failure(Self.timedOut(describe, timeout))
-            }
-            var outcome: Result<Response, ActionError> = .failure(.retryable("Cancelled", "\(describe): cancelled"))
-            for await next in group {
-                if let next {
-                    outcome = next
-                    break
-                }
-            }
-            group.cancelAll()
-            return outcome
-        }
+            } ?? .failure(Self.timedOut(describe, timeout))
         return try result.get()
     }
 
