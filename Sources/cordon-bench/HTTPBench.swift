@@ -149,6 +149,10 @@ struct HTTPBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - start
         guard process.terminationStatus == 0 else {
             print(text)
+            if process.terminationStatus == 127 {
+                print("wrk was not found on PATH; install it with `apt-get install wrk`")
+                throw ExitCode(2)
+            }
             print("wrk exited with status \(process.terminationStatus)")
             throw ExitCode(1)
         }
