@@ -87,7 +87,7 @@ struct MatchBench: ParsableCommand {
                                 sink &+= try matcher.matches(UnsafeRawBufferPointer(rebasing: buffer[line])).count
                             }
                         }
-                        let s = Double(t.components.seconds) + Double(t.components.attoseconds) / 1e18
+                        let s = t.seconds
                         roundTimes.append(s)
                         elapsed += s
                     }
@@ -98,7 +98,7 @@ struct MatchBench: ParsableCommand {
                 let eventsPerSecond = Double(lines.count) / median
                 let bestEventsPerSecond = Double(lines.count) / best
                 let mbPerSecond = Double(totalBytes) / median / 1e6
-                let loadMs = Double(load.components.attoseconds) / 1e15 + Double(load.components.seconds) * 1000
+                let loadMs = load.seconds * 1000
                 print(
                     workload.padding(toLength: 9, withPad: " ", startingAt: 0)
                         + pad(n, 9) + pad(String(format: "%.1f", loadMs), 9) + pad(set.stateCount, 9)

@@ -157,7 +157,7 @@ struct HTTPBench: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let accepted = try await journal.count(kind: RecordKind.findingReceived) - before
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         let stats = journal.commitStatistics
         print(text.split(separator: "\n").map { "wrk | " + $0 }.joined(separator: "\n"))
         print(
@@ -196,7 +196,7 @@ struct HTTPBench: AsyncParsableCommand {
                         _ = try await response.body.collect(upTo: 1 << 16)
                         let d = ContinuousClock.now - sent
                         if response.status == .accepted {
-                            latencies.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                            latencies.append(d.seconds * 1000)
                         } else {
                             failures += 1
                         }
@@ -213,7 +213,7 @@ struct HTTPBench: AsyncParsableCommand {
             return (all, failed)
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         var latencies = results.0
         latencies.sort()
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }

@@ -63,14 +63,13 @@ struct JournalBench: AsyncParsableCommand {
         }
         try await journal.close()
         let total = perWriter * writers
-        let appendSeconds = Self.seconds(appendTime)
+        let appendSeconds = appendTime.seconds
         print(String(format: "append: %d records from %d writers (%d in flight each) in %.2f s = %.0f records/s (synchronous=FULL, each append awaited until durable)", total, writers, inFlight, appendSeconds, Double(total) / appendSeconds))
         var report: VerificationReport? = nil
         let verifyTime = try clock.measure { report = try JournalVerifier(directory: DataDirectory(path)).verify() }
-        let verifySeconds = Self.seconds(verifyTime)
+        let verifySeconds = verifyTime.seconds
         print(String(format: "verify: %d records, %d checkpoints in %.2f s = %.0f records/s (%@)", report!.records, report!.checkpoints, verifySeconds, Double(report!.records) / verifySeconds, report!.isValid ? "valid" : "INVALID"))
         if !report!.isValid { throw ExitCode(1) }
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 }

@@ -131,7 +131,7 @@ struct QueueBench: AsyncParsableCommand {
                 var next = 0
                 while next < total {
                     let elapsed = ContinuousClock.now - start
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let seconds = elapsed.seconds
                     let due = min(total, Int(seconds * rate) + 1)
                     while next < due {
                         try? drop(next)
@@ -157,18 +157,18 @@ struct QueueBench: AsyncParsableCommand {
         let cpu = Self.cpuSeconds() - cpuStart - producerCPU.value.withLock { $0 }
         let stats = journal.commitStatistics
         try await journal.close()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         // Latency counts from the drain's start for files that were waiting (a backlog);
         // it is the time a finding spent before its first action ran.
         let calls = noop.calls.withLock { $0 }
         let arrived = arrivedAt.value.withLock { $0 }
         var latencies: [Double] = []
         var rows: [(Double, Double)] = []
-        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
         for (id, called) in calls {
             let from = max(arrived[id] ?? start, start)
-            latencies.append(ms(called - from))
-            rows.append((ms(from - start), ms(called - from)))
+            let latency = (called - from).seconds * 1000
+            latencies.append(latency)
+            rows.append(((from - start).seconds * 1000, latency))
         }
         if let latencyLog {
             let text = "arrival_ms,latency_ms\n" + rows.sorted { $0.0 < $1.0 }.map { String(format: "%.3f,%.3f", $0.0, $0.1) }.joined(separator: "\n") + "\n"
@@ -177,7 +177,7 @@ struct QueueBench: AsyncParsableCommand {
         latencies.sort()
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
-                     Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15, rssAfterLoad, Self.rssMB()))
+                     loadTime.seconds * 1000, rssAfterLoad, Self.rssMB()))
         print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
         print(String(format: "journal: %d records in %d commits (%.1f records per commit, %.0f commits/s)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1)), Double(stats.commits) / seconds))
         print(String(format: "cpu: %.2f s user+system during the drain (the producer's excluded) = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
