@@ -163,7 +163,7 @@ struct HTTPBench: AsyncParsableCommand {
         print(
             String(
                 format: "http: %d findings journaled (finding.received, durable before each 202) in %.1f s = %.0f findings/s over %d connections from wrk (API key)",
-                accepted, seconds, Double(accepted) / Double(duration), connections))
+                accepted, seconds, Double(accepted) / seconds, connections))
         print(String(format: "journal: %d records in %d commits (%.1f records per commit)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1))))
     }
 
