@@ -165,21 +165,18 @@ final class ServerHarness: Sendable {
 
     /// Records in the journal, read from the SQLite file itself.
     func count(_ kind: String? = nil) throws -> Int {
-        let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; return c }())
-        return try queue.read { db in
-            if let kind { return try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind]) ?? 0 }
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM records") ?? 0
-        }
+        if let kind { return try countRecords(where: "kind = ?", [kind]) }
+        return try countRecords(where: "1", [])
     }
 
     /// Steps journaled as succeeded because their effect was already in place.
     func alreadyDone() throws -> Int {
+        try countRecords(where: "kind = ? AND json_extract(CAST(canonical AS TEXT), '$.data.already_done') = 1", [RecordKind.stepSucceeded])
+    }
+
+    private func countRecords(where condition: String, _ arguments: StatementArguments) throws -> Int {
         let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; return c }())
-        return try queue.read { db in
-            try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM records WHERE kind = ? AND json_extract(CAST(canonical AS TEXT), '$.data.already_done') = 1",
-                arguments: [RecordKind.stepSucceeded]) ?? 0
-        }
+        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE \(condition)", arguments: arguments) ?? 0 }
     }
 
     /// Waits (bounded) until `condition` holds.
