@@ -265,13 +265,13 @@ struct RunCommand: AsyncParsableCommand {
             while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
             if stopping.isSet { await group.triggerGracefulShutdown() }
         }
-        var failure: (any Error)?
+        var failed = false
         do {
             try await group.run()
         } catch is CancellationError where cutShort.isSet {
             // The handlers cut short by --shutdown-timeout (said above).
         } catch {
-            failure = error
+            failed = true
             printError("cordon: \(error)")
         }
         bridge.cancel()
@@ -282,7 +282,7 @@ struct RunCommand: AsyncParsableCommand {
             printError("cordon: cannot sign the journal at shutdown: \(error)")
             throw ExitCode(1)
         }
-        if failure != nil {
+        if failed {
             // A source or the handlers stopped on an error (e.g. the journal could not
             // commit): what is durable resumes on the next start, but this run failed.
             printError("cordon: stopped after an error; journal signed up to what is durable")
