@@ -88,29 +88,24 @@ public final class QueueRunner: Sendable {
         }
     }
 
-    /// A batch being journaled, handed to the handlers and acknowledged while the next
-    /// one is claimed and decoded.
-    private struct InFlight {
-        var task: Task<Void, any Error>
-    }
-
     private func intake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
         // Two batches overlap: while one batch's findings are matched and committed (most
         // of which is waiting for the disk) and its files moved, the next batch is claimed
-        // and decoded.
-        var inFlight: InFlight?
+        // and decoded. `inFlight` is the task journaling, handing over and acknowledging
+        // the previous batch (`finish`).
+        var inFlight: Task<Void, any Error>?
         do {
             try await intakeLoop(&inFlight, into: receipts, isStopping: isStopping)
         } catch {
             // Never leave a commit running behind our back: its files stay claimed and are
             // taken up again (as duplicates where handled) by the next start.
-            if let batch = inFlight { _ = try? await batch.task.value }
+            if let batch = inFlight { _ = try? await batch.value }
             throw error
         }
-        if let batch = inFlight { try await batch.task.value }
+        if let batch = inFlight { try await batch.value }
     }
 
-    private func intakeLoop(_ inFlight: inout InFlight?, into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+    private func intakeLoop(_ inFlight: inout Task<Void, any Error>?, into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
         while !Task.isCancelled {
             let stopping = isStopping()
             var claimed: [QueueDirectory.Claimed] = []
@@ -121,7 +116,7 @@ public final class QueueRunner: Sendable {
             let decoded = await Self.decode(claimed)
             if let previous = inFlight {
                 inFlight = nil
-                try await previous.task.value
+                try await previous.value
             }
             if claimed.isEmpty {
                 if stopping || Task.isCancelled { return }
@@ -129,7 +124,7 @@ public final class QueueRunner: Sendable {
                 await queue.wait(timeout: pollInterval, after: generation)
                 continue
             }
-            inFlight = InFlight(task: Task { try await self.finish(claimed, decoded, into: receipts) })
+            inFlight = Task { try await self.finish(claimed, decoded, into: receipts) }
         }
     }
 
