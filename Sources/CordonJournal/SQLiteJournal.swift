@@ -18,7 +18,8 @@ public struct DataDirectory: Sendable {
 /// Ed25519 checkpoints. Appends from any number of tasks (and processes) are serialised
 /// by SQLite's write lock. A dedicated writer thread takes every append waiting when it
 /// starts a transaction and commits them together (group commit), so throughput does
-/// not collapse under fsync; each caller resumes once its records are durable.
+/// not collapse under fsync; each caller resumes once its records are durable. Records
+/// posted (`post`) are queued in order without waiting and commit with the next group.
 public final class SQLiteJournal: Journal, @unchecked Sendable {
     public let directory: DataDirectory
     public let evidence: EvidenceStore
@@ -32,7 +33,11 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var pending: [(records: [Prepared], durable: Bool, continuation: CheckedContinuation<[JournalRecord], any Swift.Error>)] = []
+    /// Appends waiting for the writer, in order. A posted group (`post`) has no caller
+    /// waiting for it: no continuation.
+    private var pending: [(records: [Prepared], continuation: CheckedContinuation<[JournalRecord], any Swift.Error>?)] = []
+    /// Posted groups not yet written.
+    private var unwrittenPosts = 0
 
     /// A record to append, redacted and with its data in canonical form: done by the
     /// appending task, so that the single writer only chains, hashes and inserts.
@@ -47,8 +52,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             self.canonicalData = CanonicalJSON.bytes(r.data)
         }
     }
-    /// Set when a commit failed after records of it were handed out as sequenced: the
-    /// caller's view is ahead of the database, so every later append fails.
+    /// Set when a commit with posted records failed: the caller's view is ahead of the
+    /// database, so every later append, read and checkpoint fails.
     private var broken: String? = nil
     private var commits = 0
     private var committedRecords = 0
@@ -176,28 +181,42 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     // MARK: - Appending
 
     public func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        try await enqueue(records, durable: true)
-    }
-
-    public func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        try await enqueue(records, durable: false)
-    }
-
-    private func enqueue(_ records: [NewRecord], durable: Bool) async throws -> [JournalRecord] {
         guard !records.isEmpty else { return [] }
+        return try await enqueue(records)
+    }
+
+    public func post(_ records: [NewRecord]) {
+        guard !records.isEmpty else { return }
+        let prepared = records.map { Prepared($0, secrets: secrets) }
+        condition.lock()
+        // A broken journal takes nothing more; the caller learns it at its next append.
+        if broken == nil {
+            pending.append((prepared, nil))
+            unwrittenPosts += 1
+            startWriterIfNeeded()
+            condition.signal()
+        }
+        condition.unlock()
+    }
+
+    private func enqueue(_ records: [NewRecord]) async throws -> [JournalRecord] {
         let prepared = records.map { Prepared($0, secrets: secrets) }
         return try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             if let broken {
                 condition.unlock()
-                continuation.resume(throwing: Error(message: "the journal stopped after a failed commit (\(broken)); restart to resume from what is durable"))
+                continuation.resume(throwing: Self.brokenError(broken))
                 return
             }
-            pending.append((prepared, durable, continuation))
+            pending.append((prepared, continuation))
             startWriterIfNeeded()
             condition.signal()
             condition.unlock()
         }
+    }
+
+    static func brokenError(_ reason: String) -> Error {
+        Error(message: "the journal stopped after a failed commit (\(reason)); restart to resume from what is durable")
     }
 
     /// Called with `condition` locked.
@@ -261,34 +280,30 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             // Evidence put before these records were appended (so everything they cite)
             // commits in the same transaction.
             let blobs = evidence.takePending()
-            var handedOut = false
+            // Posted records were handed out when posted: if their commit fails, the
+            // callers' view is ahead of the database.
+            let posted = batch.count { $0.continuation == nil }
             do {
                 let key = self.key
                 let every = checkpointEvery
                 let (written, signed) = try pool.write { db -> ([[JournalRecord]], Bool) in
                     try EvidenceStore.insert(blobs, db: db)
-                    let (written, signed) = try Self.write(groups, db: db, key: key, checkpointEvery: every)
-                    // Sequenced appends have their place now; they commit with this transaction.
-                    for (i, group) in batch.enumerated() where !group.durable {
-                        group.continuation.resume(returning: written[i])
-                        handedOut = true
-                    }
-                    return (written, signed)
+                    return try Self.write(groups, db: db, key: key, checkpointEvery: every)
                 }
                 if signed { noteCheckpoint() }
                 condition.lock()
                 commits += 1
                 committedRecords += groups.reduce(0) { $0 + $1.count }
+                unwrittenPosts -= posted
                 condition.unlock()
-                for (i, group) in batch.enumerated() where group.durable { group.continuation.resume(returning: written[i]) }
+                for (i, group) in batch.enumerated() { group.continuation?.resume(returning: written[i]) }
             } catch {
                 evidence.restorePending(blobs)
-                if handedOut {
-                    condition.lock()
-                    broken = "\(error)"
-                    condition.unlock()
-                }
-                for group in batch where group.durable || !handedOut { group.continuation.resume(throwing: error) }
+                condition.lock()
+                if posted > 0 { broken = "\(error)" }
+                unwrittenPosts -= posted
+                condition.unlock()
+                for group in batch { group.continuation?.resume(throwing: error) }
             }
             if timerDue { _ = try? checkpointNow() }
         }
@@ -349,6 +364,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     @discardableResult
     public func checkpoint() async throws -> Checkpoint? {
+        // Sign what was posted too.
+        try await barrier()
         let blobs = evidence.takePending()
         let result: Checkpoint?
         do {
@@ -387,10 +404,20 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     // MARK: - Reading
 
-    /// Waits until records handed out as sequenced are committed (their transaction holds
-    /// the writer connection, which this queues behind), so that reads see them.
+    /// Waits until everything appended or posted before is committed, so that reads see
+    /// it: posted records still queued are flushed by an empty durable append behind
+    /// them; records being written hold the writer connection, which this queues behind.
     private func barrier() async throws {
+        let (queued, reason) = postState()
+        if let reason { throw Self.brokenError(reason) }
+        if queued { _ = try await enqueue([]) }
         try await pool.writeWithoutTransaction { _ in }
+    }
+
+    private func postState() -> (queued: Bool, broken: String?) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (unwrittenPosts > 0, broken)
     }
 
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] {

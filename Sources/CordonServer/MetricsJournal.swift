@@ -19,11 +19,13 @@ public struct MetricsJournal: Journal {
         return written
     }
 
-    public func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        let start = ContinuousClock.now
-        let written = try await base.appendSequenced(records)
-        metrics.appended(written, latency: Self.seconds(ContinuousClock.now - start))
-        return written
+    /// Counted when queued (a queued record has no append latency of its own).
+    public func post(_ records: [NewRecord]) {
+        base.post(records)
+        let now = Timestamp.string(Date())
+        metrics.appended(
+            records.map { JournalRecord(seq: 0, time: $0.time.map(Timestamp.string) ?? now, incident: $0.incident, kind: $0.kind, actor: $0.actor, data: $0.data, prev: "", hash: "") },
+            latency: nil)
     }
 
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }

@@ -52,9 +52,9 @@ public final class ServerMetrics: Sendable {
         state.withLock { $0.sqsMessages[outcome, default: 0] += count }
     }
 
-    func appended(_ records: [JournalRecord], latency: Double) {
+    func appended(_ records: [JournalRecord], latency: Double?) {
         state.withLock { s in
-            s.appendLatency.observe(latency)
+            if let latency { s.appendLatency.observe(latency) }
             for record in records {
                 switch record.kind {
                 case RecordKind.findingReceived:
@@ -131,7 +131,7 @@ public final class ServerMetrics: Sendable {
         for (key, h) in s.stepDurations.sorted(by: { $0.key < $1.key }) { histogram("cordon_step_duration_seconds", [("action", key)], h) }
         header("cordon_approvals_pending", "gauge", "Steps waiting for an approval.")
         out += "cordon_approvals_pending \(approvalsPending)\n"
-        header("cordon_journal_append_seconds", "histogram", "Journal append latency (until durable, or sequenced).")
+        header("cordon_journal_append_seconds", "histogram", "Journal append latency (until durable).")
         histogram("cordon_journal_append_seconds", [], s.appendLatency)
         return out
     }

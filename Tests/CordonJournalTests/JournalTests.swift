@@ -74,6 +74,49 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(report.records == 400)
     }
 
+    @Test func postedRecordsKeepTheirPlaceAndAreSeenByReadsAndCheckpoints() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        journal.post([NewRecord(incident: "inc-1", kind: "test.posted", actor: "a", data: ["n": 1])])
+        try await journal.append(NewRecord(incident: "inc-1", kind: "test.appended", actor: "a", data: ["n": 2]))
+        // Durable with the append behind it: another connection (another process) sees it.
+        let other = try DatabaseQueue(path: dir.journal.path)
+        #expect(try await other.read { try String.fetchAll($0, sql: "SELECT kind FROM records ORDER BY seq") } == ["test.posted", "test.appended"])
+        journal.post([NewRecord(incident: "inc-1", kind: "test.posted", actor: "a", data: ["n": 3])])
+        // A read through the journal waits for what was posted before it.
+        #expect(try await journal.records(incident: "inc-1").compactMap { $0.data["n"]?.numberValue?.intValue } == [1, 2, 3])
+        journal.post([NewRecord(kind: "test.posted", actor: "a", data: ["n": 4])])
+        // So does a checkpoint: it signs the posted record too.
+        #expect(try await journal.checkpoint()?.seq == 4)
+        try await journal.close()
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.records == 4)
+    }
+
+    @Test func aFailedCommitOfPostedRecordsStopsTheJournal() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await journal.append(NewRecord(kind: "test", actor: "a"))
+        // A real commit failure: SQLite refuses one kind of record.
+        try tamper(dir, "CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.kind = 'test.refused' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        // A durable append that fails tells its caller and leaves the journal usable.
+        await #expect(throws: (any Error).self) { try await journal.append(NewRecord(kind: "test.refused", actor: "a")) }
+        try await journal.append(NewRecord(kind: "test", actor: "a"))
+        // A posted record that fails has no caller to tell: its caller's view is ahead of
+        // the database, so everything after it fails, and says why.
+        journal.post([NewRecord(kind: "test.refused", actor: "a")])
+        await #expect(throws: (any Error).self) { try await journal.append(NewRecord(kind: "test", actor: "a")) }
+        let error = await #expect(throws: (any Error).self) { try await journal.append(NewRecord(kind: "test", actor: "a")) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("stopped after a failed commit"))
+        #expect("\(error.map { "\($0)" } ?? "")".contains("refused by the test"))
+        await #expect(throws: (any Error).self) { try await journal.records(from: 1, limit: 10) }
+        await #expect(throws: (any Error).self) { try await journal.checkpoint() }
+        // Nothing after the failure reached the database.
+        let other = try DatabaseQueue(path: dir.journal.path)
+        #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM records") } == 2)
+    }
+
     @Test func checkpointsEveryHundredRecordsAndAtClose() async throws {
         let (dir, journal) = try await filled(250)
         let checkpoints = try await journal.checkpoints()

@@ -67,15 +67,23 @@ public actor Engine {
     }
 
     /// Appends a record whose loss in a crash recovery repairs (an incident opened before
-    /// its first intent, a checkable step's result, a completion): it gets its place in
-    /// the chain now and becomes durable with the next commit, so the incident does not
-    /// wait for an fsync it does not need. Intake, intents, failures, approvals and
-    /// rollbacks wait for durability (`append`).
-    @discardableResult
-    private func record(_ record: NewRecord) async throws -> JournalRecord {
-        let (records, opening) = withDeferredOpening([stamped(record)])
-        let written = try await journal.appendSequenced(records)
-        return applied(written, opening: opening)[0]
+    /// its first intent, a checkable step's result, a completion) without waiting: it is
+    /// queued behind every record before it and becomes durable with the commit that
+    /// writes it, so the incident waits neither for an fsync nor for the writer. Intake,
+    /// intents, failures, approvals and rollbacks wait for durability (`append`).
+    private func record(_ record: NewRecord) {
+        let (records, opening) = withDeferredOpening([record])
+        // Stamped with the commit's time by the journal (or the drill's clock here); the
+        // index keeps what it needs of it now.
+        let stampedRecords = records.map(stamped)
+        journal.post(stampedRecords)
+        let time = Timestamp.string(clock.now)
+        _ = applied(
+            stampedRecords.map {
+                JournalRecord(
+                    seq: 0, time: $0.time.map(Timestamp.string) ?? time, incident: $0.incident, kind: $0.kind, actor: $0.actor, data: $0.data,
+                    prev: "", hash: "")
+            }, opening: opening)
     }
 
     /// Appends records in one commit, in order.
@@ -296,7 +304,7 @@ public actor Engine {
                 continue
             }
             if let open = index.open(playbook: playbook.name, key: key) {
-                try await record(
+                record(
                     NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
                 incidents.append(open.id)
                 continue
@@ -317,7 +325,7 @@ public actor Engine {
         }
         if !receipt.pending.isEmpty && handledElsewhere == receipt.pending.count {
             // A second delivery that raced the first: it changed nothing.
-            try await record(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+            record(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
             return Outcome(finding: id, incidents: [], duplicate: true)
         }
         return Outcome(finding: id, incidents: incidents, duplicate: receipt.duplicate)
@@ -375,12 +383,12 @@ public actor Engine {
             root["steps"] = current.stepsContext
             root["incident"] = current.json
             if failed {
-                try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
+                record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
                 continue
             }
             if let when = step.when {
                 if !holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}when", on: root) {
-                    try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
+                    record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
                     continue
                 }
             }
@@ -389,7 +397,7 @@ public actor Engine {
                     try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "error": "approval timed out (on_timeout: abort)", "retryable": false]))
                     failed = true
                 } else {
-                    try await record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
+                    record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
                 }
                 continue
             }
@@ -411,7 +419,7 @@ public actor Engine {
             if !ok && step.onError == .abort { failed = true }
         }
         let status = failed ? "failed" : "completed"
-        try await record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
+        record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
     }
 
     /// The event of the finding that opened an incident (from the evidence store).
@@ -587,7 +595,7 @@ public actor Engine {
         if let target = Self.target(inputs) { base["target"] = .string(target) }
         if dryRun {
             if step.approval != nil { base["approval"] = "would be requested if its condition holds" }
-            try await record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
+            record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
             return true
         }
         guard let action = actions[step.action] else {
@@ -608,7 +616,7 @@ public actor Engine {
                 if let target = outcome.target { done["target"] = .string(target) }
                 if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
                 if let pre = outcome.preState { done["pre_state"] = pre }
-                try await record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+                record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
                 return true
             }
         }
@@ -635,7 +643,7 @@ public actor Engine {
                 if let pre = outcome.preState { done["pre_state"] = pre }
                 if outcome.alreadyDone { done["already_done"] = true }
                 let succeeded = NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done))
-                if action.checkable { try await record(succeeded) } else { try await append(succeeded) }
+                if action.checkable { record(succeeded) } else { try await append(succeeded) }
                 return true
             case .failure(let error):
                 var failed = base

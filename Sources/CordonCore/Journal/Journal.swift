@@ -128,13 +128,13 @@ public struct Checkpoint: Sendable, Equatable {
 public protocol Journal: Sendable {
     /// Appends records atomically, in order; returns once they are durable.
     func append(_ records: [NewRecord]) async throws -> [JournalRecord]
-    /// Appends records atomically, in order; returns once they have their place in the
-    /// chain (seq and hash), possibly before they are durable. They become durable with
-    /// the next commit, at the latest with the next `append` that waits for durability
-    /// (records are committed in order). For records whose loss in a crash is repaired
-    /// by recovery (the result of a checkable step, an incident's completion): the
-    /// caller must treat a later journal error as fatal.
-    func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord]
+    /// Queues records behind everything appended or queued before them, atomically and in
+    /// order, without waiting: they get their place in the chain when the journal writes
+    /// them and are durable with that commit, at the latest when a later `append` returns.
+    /// For records whose loss in a crash recovery repairs (the result of a checkable step,
+    /// an incident's completion). A failure to write them stops the journal: every later
+    /// append, read and checkpoint throws. Reads through this journal see them.
+    func post(_ records: [NewRecord])
     /// Records in `seq` order, starting at `seq`.
     func records(from seq: Int64, limit: Int) async throws -> [JournalRecord]
     /// An incident's records in `seq` order.
@@ -147,11 +147,6 @@ extension Journal {
     @discardableResult
     public func append(_ record: NewRecord) async throws -> JournalRecord {
         try await append([record])[0]
-    }
-
-    /// By default, as durable as `append`.
-    public func appendSequenced(_ records: [NewRecord]) async throws -> [JournalRecord] {
-        try await append(records)
     }
 }
 
