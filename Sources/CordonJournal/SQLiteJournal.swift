@@ -57,13 +57,24 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     private var broken: String? = nil
     private var commits = 0
     private var committedRecords = 0
+    private var writerCPU = 0.0
 
-    /// Group commits so far and the records they carried (for benchmarks).
-    public var commitStatistics: (commits: Int, records: Int) {
+    /// What the writer has done so far (for benchmarks).
+    public struct CommitStatistics: Sendable {
+        /// Group commits and the records they carried.
+        public var commits: Int
+        public var records: Int
+        /// The CPU time (user and system, seconds) of the writer thread: its share of a
+        /// core is how close the journal's one serial stage is to being the limit.
+        public var writerCPU: Double
+    }
+
+    public var commitStatistics: CommitStatistics {
         condition.lock()
         defer { condition.unlock() }
-        return (commits, committedRecords)
+        return CommitStatistics(commits: commits, records: committedRecords, writerCPU: writerCPU)
     }
+
     private var timerRunning = false
     private var stopping = false
     private var writer: Thread? = nil
@@ -294,6 +305,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 condition.lock()
                 commits += 1
                 committedRecords += groups.reduce(0) { $0 + $1.count }
+                writerCPU = threadCPUSeconds()
                 unwrittenPosts -= posted
                 condition.unlock()
                 for (i, group) in batch.enumerated() { group.continuation?.resume(returning: written[i]) }

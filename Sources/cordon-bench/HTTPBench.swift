@@ -137,6 +137,7 @@ struct HTTPBench: AsyncParsableCommand {
         let output = Pipe()
         process.standardOutput = output
         let before = try await journal.count(kind: RecordKind.findingReceived)
+        let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
         do {
             try process.run()
@@ -164,7 +165,7 @@ struct HTTPBench: AsyncParsableCommand {
             String(
                 format: "http: %d findings journaled (finding.received, durable before each 202) in %.1f s = %.0f findings/s over %d connections from wrk (API key)",
                 accepted, seconds, Double(accepted) / seconds, connections))
-        print(String(format: "journal: %d records in %d commits (%.1f records per commit)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1))))
+        print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
     }
 
     func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
@@ -175,6 +176,7 @@ struct HTTPBench: AsyncParsableCommand {
         let total = requests
         let perConnection = (total + connections - 1) / connections
         let signed = self.signed
+        let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
             for c in 0..<connections {
@@ -223,7 +225,7 @@ struct HTTPBench: AsyncParsableCommand {
                 format: "http: %d findings accepted (202 after a durable journal write), %d failed, in %.2f s = %.0f findings/s over %d connections (%@)",
                 latencies.count, results.1, seconds, Double(latencies.count) / seconds, connections, signed ? "HMAC-signed" : "API key"))
         print(String(format: "latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? 0))
-        print(String(format: "journal: %d records in %d commits (%.1f records per commit)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1))))
+        print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         try await client.shutdown()
     }
 

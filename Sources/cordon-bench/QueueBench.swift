@@ -116,6 +116,7 @@ struct QueueBench: AsyncParsableCommand {
         if rate <= 0 { for i in lines.indices { try drop(i) } }
         FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
         let cpuStart = Self.cpuSeconds()
+        let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
         let total = lines.count
         // At --rate, a thread of its own (not the runner's task pool) drops every file that
@@ -140,7 +141,7 @@ struct QueueBench: AsyncParsableCommand {
                     let wait = max(0.001, Double(next) / rate - seconds)
                     usleep(UInt32(min(wait, 0.1) * 1e6))
                 }
-                producerCPU.value.withLock { $0 = Self.threadCPUSeconds() }
+                producerCPU.value.withLock { $0 = threadCPUSeconds() }
                 produced.value.withLock { $0 = true }
             }
             thread.start()
@@ -179,7 +180,7 @@ struct QueueBench: AsyncParsableCommand {
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      loadTime.seconds * 1000, rssAfterLoad, Self.rssMB()))
         print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
-        print(String(format: "journal: %d records in %d commits (%.1f records per commit, %.0f commits/s)", stats.records, stats.commits, Double(stats.records) / Double(max(stats.commits, 1)), Double(stats.commits) / seconds))
+        print(Self.journalLine(statsStart, stats, seconds: seconds))
         print(String(format: "cpu: %.2f s user+system during the drain (the producer's excluded) = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
         if rate > 0 {
             print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))
@@ -194,11 +195,15 @@ struct QueueBench: AsyncParsableCommand {
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
-    /// The calling thread's CPU time.
-    static func threadCPUSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    /// The journal's commits between two statistics, and its writer thread's share.
+    static func journalLine(_ before: SQLiteJournal.CommitStatistics, _ after: SQLiteJournal.CommitStatistics, seconds: Double) -> String {
+        let records = after.records - before.records
+        let commits = after.commits - before.commits
+        let cpu = after.writerCPU - before.writerCPU
+        return String(
+            format: "journal: %d records in %d commits (%.1f records per commit, %.0f commits/s); writer thread %.0f%% of a core, %.1f µs per record",
+            records, commits, Double(records) / Double(max(commits, 1)), Double(commits) / seconds, cpu / seconds * 100,
+            cpu / Double(max(records, 1)) * 1e6)
     }
 
     static func rssMB() -> Double {

@@ -117,7 +117,7 @@ import Testing
     @Test func aFailingSourceStopsTheRunWithStatusOne() async throws {
         let s = try Setup()
         let stderrPath = s.root.appendingPathComponent("stderr.log").path
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        #expect(FileManager.default.createFile(atPath: stderrPath, contents: nil))
         let runner = try s.start(stderr: FileHandle(forWritingAtPath: stderrPath))
         for i in 0..<3 { try s.drop(i) }
         try await s.waitForDone(3)

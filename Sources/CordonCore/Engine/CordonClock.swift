@@ -96,6 +96,13 @@ extension Duration {
     public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
+/// The calling thread's CPU time (user and system), for benchmarks and statistics.
+public func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 /// Where the engine's retry jitter comes from: the system's generator, or a seeded one
 /// (SplitMix64) in drills so that the same seed gives the same backoffs.
 public final class JitterSource: @unchecked Sendable {
