@@ -41,15 +41,21 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     /// A record to append, redacted and with its data in canonical form: done by the
     /// appending task, so that the single writer only chains, hashes and inserts.
+    /// The canonical form up to `prev` is built and hashed here too: the writer only
+    /// appends `prev`, `seq` and `time` and finishes the hash.
     struct Prepared: Sendable {
         var record: NewRecord
-        var canonicalData: [UInt8]
+        var prefix: [UInt8]
+        var hashedPrefix: SHA256
 
         init(_ record: NewRecord, secrets: SecretStore?) {
             var r = record
             if let secrets { r.data = secrets.redact(r.data) }
             self.record = r
-            self.canonicalData = CanonicalJSON.bytes(r.data)
+            self.prefix = JournalRecord.canonicalPrefix(actor: r.actor, data: CanonicalJSON.bytes(r.data), incident: r.incident, kind: r.kind)
+            var hasher = SHA256()
+            hasher.update(data: prefix)
+            self.hashedPrefix = hasher
         }
     }
     /// Set when a commit with posted records failed: the caller's view is ahead of the
@@ -343,9 +349,16 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 var record = JournalRecord(
                     seq: seq, time: new.time.map(Timestamp.string) ?? now, incident: new.incident, kind: new.kind, actor: new.actor,
                     data: new.data, prev: prev, hash: "")
-                let canonical = record.canonicalBytes(data: prepared.canonicalData)
-                record.hash = SHA256.hash(data: canonical).hex
-                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, Data(canonical), record.hash])
+                var suffix: [UInt8] = []
+                suffix.reserveCapacity(128)
+                JournalRecord.appendCanonicalSuffix(prev: prev, seq: seq, time: record.time, to: &suffix)
+                var hasher = prepared.hashedPrefix
+                hasher.update(data: suffix)
+                record.hash = hasher.finalize().hex
+                var canonical = Data(capacity: prepared.prefix.count + suffix.count)
+                canonical.append(contentsOf: prepared.prefix)
+                canonical.append(contentsOf: suffix)
+                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash])
                 prev = record.hash
                 written.append(record)
             }

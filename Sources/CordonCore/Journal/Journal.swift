@@ -41,6 +41,14 @@ public struct JournalRecord: Sendable, Equatable {
     /// The same, with `data` already in canonical form (the journal's writer gets it so
     /// from the appending task, which serialises in parallel with other appends).
     public func canonicalBytes(data canonicalData: [UInt8]) -> [UInt8] {
+        var out = Self.canonicalPrefix(actor: actor, data: canonicalData, incident: incident, kind: kind)
+        Self.appendCanonicalSuffix(prev: prev, seq: seq, time: time, to: &out)
+        return out
+    }
+
+    /// The canonical form up to `prev`: the members the appender knows (in JCS order,
+    /// `prev`, `seq` and `time` come last, so the writer only appends those).
+    public static func canonicalPrefix(actor: String, data canonicalData: [UInt8], incident: String?, kind: String) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(canonicalData.count + 256)
         out.append(contentsOf: #"{"actor":"#.utf8)
@@ -51,6 +59,11 @@ public struct JournalRecord: Sendable, Equatable {
         if let incident { JSONWriter.writeString(incident, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","kind":"#.utf8)
         JSONWriter.writeString(kind, to: &out)
+        return out
+    }
+
+    /// The rest of the canonical form, after `canonicalPrefix`.
+    public static func appendCanonicalSuffix(prev: String, seq: Int64, time: String, to out: inout [UInt8]) {
         out.append(contentsOf: #","prev":"#.utf8)
         JSONWriter.writeString(prev, to: &out)
         out.append(contentsOf: #","seq":"#.utf8)
@@ -58,7 +71,6 @@ public struct JournalRecord: Sendable, Equatable {
         out.append(contentsOf: #","time":"#.utf8)
         JSONWriter.writeString(time, to: &out)
         out.append(UInt8(ascii: "}"))
-        return out
     }
 
     /// The whole record, hash included.
