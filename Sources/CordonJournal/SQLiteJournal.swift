@@ -39,10 +39,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// Posted groups not yet written.
     private var unwrittenPosts = 0
 
-    /// A record to append, redacted and with its data in canonical form: done by the
-    /// appending task, so that the single writer only chains, hashes and inserts.
-    /// The canonical form up to `prev` is built and hashed here too: the writer only
-    /// appends `prev`, `seq` and `time` and finishes the hash.
+    /// A record to append, redacted, with its canonical form up to `prev` built and hashed
+    /// by the appending task: the single writer only appends `prev`, `seq` and `time`,
+    /// finishes the hash and inserts.
     struct Prepared: Sendable {
         var record: NewRecord
         var prefix: [UInt8]

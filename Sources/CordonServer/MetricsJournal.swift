@@ -15,24 +15,18 @@ public struct MetricsJournal: Journal {
     public func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
         let start = ContinuousClock.now
         let written = try await base.append(records)
-        metrics.appended(written, latency: Self.seconds(ContinuousClock.now - start))
+        metrics.appended(written, latency: (ContinuousClock.now - start).seconds)
         return written
     }
 
     /// Counted when queued (a queued record has no append latency of its own).
     public func post(_ records: [NewRecord]) {
         base.post(records)
-        let now = Timestamp.string(Date())
-        metrics.appended(
-            records.map { JournalRecord(seq: 0, time: $0.time.map(Timestamp.string) ?? now, incident: $0.incident, kind: $0.kind, actor: $0.actor, data: $0.data, prev: "", hash: "") },
-            latency: nil)
+        let now = Date()
+        metrics.appended(records.map { JournalRecord(unwritten: $0, now: now) }, latency: nil)
     }
 
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
     public func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
     @discardableResult public func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
 }

@@ -77,13 +77,8 @@ public actor Engine {
         // index keeps what it needs of it now.
         let stampedRecords = records.map(stamped)
         journal.post(stampedRecords)
-        let time = Timestamp.string(clock.now)
-        _ = applied(
-            stampedRecords.map {
-                JournalRecord(
-                    seq: 0, time: $0.time.map(Timestamp.string) ?? time, incident: $0.incident, kind: $0.kind, actor: $0.actor, data: $0.data,
-                    prev: "", hash: "")
-            }, opening: opening)
+        let now = clock.now
+        _ = applied(stampedRecords.map { JournalRecord(unwritten: $0, now: now) }, opening: opening)
     }
 
     /// Appends records in one commit, in order.
@@ -124,10 +119,7 @@ public actor Engine {
         guard let id = opening.incident else { return }
         let time = opening.time ?? clock.now
         opening.time = time
-        index.apply(
-            JournalRecord(
-                seq: 0, time: Timestamp.string(time), incident: id, kind: opening.kind, actor: opening.actor,
-                data: opening.data, prev: "", hash: ""))
+        index.apply(JournalRecord(unwritten: opening, now: time))
         deferredOpenings[id] = opening
     }
 

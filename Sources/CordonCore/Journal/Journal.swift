@@ -36,12 +36,8 @@ public struct JournalRecord: Sendable, Equatable {
 
     /// The bytes the hash covers: the canonical form of `unhashed`, written directly
     /// (members in JCS order: actor, data, incident, kind, prev, seq, time).
-    public var canonicalBytes: [UInt8] { canonicalBytes(data: CanonicalJSON.bytes(data)) }
-
-    /// The same, with `data` already in canonical form (the journal's writer gets it so
-    /// from the appending task, which serialises in parallel with other appends).
-    public func canonicalBytes(data canonicalData: [UInt8]) -> [UInt8] {
-        var out = Self.canonicalPrefix(actor: actor, data: canonicalData, incident: incident, kind: kind)
+    public var canonicalBytes: [UInt8] {
+        var out = Self.canonicalPrefix(actor: actor, data: CanonicalJSON.bytes(data), incident: incident, kind: kind)
         Self.appendCanonicalSuffix(prev: prev, seq: seq, time: time, to: &out)
         return out
     }
@@ -71,6 +67,15 @@ public struct JournalRecord: Sendable, Equatable {
         out.append(contentsOf: #","time":"#.utf8)
         JSONWriter.writeString(time, to: &out)
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// A record as it will be written, before the journal gives it its place in the chain
+    /// (no `seq`, `prev` or `hash` yet), stamped `now` unless it carries its own time: what
+    /// the engine's index and the metrics need of a record they do not wait for.
+    public init(unwritten record: NewRecord, now: Date) {
+        self.init(
+            seq: 0, time: Timestamp.string(record.time ?? now), incident: record.incident, kind: record.kind, actor: record.actor,
+            data: record.data, prev: "", hash: "")
     }
 
     /// The whole record, hash included.
