@@ -1,3 +1,4 @@
+import CordonTestSupport
 import Foundation
 import Testing
 
@@ -34,13 +35,12 @@ struct CLI {
         }
     }
 
-    /// Waits for a process to exit without blocking a shared thread.
-    static func waitForExit(_ process: Process) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                process.waitUntilExit()
-                continuation.resume()
-            }
+    /// Waits for a process to exit without blocking a shared thread. One still running
+    /// after `seconds` is killed and the test fails, naming it: a runner that never stops
+    /// is a failure, not a test run that never ends.
+    static func waitForExit(_ process: Process, seconds: Double = 120, sourceLocation: Testing.SourceLocation = #_sourceLocation) async {
+        if !(await Spawn.waitForExit(process, seconds: seconds)) {
+            Issue.record("cordon \((process.arguments ?? []).joined(separator: " ")) did not exit within \(Int(seconds)) s; killed", sourceLocation: sourceLocation)
         }
     }
 
@@ -56,19 +56,10 @@ struct CLI {
             }
             process.environment = env
         }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        let captured = try Spawn.capture(process, stdin: stdin.map { Data($0.utf8) })
+        var stderr = String(decoding: captured.stderr, as: UTF8.self)
+        if captured.timedOut { stderr += "\n[test: cordon \(arguments.joined(separator: " ")) did not finish in time and was killed]" }
+        return Result(status: captured.status, stdout: String(decoding: captured.stdout, as: UTF8.self), stderr: stderr)
     }
 
     static func temporaryFile(_ contents: String, suffix: String = ".json") throws -> String {

@@ -1,5 +1,6 @@
 import CordonCore
 import CordonJournal
+import CordonTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -14,13 +15,7 @@ import Testing
                     let p = Process()
                     p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
                     p.arguments = ["-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"] + arguments
-                    let out = Pipe()
-                    p.standardOutput = out
-                    p.standardError = FileHandle.nullDevice
-                    try p.run()
-                    let data = out.fileHandleForReading.readDataToEndOfFile()
-                    p.waitUntilExit()
-                    let text = String(decoding: data, as: UTF8.self)
+                    let text = String(decoding: try Spawn.capture(p, timeout: 60).stdout, as: UTF8.self)
                     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
                     continuation.resume(returning: (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n")))
                 } catch {
@@ -49,9 +44,9 @@ import Testing
             for (k, v) in extra { environment[k] = v }
             process.environment = environment
             process.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
+            let err = Spawn.pipe()
             process.standardError = err
-            try process.run()
+            try Spawn.run(process)
             let handle = err.fileHandleForReading
             Thread.detachNewThread { [stderr] in
                 while true {
@@ -75,10 +70,11 @@ import Testing
             return nil
         }
 
-        /// SIGTERM, then the exit status.
-        func stop() async -> Int32 {
+        /// SIGTERM, then the exit status (a runner that does not stop within two minutes
+        /// is killed and the test fails).
+        func stop(sourceLocation: Testing.SourceLocation = #_sourceLocation) async -> Int32 {
             process.terminate()
-            await CLI.waitForExit(process)
+            await CLI.waitForExit(process, sourceLocation: sourceLocation)
             return process.terminationStatus
         }
     }

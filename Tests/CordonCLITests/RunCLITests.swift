@@ -1,5 +1,6 @@
 import CordonCore
 import CordonJournal
+import CordonTestSupport
 import Foundation
 import Testing
 
@@ -63,7 +64,7 @@ import Testing
             p.environment = environment
             p.standardOutput = FileHandle.nullDevice
             p.standardError = stderr ?? FileHandle.nullDevice
-            try p.run()
+            try Spawn.run(p)
             return p
         }
 

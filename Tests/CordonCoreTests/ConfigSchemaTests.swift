@@ -19,7 +19,7 @@ import Testing
 
     func validate(schema: JSONValue, files: [String]) async throws -> [String: String] {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 do { continuation.resume(returning: try self.validateBlocking(schema: schema, files: files)) } catch { continuation.resume(throwing: error) }
             }
         }
@@ -32,15 +32,9 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", scriptFile, schemaFile] + files
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "python3: \(String(decoding: errData, as: UTF8.self))")
+        let captured = try Spawn.capture(process)
+        let data = captured.stdout
+        #expect(captured.status == 0 && !captured.timedOut, "python3: \(String(decoding: captured.stderr, as: UTF8.self))")
         var results: [String: String] = [:]
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)

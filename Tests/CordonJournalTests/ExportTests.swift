@@ -1,4 +1,5 @@
 import CordonCore
+import CordonTestSupport
 import Foundation
 import Testing
 
@@ -40,10 +41,11 @@ func verifyScript(_ bundle: URL) throws -> String {
     return String(text[start.upperBound..<end.lowerBound])
 }
 
-/// Runs a shell script on a GCD thread (never blocking the cooperative pool).
+/// Runs a shell script on a thread of its own (never blocking the cooperative pool or
+/// GCD's global queues, both as wide as the machine has cores).
 func run(_ script: String, in dir: URL) async throws -> (Int32, String) {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             do { continuation.resume(returning: try runBlocking(script, in: dir)) } catch { continuation.resume(throwing: error) }
         }
     }
@@ -54,13 +56,8 @@ func runBlocking(_ script: String, in dir: URL) throws -> (Int32, String) {
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
     process.arguments = ["-c", script]
     process.currentDirectoryURL = dir
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let captured = try Spawn.capture(process, merge: true)
+    return (captured.status, String(decoding: captured.stdout, as: UTF8.self) + (captured.timedOut ? "\n[killed: did not finish in time]" : ""))
 }
 
 func copy(_ dir: URL) throws -> URL {

@@ -51,11 +51,11 @@ public final class PythonServer: Sendable {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        let input = Pipe(), output = Pipe()
+        let input = Spawn.pipe(), output = Spawn.pipe()
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: logPath)
-        do { try process.run() } catch { throw TestFailure("\(name): cannot start python3: \(error)") }
+        do { try Spawn.run(process) } catch { throw TestFailure("\(name): cannot start python3: \(error)") }
 
         // The first line is the port (or an error line starting with "error:"); read on a
         // thread of its own, which then keeps draining stdout so the child never blocks.

@@ -1,44 +1,16 @@
+import CordonTestSupport
 import Foundation
 
 /// Runs a command to completion, feeding stdin, returning (status, stdout, stderr).
+/// Blocks the calling thread.
 func runProcess(_ arguments: [String], stdin: Data = Data(), environment: [String: String]? = nil) throws -> (Int32, Data, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     if let environment { process.environment = environment }
-    let inPipe = Pipe()
-    let outPipe = Pipe()
-    let errPipe = Pipe()
-    process.standardInput = inPipe
-    process.standardOutput = outPipe
-    process.standardError = errPipe
-    try process.run()
-    // Read both outputs concurrently with writing stdin so no pipe fills up.
-    let outBox = DataBox()
-    let errBox = DataBox()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        outBox.set(outPipe.fileHandleForReading.readDataToEndOfFile())
-        group.leave()
-    }
-    group.enter()
-    DispatchQueue.global().async {
-        errBox.set(errPipe.fileHandleForReading.readDataToEndOfFile())
-        group.leave()
-    }
-    inPipe.fileHandleForWriting.write(stdin)
-    try? inPipe.fileHandleForWriting.close()
-    group.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, outBox.get(), String(decoding: errBox.get(), as: UTF8.self))
-}
-
-final class DataBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ d: Data) { lock.withLock { data = d } }
-    func get() -> Data { lock.withLock { data } }
+    let captured = try Spawn.capture(process, stdin: stdin)
+    let stderr = String(decoding: captured.stderr, as: UTF8.self) + (captured.timedOut ? "\n[killed: did not finish in time]" : "")
+    return (captured.status, captured.stdout, stderr)
 }
 
 /// A deterministic generator (SplitMix64), so a failing random case can be replayed.

@@ -71,7 +71,7 @@ enum SelfSigned {
             ]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
-            try p.run()
+            try Spawn.run(p)
             p.waitUntilExit()
             guard p.terminationStatus == 0 else { throw TestFailure("openssl req failed (\(p.terminationStatus))") }
             cached = (cert, key)

@@ -222,14 +222,10 @@ func run(_ executable: String, _ arguments: [String]) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus != 0 {
-            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+        let captured = try Spawn.capture(process)
+        if captured.status != 0 || captured.timedOut {
+            let why = captured.timedOut ? "did not finish in time" : "failed"
+            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) \(why): \(String(decoding: captured.stderr, as: UTF8.self))")
         }
     }
 }
