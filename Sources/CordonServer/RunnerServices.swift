@@ -55,6 +55,46 @@ public struct HandlerPoolService: Service {
             }
         } onCancel: {
             onCancelled()
+            // Handlers waiting for work when the group gave up on a graceful shutdown (the
+            // queue was never closed) stop too.
+            Task { await receipts.close() }
+        }
+    }
+}
+
+/// Takes up what the last runner left unfinished (`Engine.resume`) beside new work, so
+/// that a long step neither holds up intake at start nor outlasts a shutdown: on graceful
+/// shutdown it goes on like the handlers, and is cancelled with them when the group's
+/// time is up (what is left resumes on the next start). Returning when done does not stop
+/// the group: give it `successTerminationBehavior: .ignore`.
+public struct ResumeService: Service {
+    public let engine: Engine
+    public let work: Engine.Unfinished
+    let log: @Sendable (String) -> Void
+    let onCancelled: @Sendable () -> Void
+
+    public init(
+        engine: Engine, work: Engine.Unfinished, log: @escaping @Sendable (String) -> Void = { _ in },
+        onCancelled: @escaping @Sendable () -> Void = {}
+    ) {
+        self.engine = engine
+        self.work = work
+        self.log = log
+        self.onCancelled = onCancelled
+    }
+
+    public func run() async throws {
+        guard !work.isEmpty else { return }
+        let (engine, work) = (self.engine, self.work)
+        do {
+            let resumed = try await withTaskCancellationHandler {
+                try await engine.resume(work)
+            } onCancel: {
+                onCancelled()
+            }
+            log("cordon: resumed \(resumed.count) unfinished incident(s)")
+        } catch is CancellationError {
+            // Cut short by the shutdown timeout (`onCancelled` says so).
         }
     }
 }

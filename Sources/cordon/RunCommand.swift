@@ -6,6 +6,7 @@ import CordonServer
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -211,27 +212,43 @@ struct RunCommand: AsyncParsableCommand {
         let sources = [queue.map { "\($0.incoming.path) (\($0.watching ? "inotify" : "polling"))" }, listen.map { "http\(tlsCert != nil ? "s" : "")://\($0)" }, sqsUrl].compactMap { $0 }
         printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path)")
 
-        // One service group: the handler pool first, then housekeeping and the sources.
-        // Graceful shutdown (SIGTERM, SIGINT) goes through them in reverse: the sources stop
-        // taking work (HTTP stops accepting and answers the requests in progress, the SQS
-        // long poll is abandoned, the queue directory stops claiming), then the handlers
-        // finish what was received — all within --shutdown-timeout, after which what is
-        // left is cancelled (and resumes from the journal on the next start).
+        // One service group: resuming what the last runner left and the handler pool first,
+        // then housekeeping and the sources. Graceful shutdown (SIGTERM, SIGINT) goes
+        // through them in reverse: the sources stop taking work (HTTP stops accepting and
+        // answers the requests in progress, the SQS long poll is abandoned, the queue
+        // directory stops claiming), then the handlers finish what was received and resumed
+        // incidents go on — all within --shutdown-timeout, after which what is left is
+        // cancelled (and resumes from the journal on the next start).
         let shutdownTimeout = self.shutdownTimeout
         let cutShort = StopFlag()
+        let said = Mutex(false)
+        let onCancelled: @Sendable () -> Void = {
+            cutShort.set()
+            let first = said.withLock { said in
+                defer { said = true }
+                return !said
+            }
+            if first { printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)") }
+        }
         func service(_ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
             // A source or the handlers ending on their own (a journal failure) stops the
             // rest gracefully; the error is reported below.
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
         }
+        // What the last runner left unfinished is taken up beside new work.
+        let unfinished = try await engine.unfinished()
+        if !unfinished.isEmpty {
+            printError(
+                "cordon: resuming \(unfinished.incidents.count) unfinished incident(s) and \(unfinished.receipts.count) finding(s) received but not handled")
+        }
         var services = [
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: ResumeService(engine: engine, work: unfinished, log: { printError($0) }, onCancelled: onCancelled), successTerminationBehavior: .ignore,
+                failureTerminationBehavior: .gracefullyShutdownGroup),
             service(
                 HandlerPoolService(
                     receipts: receipts, engine: engine, concurrency: concurrency,
-                    onCancelled: {
-                        cutShort.set()
-                        printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)")
-                    })),
+                    onCancelled: onCancelled)),
             service(HousekeepingService(engine: engine, queue: queue, log: { printError($0) })),
         ]
         if let queue {
@@ -253,8 +270,6 @@ struct RunCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let resumed = try await engine.resumeUnfinished()
-        if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s)") }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.logger)
         configuration.maximumGracefulShutdownDuration = DurationParser.parse(shutdownTimeout)!
         let group = ServiceGroup(configuration: configuration)

@@ -87,13 +87,8 @@ import Testing
                     let p = Process()
                     p.executableURL = URL(fileURLWithPath: executable)
                     p.arguments = arguments
-                    p.standardOutput = FileHandle.nullDevice
-                    let err = Pipe()
-                    p.standardError = err
-                    try p.run()
-                    let data = err.fileHandleForReading.readDataToEndOfFile()
-                    p.waitUntilExit()
-                    continuation.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+                    let captured = try Spawn.capture(p)
+                    continuation.resume(returning: (captured.status, String(decoding: captured.stderr, as: UTF8.self)))
                 } catch {
                     continuation.resume(throwing: error)
                 }
@@ -241,7 +236,17 @@ import Testing
         // The next start resumes the incident.
         let again = try Runner(arguments, environment: environment)
         #expect(try await again.port("http://127.0.0.1:") != nil, "\(again.text)")
-        #expect(again.text.contains("resumed 1 unfinished incident(s)"), "\(again.text)")
+        #expect(again.text.contains("resuming 1 unfinished incident(s)"), "\(again.text)")
+        // The resumed step runs again beside new work; the second stop cuts it short too.
+        try await Task.sleep(for: .seconds(1))
         #expect(await again.stop() == 0, "\(again.text)")
+        #expect(again.text.contains("in-flight work did not finish within 2s; cancelling it"), "\(again.text)")
+        // Neither stop is journaled as the step's failure: an intent each, no result, and
+        // the incident still running for the next start.
+        let journal = try SQLiteJournal(directory: DataDirectory(s.data), readOnly: true)
+        let records = try await journal.records(from: 1, limit: 1_000)
+        #expect(records.filter { $0.kind == RecordKind.stepIntent && $0.data["step"] == "wait" }.count == 2, "\(records.map(\.kind))")
+        #expect(!records.contains { $0.kind == RecordKind.stepFailed || $0.kind == RecordKind.incidentCompleted }, "\(records.map(\.kind))")
+        #expect(try await CLI.run(["journal", "verify", "--data-dir", s.data]).status == 0)
     }
 }

@@ -28,6 +28,18 @@ final class RecordingAction: Action, @unchecked Sendable {
     }
 }
 
+/// Waits until its task is cancelled, then fails as `core.wait` does.
+struct WaitsUntilCancelled: Action {
+    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+        do {
+            try await Task.sleep(for: .seconds(600))
+        } catch {
+            throw .retryable("Cancelled", "the wait was cancelled")
+        }
+        return ActionOutcome(outputs: [:])
+    }
+}
+
 struct EngineHarness {
     let dir: TempDir
     let journal: SQLiteJournal
@@ -364,6 +376,59 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(first.data["recovered"] == true)
         #expect(action.runs.withLock { $0 } == 2 + 1)
         #expect(await restarted.index.incidents[crashed]?.status == "completed")
+    }
+
+    /// A runner stopped during a step's backoff (a retryable failure journaled with
+    /// `will_retry_in`, no later intent): the next start goes on with the next attempt,
+    /// not with a failed step.
+    @Test func aStepStoppedDuringItsBackoffIsRetriedOnResume() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let action = RecordingAction()
+        let engine = try await h.engine(["test.record": action])
+        let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
+        let opened = try await h.records(id)[0]
+        let stopped = "inc-stopped"
+        _ = try await h.journal.append([
+            NewRecord(incident: stopped, kind: RecordKind.incidentOpened, actor: "cordon/test", data: opened.data),
+            NewRecord(incident: stopped, kind: RecordKind.stepIntent, actor: "cordon/test", data: ["step": "first", "action": "test.record", "attempt": 1]),
+            NewRecord(
+                incident: stopped, kind: RecordKind.stepFailed, actor: "cordon/test",
+                data: ["step": "first", "action": "test.record", "attempt": 1, "error": "Throttling: slow down", "retryable": true, "will_retry_in": "1h"]),
+        ])
+        let restarted = try await h.engine(["test.record": action])
+        #expect(await restarted.index.incidents[stopped]?.steps["first"]?.status == "retrying")
+        #expect(try await restarted.unfinished().incidents == [stopped])
+        #expect(try await restarted.resumeUnfinished().contains(stopped))
+        let records = try await h.records(stopped)
+        #expect(records.filter { $0.kind == RecordKind.stepIntent && $0.data["step"] == "first" }.map { $0.data["attempt"] } == [1, 2])
+        #expect(records.contains { $0.kind == RecordKind.stepSucceeded && $0.data["step"] == "first" && $0.data["attempt"] == 2 })
+        #expect(await restarted.index.incidents[stopped]?.status == "completed")
+    }
+
+    /// The runner's task cancelled during an action (the shutdown timeout): the action's
+    /// error is not journaled as the step's failure; the intent stays open and the next
+    /// start runs the step.
+    @Test func aStepCutShortByTheRunnerStoppingIsResumedNotFailed() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let engine = try await h.engine(["test.record": WaitsUntilCancelled()])
+        let received = try await engine.receive([EngineHarness.finding(id: "f1")])
+        let handling = Task { try await engine.handle(received[0]) }
+        var intents: [JournalRecord] = []
+        for _ in 0..<500 where intents.isEmpty {
+            try await Task.sleep(for: .milliseconds(10))
+            intents = try await h.journal.records(from: 1, limit: 100).filter { $0.kind == RecordKind.stepIntent }
+        }
+        let id = try #require(intents.first?.incident)
+        handling.cancel()
+        await #expect(throws: CancellationError.self) { try await handling.value }
+        let records = try await h.records(id)
+        #expect(!records.contains { $0.kind == RecordKind.stepFailed }, "\(records.map(\.kind))")
+        #expect(await engine.index.incidents[id]?.status == "running")
+        let action = RecordingAction()
+        let restarted = try await h.engine(["test.record": action])
+        #expect(try await restarted.resumeUnfinished() == [id])
+        #expect(action.count == 2)
+        #expect(await restarted.index.incidents[id]?.status == "completed")
     }
 }
 

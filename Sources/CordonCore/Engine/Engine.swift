@@ -422,13 +422,17 @@ public actor Engine {
         return try JSONParser.parse(try evidence.load(hash))
     }
 
-    /// Resumes every incident that was running when the last runner stopped (a crash or
-    /// kill): steps with a result are not run again; an intent without one is checked.
-    @discardableResult
-    public func resumeUnfinished() async throws -> [String] {
-        var resumed: [String] = []
-        // Findings received whose incidents were not all opened (a crash right after
-        // intake), handled 16 at a time in the order they were received.
+    /// What the last runner left unfinished (a crash, a kill, a shutdown cut short).
+    public struct Unfinished: Sendable {
+        /// Findings received whose incidents were not all opened, in the order received.
+        public var receipts: [Receipt]
+        /// Incidents that were running.
+        public var incidents: [String]
+        public var isEmpty: Bool { receipts.isEmpty && incidents.isEmpty }
+    }
+
+    /// What `resume` would take up again.
+    public func unfinished() throws -> Unfinished {
         var receipts: [Receipt] = []
         for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
             let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
@@ -437,20 +441,49 @@ public actor Engine {
             let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
             receipts.append(Receipt(finding: finding, dedupe: dedupe, receivedSeq: entry.seq, pending: pending, duplicate: false))
         }
-        resumed += try await withThrowingTaskGroup(of: [String].self) { group in
-            var opened: [String] = []
-            for (i, receipt) in receipts.enumerated() {
-                if i >= 16, let done = try await group.next() { opened += done }
-                group.addTask { try await self.handle(receipt).incidents }
+        let incidents = index.incidents.values.filter { $0.status == "running" && !$0.dryRun }.map(\.id)
+        return Unfinished(receipts: receipts, incidents: incidents)
+    }
+
+    /// Resumes every incident that was running when the last runner stopped (a crash or
+    /// kill): steps with a result are not run again; an intent without one is checked.
+    /// Returns the incidents opened or resumed.
+    @discardableResult
+    public func resumeUnfinished() async throws -> [String] {
+        try await resume(try unfinished())
+    }
+
+    /// Takes up `work` (`unfinished()`), `width` findings and incidents at a time: one
+    /// slow step never holds up the others. Safe to run beside new intake: openings and
+    /// runs are serialised by incident.
+    public nonisolated func resume(_ work: Unfinished, width: Int = 16) async throws -> [String] {
+        enum Item: Sendable {
+            case receipt(Receipt)
+            case incident(String)
+        }
+        let items = work.receipts.map(Item.receipt) + work.incidents.map(Item.incident)
+        return try await withThrowingTaskGroup(of: [String].self) { group in
+            var resumed: [String] = []
+            for (i, item) in items.enumerated() {
+                if i >= max(1, width), let done = try await group.next() { resumed += done }
+                group.addTask {
+                    switch item {
+                    case .receipt(let receipt): return try await self.handle(receipt).incidents
+                    case .incident(let id): return try await self.resume(incident: id) ? [id] : []
+                    }
+                }
             }
-            for try await done in group { opened += done }
-            return opened
+            for try await done in group { resumed += done }
+            return resumed
         }
-        for incident in index.incidents.values where incident.status == "running" && !incident.dryRun {
-            try await run(incident: incident.id, event: try await event(of: incident))
-            resumed.append(incident.id)
-        }
-        return resumed
+    }
+
+    /// Runs a running incident's remaining steps; false when it is not (or no longer)
+    /// running.
+    private func resume(incident id: String) async throws -> Bool {
+        guard let incident = index.incidents[id], incident.status == "running", !incident.dryRun else { return false }
+        try await run(incident: id, event: try await event(of: incident))
+        return true
     }
 
     /// Decides a pending approval (`cordon approve`) and continues the incident.
@@ -540,6 +573,11 @@ public actor Engine {
             } catch {
                 result = .failure(error)
             }
+            // The runner stopping (its task cancelled: the shutdown timeout) is not the
+            // action's failure: the intent stays without a result, and the next start
+            // resolves it as after a crash (a check, or the action again with the same
+            // idempotency key).
+            if case .failure = result, Task.isCancelled { throw CancellationError() }
             switch result {
             case .success(let outcome):
                 var done = base
@@ -613,7 +651,9 @@ public actor Engine {
             }
         }
         let started = clock.now
-        var attempt = 0
+        // A step stopped between its attempts (the runner stopped during the backoff)
+        // goes on with the next attempt.
+        var attempt = index.incidents[id]?.steps[step.id].flatMap { $0.status == "retrying" ? $0.attempts : nil } ?? 0
         while true {
             attempt += 1
             var intent = base
@@ -625,6 +665,11 @@ public actor Engine {
             } catch {
                 result = .failure(error)
             }
+            // The runner stopping (its task cancelled: the shutdown timeout) is not the
+            // action's failure: the intent stays without a result, and the next start
+            // resolves it as after a crash (a check, or the action again with the same
+            // idempotency key).
+            if case .failure = result, Task.isCancelled { throw CancellationError() }
             switch result {
             case .success(let outcome):
                 var done = base

@@ -185,7 +185,9 @@ public struct IncidentIndex: Sendable {
             }
         case RecordKind.stepFailed:
             updateStep {
-                $0.status = "failed"
+                // A failed attempt that is to be retried leaves the step unfinished: a
+                // runner stopped during the backoff retries it when it resumes.
+                $0.status = d["will_retry_in"] == nil ? "failed" : "retrying"
                 $0.error = d["error"]?.stringValue
             }
         case RecordKind.stepSkipped:
