@@ -182,10 +182,26 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Writes a final checkpoint and stops the timer.
+    /// Writes a final checkpoint, stops the timer and lets the writer thread end. An append
+    /// after `close` still works: a writer thread starts for it and ends once it is idle.
     public func close() async throws {
         stopTimer()
         try await checkpoint()
+        endWriter()
+    }
+
+    private func endWriter() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Whether the writer thread is running (it ends after `close` once idle).
+    public var isWriterRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return writer != nil
     }
 
     private func stopTimer() {
@@ -280,6 +296,16 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 while !stopping && Date() < deadline {
                     _ = condition.wait(until: deadline)
                 }
+            }
+            if let broken {
+                // Queued behind posted records whose commit failed: they would follow a
+                // gap in the caller's view of the chain, so they fail too.
+                let refused = pending
+                pending = []
+                unwrittenPosts -= refused.count { $0.continuation == nil }
+                condition.unlock()
+                for group in refused { group.continuation?.resume(throwing: Self.brokenError(broken)) }
+                continue
             }
             lastCommitStart = Date()
             lastBatchSize = pending.count

@@ -133,6 +133,27 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(report.checkpoints == 3)
     }
 
+    /// `close` ends the writer thread (a process that opens journals one after another,
+    /// as the tests do, does not keep a thread and a connection for each); an append after
+    /// it still commits, on a writer that ends again once idle.
+    @Test func closeEndsTheWriterThread() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        journal.startCheckpointTimer()
+        try await journal.append(NewRecord(kind: "test", actor: "a"))
+        #expect(journal.isWriterRunning)
+        try await journal.close()
+        for _ in 0..<200 where journal.isWriterRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!journal.isWriterRunning)
+        journal.post([NewRecord(kind: "test", actor: "b")])
+        try await journal.append(NewRecord(kind: "test", actor: "c"))
+        #expect(try await journal.records(from: 1, limit: 10).map(\.actor) == ["a", "b", "c"])
+        for _ in 0..<200 where journal.isWriterRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!journal.isWriterRunning)
+        try await journal.close()
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+    }
+
     @Test func checkpointsOnATimer() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir, checkpointInterval: .milliseconds(200))
