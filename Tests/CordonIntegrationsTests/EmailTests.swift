@@ -67,8 +67,10 @@ import Testing
         return SMTP(server: try PythonServer(name: "smtp", script: script, environment: env), out: out)
     }
 
+    /// Each answer may take up to 30 s: the Python SMTP server shares two cores with the
+    /// rest of the suite (10 s was once not enough for its first answer).
     func send(_ inputs: JSONObject, env: [String: String] = [:], key: String = "idem-mail-1") async -> Result<ActionOutcome, ActionError> {
-        await outcome(EmailAction(timeout: .seconds(10)), actionRequest("core.email", inputs, secrets: SecretStore(environment: env), key: key))
+        await outcome(EmailAction(timeout: .seconds(30)), actionRequest("core.email", inputs, secrets: SecretStore(environment: env), key: key))
     }
 
     func base(_ port: Int, _ extra: JSONObject = [:]) -> JSONObject {
