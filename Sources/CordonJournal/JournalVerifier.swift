@@ -47,6 +47,9 @@ public struct JournalVerifier: Sendable {
         }
         var configuration = Configuration()
         configuration.readonly = true
+        // A runner stopping at the same moment checkpoints its WAL when it closes its last
+        // connection, holding the lock briefly: wait for it rather than fail.
+        configuration.busyMode = .timeout(30)
         let queue = try DatabaseQueue(path: directory.journal.path, configuration: configuration)
         var report = VerificationReport()
         // The chain is checked in contiguous slices in parallel (one per core); the links

@@ -41,7 +41,7 @@ import Testing
 
     @Test func verifyFailsOnTamperingAndNamesTheRecord() async throws {
         let dir = try await dataDirectory()
-        let db = try DatabaseQueue(path: dir + "/journal.sqlite")
+        let db = try DatabaseQueue(path: dir + "/journal.sqlite", configuration: .waiting)
         try await db.write { try $0.execute(sql: "UPDATE records SET canonical = replace(canonical, 'isolate', 'isolatf') WHERE seq = 2") }
         let verify = try await CLI.run(["journal", "verify", "--data-dir", dir])
         #expect(verify.status == 1)
@@ -94,5 +94,15 @@ import Testing
         #expect(result.status == 2)
         #expect(result.stderr.contains("invalid JSON"))
         #expect(result.stdout.contains("1 incident(s)"))
+    }
+}
+
+extension Configuration {
+    /// Waits for a lock instead of failing at once: a journal closed just before may
+    /// still be checkpointing its WAL as its last connection closes.
+    static var waiting: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        return configuration
     }
 }

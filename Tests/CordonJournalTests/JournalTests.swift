@@ -12,12 +12,12 @@ func temporaryDataDirectory() -> DataDirectory {
 
 /// Opens the journal's SQLite file directly, as an attacker with file access would.
 func tamper(_ directory: DataDirectory, _ sql: String, _ arguments: StatementArguments = []) throws {
-    let db = try DatabaseQueue(path: directory.journal.path)
+    let db = try DatabaseQueue(path: directory.journal.path, configuration: .waiting)
     try db.write { try $0.execute(sql: sql, arguments: arguments) }
 }
 
 func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
-    let db = try DatabaseQueue(path: directory.journal.path)
+    let db = try DatabaseQueue(path: directory.journal.path, configuration: .waiting)
     return try db.read { try Data.fetchOne($0, sql: "SELECT canonical FROM records WHERE seq = ?", arguments: [seq])! }
 }
 
@@ -80,7 +80,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         journal.post([NewRecord(incident: "inc-1", kind: "test.posted", actor: "a", data: ["n": 1])])
         try await journal.append(NewRecord(incident: "inc-1", kind: "test.appended", actor: "a", data: ["n": 2]))
         // Durable with the append behind it: another connection (another process) sees it.
-        let other = try DatabaseQueue(path: dir.journal.path)
+        let other = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         #expect(try await other.read { try String.fetchAll($0, sql: "SELECT kind FROM records ORDER BY seq") } == ["test.posted", "test.appended"])
         journal.post([NewRecord(incident: "inc-1", kind: "test.posted", actor: "a", data: ["n": 3])])
         // A read through the journal waits for what was posted before it.
@@ -113,7 +113,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         await #expect(throws: (any Error).self) { try await journal.records(from: 1, limit: 10) }
         await #expect(throws: (any Error).self) { try await journal.checkpoint() }
         // Nothing after the failure reached the database.
-        let other = try DatabaseQueue(path: dir.journal.path)
+        let other = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM records") } == 2)
     }
 
@@ -229,7 +229,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func changedRecordWithRecomputedHashesIsCaughtByTheSignature() async throws {
         let dir = try await journal()
         // Rewrite record 70 and re-chain everything after it, as a careful attacker would.
-        let db = try DatabaseQueue(path: dir.journal.path)
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         try await db.write { db in
             var prev = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 69")!
             for seq in Int64(70)...150 {
@@ -259,7 +259,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func insertedRecord() async throws {
         let dir = try await journal()
         // Shift records 80… up by one and insert a forged record 80 linked to 79.
-        let db = try DatabaseQueue(path: dir.journal.path)
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         try await db.write { db in
             try db.execute(sql: "UPDATE records SET seq = -seq WHERE seq >= 80")
             try db.execute(sql: "UPDATE records SET seq = -seq + 1 WHERE seq < 0")
@@ -279,7 +279,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let dir = try await journal()
         let a = try canonical(dir, seq: 30)
         let b = try canonical(dir, seq: 31)
-        let db = try DatabaseQueue(path: dir.journal.path)
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         try await db.write { db in
             let ha = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 30")!
             let hb = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 31")!
@@ -338,7 +338,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func forgedCheckpointSignature() async throws {
         let dir = try await journal()
         let forger = Curve25519.Signing.PrivateKey()
-        let db = try DatabaseQueue(path: dir.journal.path)
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
         let hash = try await db.read { try String.fetchOne($0, sql: "SELECT hash FROM checkpoints WHERE seq = 100")! }
         let signature = Data(try forger.signature(for: Checkpoint.message(seq: 100, hash: hash))).base64EncodedString()
         try tamper(dir, "UPDATE checkpoints SET signature = ? WHERE seq = 100", [signature])
@@ -416,5 +416,15 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         // A leftover temporary file from a crash during creation is ignored.
         try "partial".write(to: dir.keys.appendingPathComponent(".journal-ed25519.pem.x.tmp"), atomically: true, encoding: .utf8)
         #expect(try SigningKey.loadOrCreate(in: dir.keys).fingerprint == key.fingerprint)
+    }
+}
+
+extension Configuration {
+    /// Waits for a lock instead of failing at once: a journal closed just before may
+    /// still be checkpointing its WAL as its last connection closes.
+    static var waiting: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        return configuration
     }
 }

@@ -175,7 +175,7 @@ final class ServerHarness: Sendable {
     }
 
     private func countRecords(where condition: String, _ arguments: StatementArguments) throws -> Int {
-        let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; return c }())
+        let queue = try DatabaseQueue(path: dir.path + "/data/journal.sqlite", configuration: { var c = Configuration(); c.readonly = true; c.busyMode = .timeout(30); return c }())
         return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE \(condition)", arguments: arguments) ?? 0 }
     }
 
