@@ -96,6 +96,9 @@ public final class SQSPoller: Sendable {
                 do {
                     try await sqs.changeVisibility(queueURL: queueURL, receiptHandles: handles, timeout: visibilityTimeout)
                 } catch {
+                    // Cancelled because the batch is durable (and about to be deleted): the
+                    // extension is no longer needed, and nothing went wrong.
+                    if Task.isCancelled { return }
                     log("cordon: sqs: cannot extend the visibility of \(handles.count) in-flight message(s): \(error)")
                 }
             }
