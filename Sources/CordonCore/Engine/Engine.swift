@@ -573,11 +573,6 @@ public actor Engine {
             } catch {
                 result = .failure(error)
             }
-            // The runner stopping (its task cancelled: the shutdown timeout) is not the
-            // action's failure: the intent stays without a result, and the next start
-            // resolves it as after a crash (a check, or the action again with the same
-            // idempotency key).
-            if case .failure = result, Task.isCancelled { throw CancellationError() }
             switch result {
             case .success(let outcome):
                 var done = base
