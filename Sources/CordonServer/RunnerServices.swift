@@ -14,7 +14,9 @@ import Synchronization
 public final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     public init() {}
-    public func set() { flag.store(true, ordering: .sequentiallyConsistent) }
+    /// Sets the flag; true for the call that set it first.
+    @discardableResult
+    public func set() -> Bool { !flag.exchange(true, ordering: .sequentiallyConsistent) }
     public var isSet: Bool { flag.load(ordering: .sequentiallyConsistent) }
 
     /// Sleeps for `duration`, waking early (within 100 ms) once the flag is set.

@@ -6,7 +6,6 @@ import CordonServer
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -221,14 +220,8 @@ struct RunCommand: AsyncParsableCommand {
         // cancelled (and resumes from the journal on the next start).
         let shutdownTimeout = self.shutdownTimeout
         let cutShort = StopFlag()
-        let said = Mutex(false)
         let onCancelled: @Sendable () -> Void = {
-            cutShort.set()
-            let first = said.withLock { said in
-                defer { said = true }
-                return !said
-            }
-            if first { printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)") }
+            if cutShort.set() { printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)") }
         }
         func service(_ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
             // A source or the handlers ending on their own (a journal failure) stops the
