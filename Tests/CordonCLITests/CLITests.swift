@@ -57,9 +57,7 @@ struct CLI {
             process.environment = env
         }
         let captured = try Spawn.capture(process, stdin: stdin.map { Data($0.utf8) })
-        var stderr = String(decoding: captured.stderr, as: UTF8.self)
-        if captured.timedOut { stderr += "\n[test: cordon \(arguments.joined(separator: " ")) did not finish in time and was killed]" }
-        return Result(status: captured.status, stdout: String(decoding: captured.stdout, as: UTF8.self), stderr: stderr)
+        return Result(status: captured.status, stdout: String(decoding: captured.stdout, as: UTF8.self), stderr: captured.stderrText)
     }
 
     static func temporaryFile(_ contents: String, suffix: String = ".json") throws -> String {

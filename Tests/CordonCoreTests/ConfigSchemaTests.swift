@@ -34,7 +34,7 @@ import Testing
         process.arguments = ["python3", scriptFile, schemaFile] + files
         let captured = try Spawn.capture(process)
         let data = captured.stdout
-        #expect(captured.status == 0 && !captured.timedOut, "python3: \(String(decoding: captured.stderr, as: UTF8.self))")
+        #expect(captured.status == 0 && !captured.timedOut, "python3: \(captured.stderrText)")
         var results: [String: String] = [:]
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)

@@ -57,7 +57,7 @@ func runBlocking(_ script: String, in dir: URL) throws -> (Int32, String) {
     process.arguments = ["-c", script]
     process.currentDirectoryURL = dir
     let captured = try Spawn.capture(process, merge: true)
-    return (captured.status, String(decoding: captured.stdout, as: UTF8.self) + (captured.timedOut ? "\n[killed: did not finish in time]" : ""))
+    return (captured.status, captured.stdoutText)
 }
 
 func copy(_ dir: URL) throws -> URL {

@@ -7,8 +7,9 @@ import Synchronization
 /// descriptors in the child: a child started by one test while another test holds a pipe
 /// inherits that pipe's ends. A long-lived child (a Python server) holding the write end
 /// of another command's stdout keeps its reader from ever seeing end-of-file, and the test
-/// hangs with the command long gone (seen in CI: `cordon journal verify` a zombie, its
-/// stdout still open in a moto server started at the same moment).
+/// hangs with the command long gone (seen here in parallel runs of the suite, and the
+/// cause of a CI run that never ended: `cordon journal verify` a zombie, its stdout still
+/// open in a moto server started at the same moment).
 ///
 /// So every pipe a test gives a child is made here, close-on-exec, and every child is
 /// started here, under one lock: no child can start while a pipe exists without the flag.
@@ -60,6 +61,13 @@ public enum Spawn {
         public var stderr: Data
         /// Killed after the time allowed.
         public var timedOut: Bool
+
+        /// stdout as text, followed by a note when the command was killed.
+        public var stdoutText: String { String(decoding: stdout, as: UTF8.self) + killedNote }
+        /// stderr as text, followed by a note when the command was killed.
+        public var stderrText: String { String(decoding: stderr, as: UTF8.self) + killedNote }
+
+        private var killedNote: String { timedOut ? "\n[killed: did not finish in time]" : "" }
     }
 
     /// Runs `process` to completion, feeding it `stdin` (then end-of-file) and collecting

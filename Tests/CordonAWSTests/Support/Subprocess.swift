@@ -9,8 +9,7 @@ func runProcess(_ arguments: [String], stdin: Data = Data(), environment: [Strin
     process.arguments = arguments
     if let environment { process.environment = environment }
     let captured = try Spawn.capture(process, stdin: stdin)
-    let stderr = String(decoding: captured.stderr, as: UTF8.self) + (captured.timedOut ? "\n[killed: did not finish in time]" : "")
-    return (captured.status, captured.stdout, stderr)
+    return (captured.status, captured.stdout, captured.stderrText)
 }
 
 /// A deterministic generator (SplitMix64), so a failing random case can be replayed.

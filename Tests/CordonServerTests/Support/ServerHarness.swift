@@ -224,8 +224,7 @@ func run(_ executable: String, _ arguments: [String]) async throws {
         process.arguments = arguments
         let captured = try Spawn.capture(process)
         if captured.status != 0 || captured.timedOut {
-            let why = captured.timedOut ? "did not finish in time" : "failed"
-            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) \(why): \(String(decoding: captured.stderr, as: UTF8.self))")
+            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(captured.stderrText)")
         }
     }
 }
