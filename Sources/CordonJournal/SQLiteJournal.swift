@@ -225,8 +225,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         if broken == nil {
             pending.append((prepared, nil))
             unwrittenPosts += 1
-            startWriterIfNeeded()
-            condition.signal()
+            wakeWriterIfWaiting()
         }
         condition.unlock()
     }
@@ -241,14 +240,26 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 return
             }
             pending.append((prepared, continuation))
-            startWriterIfNeeded()
-            condition.signal()
+            wakeWriterIfWaiting()
             condition.unlock()
         }
     }
 
     static func brokenError(_ reason: String) -> Error {
         Error(message: "the journal stopped after a failed commit (\(reason)); restart to resume from what is durable")
+    }
+
+    /// How many appends waiting make the writer want to be woken: 1 while it is idle, the
+    /// size of the batch it is filling, and none while it commits or waits out the commit
+    /// interval (it looks at what is waiting when it is done). Every append signalled the
+    /// writer before: at thousands of appends a second, the wakeups (futex calls and
+    /// context switches) cost more CPU than the writing. Guarded by `condition`.
+    private var wakeAt = Int.max
+
+    /// Called with `condition` locked, after an append was queued.
+    private func wakeWriterIfWaiting() {
+        startWriterIfNeeded()
+        if pending.count >= wakeAt { condition.signal() }
     }
 
     /// Called with `condition` locked.
@@ -264,6 +275,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     private func writerLoop() {
         while true {
             condition.lock()
+            wakeAt = 1
             while pending.isEmpty && !stopping {
                 if timerRunning {
                     let due = lastCheckpoint + checkpointInterval
@@ -283,11 +295,13 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             // microseconds; waiting briefly for as many as last time fills the batch, so
             // one fsync serves them all instead of a trickle of small commits.
             if !pending.isEmpty && pending.count < lastBatchSize {
+                wakeAt = lastBatchSize
                 let deadline = Date(timeIntervalSinceNow: Self.commitDelay)
                 while pending.count < lastBatchSize && !stopping {
                     if !condition.wait(until: deadline) { break }
                 }
             }
+            wakeAt = Int.max
             // Commits start at most once a millisecond: an fsync costs this kind of machine
             // about half a millisecond of CPU, so under a steady trickle of appends a commit
             // each would spend most of a core on fsyncs; waiting gathers them instead.
