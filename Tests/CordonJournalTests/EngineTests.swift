@@ -510,6 +510,72 @@ final class CheckableAction: Action, @unchecked Sendable {
     }
 }
 
+struct DiskFull: Error {}
+
+/// A journal whose first append of received findings fails after a delay (a commit that
+/// fails while another intake batch waits on it).
+final class FirstIntakeFailsJournal: Journal, @unchecked Sendable {
+    let base: SQLiteJournal
+    let failed = Mutex(false)
+    let started = Mutex(false)
+    init(_ base: SQLiteJournal) { self.base = base }
+
+    func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
+        if records.contains(where: { $0.kind == RecordKind.findingReceived }), !failed.withLock({ f in defer { f = true }; return f }) {
+            started.withLock { $0 = true }
+            try? await Task.sleep(for: .milliseconds(300))
+            throw DiskFull()
+        }
+        return try await base.append(records)
+    }
+    func post(_ records: [NewRecord]) { base.post(records) }
+    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
+    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
+    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
+}
+
+@Suite struct IntakeConcurrencyTests {
+    @Test func concurrentDeliveriesOfOneFindingAreReceivedOnce() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let engine = try await h.engine(["test.record": RecordingAction()])
+        let receipts = try await withThrowingTaskGroup(of: [Engine.Receipt].self) { group in
+            for i in 0..<20 {
+                // Batches that overlap: each holds f-same and a finding of its own.
+                group.addTask { try await engine.receive([EngineHarness.finding(id: "f-own-\(i)"), EngineHarness.finding(id: "f-same")]) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let records = try await h.journal.records(from: 1, limit: 1000)
+        let received = records.filter { $0.kind == RecordKind.findingReceived }
+        #expect(received.count == 21)
+        // f-same is received once; every other delivery refers to that record (what is left
+        // to do for it is settled by `handle`, which opens its incident once).
+        let sameRecords = received.filter { $0.data["finding"]?["id"]?.stringValue == "f-same" }
+        #expect(sameRecords.count == 1)
+        let same = receipts.filter { $0.id == "f-same" }
+        #expect(same.count == 20)
+        #expect(Set(same.map(\.receivedSeq)) == [sameRecords.first?.seq ?? -1])
+    }
+
+    @Test func aDeliveryWaitingOnACommitThatFailsIsReceivedAsNew() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let journal = FirstIntakeFailsJournal(h.journal)
+        let engine = Engine(
+            config: h.config, actions: CoreActions.all.merging(["test.record": RecordingAction()]) { $1 }, journal: journal,
+            evidence: h.journal.evidence, secrets: h.secrets, actor: "cordon/test")
+        let first = Task { try await engine.receive([EngineHarness.finding(id: "f1")]) }
+        while !journal.started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        // The same finding while the first commit is in progress: it waits for that commit,
+        // which fails, so it is not a duplicate of something never journaled.
+        let second = try await engine.receive([EngineHarness.finding(id: "f1")])
+        await #expect(throws: DiskFull.self) { try await first.value }
+        #expect(second.map(\.duplicate) == [false])
+        let records = try await h.journal.records(from: 1, limit: 100)
+        #expect(records.map(\.kind) == [RecordKind.findingReceived])
+        #expect(second.first?.receivedSeq == records.first?.seq)
+    }
+}
+
 /// A containment test action with state: it "isolates" a target and can restore it.
 final class IsolateAction: ReversibleAction, @unchecked Sendable {
     let state = Mutex<[String: String]>([:])

@@ -196,7 +196,10 @@ public actor Engine {
             return Arrival(
                 finding: finding, summary: Self.summary(finding),
                 dedupe: IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event)),
-                matched: matcher.matches(event: event))
+                // The bytes received when they are the event unchanged (a document of its
+                // own, which the parser checked, duplicate keys included): matching them
+                // saves writing the event out again.
+                matched: finding.raw.map { (try? matcher.matches($0)) ?? [] } ?? matcher.matches(event: event))
         }
         return try await receive(arrivals)
     }
@@ -209,14 +212,58 @@ public actor Engine {
         var matched: [Int]
     }
 
+    /// Findings (dedupe keys) of batches whose records are being committed, and the
+    /// receives waiting for one of them to be settled.
+    private var receiving: Set<String> = []
+    private var receivingWaiters: [CheckedContinuation<Void, Never>] = []
+
     private func receive(_ arrivals: [Arrival]) async throws -> [Receipt] {
+        // Deciding what to journal is serialised ("intake"); waiting for the commit is not:
+        // the next batch is decided while this one is written, and both can share a commit.
+        // A batch with a finding still being committed by another waits for that commit,
+        // so that it sees whether the finding was received (a duplicate) or not (its
+        // commit failed: it is new).
         await acquire("intake")
-        defer { release("intake") }
+        while arrivals.contains(where: { receiving.contains($0.dedupe) }) {
+            release("intake")
+            await withCheckedContinuation { receivingWaiters.append($0) }
+            await acquire("intake")
+        }
+        let keys = Set(arrivals.map(\.dedupe))
+        receiving.formUnion(keys)
+        defer {
+            receiving.subtract(keys)
+            let waiters = receivingWaiters
+            receivingWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
+        let decided: ([NewRecord], [(Finding, String, ReceiptSource, [Int], JSONValue)])
+        do {
+            decided = try decide(arrivals)
+        } catch {
+            release("intake")
+            throw error
+        }
+        release("intake")
+        let (records, plans) = decided
+        let written = try await append(records)
+        return plans.map { finding, dedupe, source, pending, summary in
+            switch source {
+            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false, summary: summary)
+            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false, summary: summary)
+            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true, summary: summary)
+            }
+        }
+    }
+
+    /// Per finding of a batch: the index of its received record in the batch's records, or
+    /// the seq it was received with earlier, or a duplicate delivery.
+    enum ReceiptSource { case new(Int), earlier(Int64), duplicate }
+
+    /// The records that receive a batch, and what each finding's receipt will say.
+    private func decide(_ arrivals: [Arrival]) throws -> ([NewRecord], [(Finding, String, ReceiptSource, [Int], JSONValue)]) {
         var records: [NewRecord] = []
-        /// Per finding: the index of its received record in `records`, or the seq it was
-        /// received with earlier.
-        enum Source { case new(Int), earlier(Int64), duplicate }
-        var plans: [(Finding, String, Source, [Int], JSONValue)] = []
+        var plans: [(Finding, String, ReceiptSource, [Int], JSONValue)] = []
         var seen: [String: Int] = [:]
         for arrival in arrivals {
             let finding = arrival.finding
@@ -260,14 +307,7 @@ public actor Engine {
                 records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]))
             }
         }
-        let written = try await append(records)
-        return plans.map { finding, dedupe, source, pending, summary in
-            switch source {
-            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false, summary: summary)
-            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false, summary: summary)
-            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true, summary: summary)
-            }
-        }
+        return (records, plans)
     }
 
     static func updatedAt(_ event: JSONValue) -> String? {
