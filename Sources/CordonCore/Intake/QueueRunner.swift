@@ -88,43 +88,47 @@ public final class QueueRunner: Sendable {
         }
     }
 
-    private func intake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
-        // Two batches overlap: while one batch's findings are matched and committed (most
-        // of which is waiting for the disk) and its files moved, the next batch is claimed
-        // and decoded. `inFlight` is the task journaling, handing over and acknowledging
-        // the previous batch (`finish`).
-        var inFlight: Task<Void, any Error>?
-        do {
-            try await intakeLoop(&inFlight, into: receipts, isStopping: isStopping)
-        } catch {
-            // Never leave a commit running behind our back: its files stay claimed and are
-            // taken up again (as duplicates where handled) by the next start.
-            if let batch = inFlight { _ = try? await batch.value }
-            throw error
-        }
-        if let batch = inFlight { try await batch.value }
-    }
+    /// Batches being journaled and acknowledged at once (`finish`), beside the one being
+    /// claimed and decoded.
+    static let batchesInFlight = 3
 
-    private func intakeLoop(_ inFlight: inout Task<Void, any Error>?, into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
-        while !Task.isCancelled {
-            let stopping = isStopping()
-            var claimed: [QueueDirectory.Claimed] = []
-            let generation = queue.generation
-            if !stopping, await receipts.waitForRoom() {
-                while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+    private func intake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+        // Batches overlap: while one batch's findings are committed (most of which is
+        // waiting for the disk) and its files moved, the next ones are claimed, decoded,
+        // matched and queued behind it in the journal, so that they share its commit or
+        // take the next. If intake fails, the task group waits for the batches in flight
+        // before the error is thrown: a commit never runs on behind our back, and files
+        // not acknowledged stay claimed, to be taken up again (as duplicates where handled)
+        // by the next start.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !Task.isCancelled {
+                let stopping = isStopping()
+                var claimed: [QueueDirectory.Claimed] = []
+                let generation = queue.generation
+                if !stopping, await receipts.waitForRoom() {
+                    while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+                }
+                if claimed.isEmpty {
+                    // Idle: what is in flight finishes first (its failure surfaces now).
+                    while inFlight > 0 {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    if stopping || Task.isCancelled { return }
+                    if await receipts.isClosed { return }
+                    await queue.wait(timeout: pollInterval, after: generation)
+                    continue
+                }
+                let decoded = await Self.decode(claimed)
+                if inFlight >= Self.batchesInFlight {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                group.addTask { try await self.finish(claimed, decoded, into: receipts) }
+                inFlight += 1
             }
-            let decoded = await Self.decode(claimed)
-            if let previous = inFlight {
-                inFlight = nil
-                try await previous.value
-            }
-            if claimed.isEmpty {
-                if stopping || Task.isCancelled { return }
-                if await receipts.isClosed { return }
-                await queue.wait(timeout: pollInterval, after: generation)
-                continue
-            }
-            inFlight = Task { try await self.finish(claimed, decoded, into: receipts) }
+            try await group.waitForAll()
         }
     }
 
