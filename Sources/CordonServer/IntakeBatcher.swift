@@ -2,22 +2,27 @@ import CordonCore
 
 /// Journals findings from many concurrent requests with few commits.
 ///
-/// `Engine.receive` is serialised and returns once its one commit is durable. Calling it
-/// once per request would cost one fsync per request; instead, while one batch is being
-/// journaled, the findings of the requests that arrive meanwhile wait here and go into
-/// the next batch together (group commit). Each caller gets back the receipts of its own
-/// findings, in order, once they are durable — or the journal's error.
+/// `Engine.receive` returns once its batch's one commit is durable. Calling it once per
+/// request would cost one fsync per request; instead, while batches are being journaled,
+/// the findings of the requests that arrive meanwhile wait here and go into the next
+/// batch together (group commit). Up to `batchesInFlight` batches are received at once:
+/// the engine decides one while another is committed, and the journal writes what is
+/// queued together. Each caller gets back the receipts of its own findings, in order,
+/// once they are durable — or the journal's error.
 public actor IntakeBatcher {
     public let engine: Engine
     /// The most findings journaled in one batch.
     public let maxBatch: Int
+    /// The most batches being received at once.
+    public let batchesInFlight: Int
     private var pending: [[Finding]] = []
     private var waiters: [CheckedContinuation<[Engine.Receipt], any Error>] = []
-    private var flushing = false
+    private var flushers = 0
 
-    public init(engine: Engine, maxBatch: Int = 2048) {
+    public init(engine: Engine, maxBatch: Int = 2048, batchesInFlight: Int = 3) {
         self.engine = engine
         self.maxBatch = max(1, maxBatch)
+        self.batchesInFlight = max(1, batchesInFlight)
     }
 
     /// Journals `findings` (durable when this returns) and returns their receipts.
@@ -26,8 +31,8 @@ public actor IntakeBatcher {
         return try await withCheckedThrowingContinuation { continuation in
             pending.append(findings)
             waiters.append(continuation)
-            if !flushing {
-                flushing = true
+            if flushers < batchesInFlight {
+                flushers += 1
                 Task { await self.flushLoop() }
             }
         }
@@ -57,6 +62,6 @@ public actor IntakeBatcher {
                 for continuation in continuations { continuation.resume(throwing: error) }
             }
         }
-        flushing = false
+        flushers -= 1
     }
 }
