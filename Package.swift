@@ -24,11 +24,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibYAML", path: "Sources/CLibYAML", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CCordonSys", path: "Sources/CCordonSys"),
         .target(
             name: "CordonCore",
             dependencies: [
                 "CZlib",
                 "CLibYAML",
+                "CCordonSys",
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -29,6 +29,21 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("failed/b.json.error.json").path))
     }
 
+    @Test func aFileWithTheNameOfOneAlreadyDoneKeepsBoth() throws {
+        let root = try TempDir().url
+        let queue = try QueueDirectory(root: root)
+        try drop(root, "a.json", "{\"n\":1}")
+        try queue.complete(try #require(try queue.claim()))
+        try drop(root, "a.json", "{\"n\":2}")
+        try queue.complete(try #require(try queue.claim()))
+        let done = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("done").path).sorted()
+        #expect(done.count == 2)
+        #expect(done.first == "a.json")
+        #expect(done.last?.hasPrefix("a.json.") == true)
+        // The first file was not replaced.
+        #expect(try String(contentsOf: root.appendingPathComponent("done/a.json"), encoding: .utf8) == "{\"n\":1}")
+    }
+
     @Test func concurrentRunnersNeverClaimAFileTwice() async throws {
         let root = try TempDir().url
         let queues = try (0..<4).map { _ in try QueueDirectory(root: root) }

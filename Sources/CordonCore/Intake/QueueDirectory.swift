@@ -1,3 +1,4 @@
+import CCordonSys
 import Foundation
 import Synchronization
 
@@ -150,9 +151,18 @@ public final class QueueDirectory: @unchecked Sendable {
     /// Moves a claimed file into `folder` (a path ending in `/`), keeping a file of the same
     /// name that is already there (the new one gets a time suffix).
     private func move(_ claimed: Claimed, to folder: String) throws {
+        // One system call in the usual case (a separate existence check cost as much as a
+        // third of the rename at thousands of files a second); renameat2 is Linux 3.15+,
+        // with a check-then-rename fallback where the file system does not support it.
         var target = folder + claimed.name
-        if access(target, F_OK) == 0 {
+        if cordon_rename_noreplace(claimed.path, target) == 0 { return }
+        let error = errno
+        if error == EEXIST {
             target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))"
+        } else if error == EINVAL || error == ENOSYS {
+            if access(target, F_OK) == 0 { target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))" }
+        } else {
+            throw Error(message: "cannot move \(claimed.path) to \(target): \(String(cString: strerror(error)))")
         }
         guard rename(claimed.path, target) == 0 else {
             throw Error(message: "cannot move \(claimed.path) to \(target): \(String(cString: strerror(errno)))")

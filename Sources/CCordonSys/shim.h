@@ -1,0 +1,19 @@
+// System calls glibc declares only with _GNU_SOURCE, which Swift's Glibc module does not
+// import.
+#ifndef CORDON_CSYSTEM_SHIM_H
+#define CORDON_CSYSTEM_SHIM_H
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+/// rename(2) that fails with EEXIST instead of replacing an existing target.
+static inline int cordon_rename_noreplace(const char *from, const char *to) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+#endif
