@@ -1,7 +1,7 @@
 // System calls glibc declares only with _GNU_SOURCE, which Swift's Glibc module does not
 // import.
-#ifndef CORDON_CSYSTEM_SHIM_H
-#define CORDON_CSYSTEM_SHIM_H
+#ifndef CCORDONSYS_SHIM_H
+#define CCORDONSYS_SHIM_H
 
 #include <fcntl.h>
 #include <sys/syscall.h>

@@ -251,9 +251,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     /// How many appends waiting make the writer want to be woken: 1 while it is idle, the
     /// size of the batch it is filling, and none while it commits or waits out the commit
-    /// interval (it looks at what is waiting when it is done). Every append signalled the
-    /// writer before: at thousands of appends a second, the wakeups (futex calls and
-    /// context switches) cost more CPU than the writing. Guarded by `condition`.
+    /// interval (it looks at what is waiting when it is done), so that appends do not
+    /// signal a writer that is not waiting for them. Guarded by `condition`.
     private var wakeAt = Int.max
 
     /// Called with `condition` locked, after an append was queued.

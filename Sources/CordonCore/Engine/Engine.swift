@@ -237,15 +237,9 @@ public actor Engine {
             receivingWaiters = []
             for waiter in waiters { waiter.resume() }
         }
-        let decided: ([NewRecord], [(Finding, String, ReceiptSource, [Int], JSONValue)])
-        do {
-            decided = try decide(arrivals)
-        } catch {
-            release("intake")
-            throw error
-        }
+        let decided = Result { try decide(arrivals) }
         release("intake")
-        let (records, plans) = decided
+        let (records, plans) = try decided.get()
         let written = try await append(records)
         return plans.map { finding, dedupe, source, pending, summary in
             switch source {
@@ -260,10 +254,14 @@ public actor Engine {
     /// the seq it was received with earlier, or a duplicate delivery.
     enum ReceiptSource { case new(Int), earlier(Int64), duplicate }
 
+    /// What a finding's receipt will say: the finding, its dedupe key, where its received
+    /// record is, the playbooks still to handle it, its summary.
+    typealias ReceiptPlan = (Finding, String, ReceiptSource, [Int], JSONValue)
+
     /// The records that receive a batch, and what each finding's receipt will say.
-    private func decide(_ arrivals: [Arrival]) throws -> ([NewRecord], [(Finding, String, ReceiptSource, [Int], JSONValue)]) {
+    private func decide(_ arrivals: [Arrival]) throws -> ([NewRecord], [ReceiptPlan]) {
         var records: [NewRecord] = []
-        var plans: [(Finding, String, ReceiptSource, [Int], JSONValue)] = []
+        var plans: [ReceiptPlan] = []
         var seen: [String: Int] = [:]
         for arrival in arrivals {
             let finding = arrival.finding

@@ -157,12 +157,12 @@ public final class QueueDirectory: @unchecked Sendable {
         var target = folder + claimed.name
         if cordon_rename_noreplace(claimed.path, target) == 0 { return }
         let error = errno
-        if error == EEXIST {
-            target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))"
-        } else if error == EINVAL || error == ENOSYS {
-            if access(target, F_OK) == 0 { target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))" }
-        } else {
+        let unsupported = error == EINVAL || error == ENOSYS
+        guard error == EEXIST || unsupported else {
             throw Error(message: "cannot move \(claimed.path) to \(target): \(String(cString: strerror(error)))")
+        }
+        if error == EEXIST || access(target, F_OK) == 0 {
+            target = folder + "\(claimed.name).\(Int(Date().timeIntervalSince1970 * 1000))"
         }
         guard rename(claimed.path, target) == 0 else {
             throw Error(message: "cannot move \(claimed.path) to \(target): \(String(cString: strerror(errno)))")
