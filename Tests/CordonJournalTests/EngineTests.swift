@@ -263,7 +263,15 @@ let basicPlaybook = """
         let engine = try await h.engine(["test.record": RecordingAction()])
         let outcome = try await engine.process([EngineHarness.finding(id: "low", severity: 2)])
         #expect(outcome.first?.incidents.isEmpty == true)
-        #expect(try await h.journal.records(from: 1, limit: 10).map(\.kind) == ["finding.received", "finding.unmatched"])
+        let records = try await h.journal.records(from: 1, limit: 10)
+        #expect(records.map(\.kind) == ["finding.received"])
+        #expect(records.first?.data["matched"] == .array([]))
+        // Delivered again, after a restart (the index rebuilt from the journal): a
+        // duplicate, with nothing left to do.
+        let again = try await h.engine(["test.record": RecordingAction()])
+        let second = try await again.process([EngineHarness.finding(id: "low", severity: 2)])
+        #expect(second.first?.duplicate == true)
+        #expect(try await h.journal.records(from: 1, limit: 10).map(\.kind) == ["finding.received", "finding.duplicate"])
     }
 
     /// A secret used by a playbook run never reaches the journal, the evidence store or an export.

@@ -159,6 +159,22 @@ func copy(_ dir: URL) throws -> URL {
         #expect(md.contains("| Time to close (finding created → incident closed) | 1h0m0s |"))
     }
 
+    /// A finding's receipt says what it matched; the oldest journals (without `matched`)
+    /// say only that it was received, and their `finding.unmatched` record says the rest.
+    @Test func aReceivedFindingShowsWhatItMatched() {
+        func received(_ seq: Int64, _ data: JSONValue, kind: String = "finding.received") -> JournalRecord {
+            JournalRecord(seq: seq, time: "2026-01-01T00:00:0\(seq).000000Z", incident: nil, kind: kind, actor: "cordon/test", data: data, prev: JournalRecord.genesis, hash: "")
+        }
+        let finding: JSONValue = ["id": "f1", "detail_type": "GuardDuty Finding", "type": "Recon:EC2/PortProbeUnprotectedPort"]
+        let rows = Timeline(incident: "all", records: [
+            received(1, ["finding": finding, "matched": []]),
+            received(2, ["finding": finding, "matched": ["quarantine", "notify"]]),
+            received(3, ["finding": finding]),
+            received(4, ["finding": finding], kind: "finding.unmatched"),
+        ]).rows
+        #expect(rows.map(\.outcome) == ["received: no playbook matched", "received: matched quarantine, notify", "received", "unmatched"])
+    }
+
     @Test func csvEscapesAndDefusesFormulas() {
         let record = JournalRecord(seq: 1, time: "2026-01-01T00:00:00.000000Z", incident: "x", kind: "step.failed", actor: "=cmd|' /C calc'!A0", data: ["step": "a,b", "error": "said \"no\"\nthen left"], prev: JournalRecord.genesis, hash: "")
         let csv = Timeline(incident: "x", records: [record]).csv

@@ -182,8 +182,8 @@ public actor Engine {
     }
 
     /// Journals findings (each `finding.received` with the finding as evidence and the
-    /// playbooks it matched, or `finding.unmatched`, or `finding.duplicate` for a delivery
-    /// already received and handled) in one commit, and returns once they are durable:
+    /// playbooks it matched, none for an unmatched one, or `finding.duplicate` for a
+    /// delivery already received and handled) in one commit, and returns once they are durable:
     /// from then on the journal owns them, and a crash before they are handled is resumed
     /// from it (`resumeUnfinished`). Intake is serialised; handling runs concurrently.
     public nonisolated func receive(_ findings: [Finding]) async throws -> [Receipt] {
@@ -294,16 +294,13 @@ public actor Engine {
             }
             // The finding as received when it arrived as a document of its own.
             let ref = try evidence.store(finding.raw ?? JSONWriter.bytes(event), name: "finding", mediaType: "application/json")
+            // `matched: []` says the finding matched no playbook: nothing remains to do
+            // for it (journals of earlier versions follow it with `finding.unmatched`).
             plans.append((finding, dedupe, .new(records.count), matched, summary))
             records.append(
                 NewRecord(
                     kind: RecordKind.findingReceived, actor: actor,
                     data: ["finding": summary, "matched": .array(matched.map { .string(playbooks[$0].name) }), "evidence": [ref]]))
-            if matched.isEmpty {
-                // The unmatched record follows the one it concerns in the same commit
-                // and names the finding by its id and update time.
-                records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]))
-            }
         }
         return (records, plans)
     }

@@ -70,8 +70,10 @@ public struct IncidentIndex: Sendable {
     /// Findings already received, by `id|updatedAt`, with the seq of their
     /// `finding.received` record.
     public private(set) var receivedFindings: [String: Int64] = [:]
-    /// Findings whose matching is recorded: `finding.unmatched`, or an incident per
-    /// matching playbook (`playbook` → finding keys it handled).
+    /// Findings that matched no playbook: `finding.received` with `matched: []`, or
+    /// `finding.unmatched` (written by earlier versions, and when a finding received
+    /// with matches arrives again after its playbooks were removed); and those that did,
+    /// an incident per matching playbook (`playbook` → finding keys it handled).
     public private(set) var unmatchedFindings: Set<String> = []
     public private(set) var handled: [String: Set<String>] = [:]
     /// Findings received whose matching playbooks have not all opened or attached an
@@ -120,9 +122,13 @@ public struct IncidentIndex: Sendable {
         case RecordKind.findingReceived:
             let key = Self.dedupeKey(d["finding"])
             receivedFindings[key] = record.seq
-            if let matched = d["matched"]?.arrayValue, !matched.isEmpty {
-                unhandled[key] = Unhandled(
-                    seq: record.seq, playbooks: Set(matched.compactMap(\.stringValue)), evidence: record.evidenceHashes.first)
+            if let matched = d["matched"]?.arrayValue {
+                if matched.isEmpty {
+                    unmatchedFindings.insert(key)
+                } else {
+                    unhandled[key] = Unhandled(
+                        seq: record.seq, playbooks: Set(matched.compactMap(\.stringValue)), evidence: record.evidenceHashes.first)
+                }
             }
             return
         case RecordKind.findingUnmatched:

@@ -65,7 +65,13 @@ public struct Timeline: Sendable {
                 phase = .detection
                 what = "Finding received: \(d["finding"]?["detail_type"]?.stringValue ?? "finding") \(d["finding"]?["type"]?.stringValue ?? "")"
                     .trimmingCharacters(in: .whitespaces)
-                outcome = "received"
+                // `matched` is absent from the oldest journals (which said
+                // `finding.unmatched` after it instead).
+                switch d["matched"]?.arrayValue {
+                case nil: outcome = "received"
+                case let matched? where matched.isEmpty: outcome = "received: no playbook matched"
+                case let matched?: outcome = "received: matched " + matched.compactMap(\.stringValue).joined(separator: ", ")
+                }
                 if let created = d["finding"]?["created_at"]?.stringValue.flatMap(Timestamp.parse) {
                     metrics.findingCreated = min(metrics.findingCreated ?? created, created)
                 }
