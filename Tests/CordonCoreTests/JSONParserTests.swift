@@ -14,6 +14,41 @@ import Testing
         #expect(JSONWriter.string(value) == #"{"big":12345678901234567890123,"p":9007199254740993,"f":3.0e2}"#)
     }
 
+    /// Containers are built from the parser's stacks when they close: siblings and nesting
+    /// must each get exactly their own members, in order, however deep or wide.
+    @Test func buildsNestedContainersWithExactlyTheirMembers() throws {
+        let wide = (0..<40).map { #""k\#($0)": {"i": \#($0), "list": [\#($0), [], {}, [{"x": [1, {"y": 2}]}]]}"# }.joined(separator: ", ")
+        let text = #"{"a": [1, {"b": [2, 3], "c": {}}, [4, [5, [6]]]], "wide": {\#(wide)}, "z": [{"q": null}, true]}"#
+        let value = try json(text)
+        #expect(JSONWriter.string(value) == text.replacingOccurrences(of: " ", with: ""))
+        #expect(value["wide"]?.objectValue?.count == 40)
+        #expect(value["wide"]?["k39"]?["list"]?[3]?[0]?["x"]?[1]?["y"] == .number(JSONNumber(2)))
+        #expect(value.objectValue.map { Array($0.keys) } == ["a", "wide", "z"])
+    }
+
+    /// Duplicate keys are found by a linear search in small objects and with a set in large
+    /// ones: both are rejected, at the second key.
+    @Test(arguments: [3, 15, 16, 17, 40])
+    func rejectsADuplicateKeyInAnObjectOfAnySize(members: Int) {
+        let keys = (0..<members).map { #""k\#($0)": \#($0)"# }.joined(separator: ", ")
+        let text = #"{\#(keys), "k1": "again"}"#
+        do {
+            _ = try JSONParser.parse(text)
+            Issue.record("expected an error for \(members) members")
+        } catch {
+            #expect(error.message == #"duplicate key "k1" in object"#)
+            #expect(error.offset == text.utf8.count - #""k1": "again"}"#.utf8.count)
+        }
+        // The same keys nested in different objects are not duplicates.
+        #expect(throws: Never.self) { try JSONParser.parse(#"{"a": {\#(keys)}, "b": {\#(keys)}}"#) }
+    }
+
+    @Test func aDictionaryLiteralWithARepeatedKeyKeepsItsFirstPlaceAndLastValue() {
+        let value: JSONValue = ["a": 1, "b": 2, "a": 3]
+        #expect(value.objectValue.map { Array($0.keys) } == ["a", "b"])
+        #expect(value["a"] == .number(JSONNumber(3)))
+    }
+
     @Test func distinguishesNullFromMissing() throws {
         let value = try json(#"{"a": null}"#)
         #expect(value["a"] == .null)

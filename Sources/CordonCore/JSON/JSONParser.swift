@@ -63,10 +63,22 @@ public struct JSONParser {
         let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
         let maxDepth: Int
+        // The members and elements of the objects and arrays being parsed, innermost last:
+        // each container is built once at its exact size when it closes, instead of
+        // growing (and reallocating) member by member. Allocations were most of the cost
+        // of parsing a finding.
+        var keyStack: [String] = []
+        var valueStack: [JSONValue] = []
+        var elementStack: [JSONValue] = []
 
         init(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
             self.bytes = bytes
             self.maxDepth = maxDepth
+            // Enough for the open containers of a typical finding (a few levels of a dozen
+            // members), so that the stacks themselves rarely grow.
+            keyStack.reserveCapacity(64)
+            valueStack.reserveCapacity(64)
+            elementStack.reserveCapacity(32)
         }
 
         func error(_ message: String, at offset: Int? = nil) -> JSONParseError {
@@ -194,18 +206,23 @@ public struct JSONParser {
         mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
             if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
             position += 1
-            var elements: [JSONValue] = []
             skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(elements) }
+            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array([]) }
+            let base = elementStack.count
             while true {
                 skipWhitespace()
-                elements.append(try parseValue(depth: depth))
+                let element = try parseValue(depth: depth)
+                elementStack.append(element)
                 skipWhitespace()
                 guard position < bytes.count else { throw error("unexpected end of input: expected ',' or ']'") }
                 let c = bytes[position]
                 position += 1
                 if c == UInt8(ascii: ",") { continue }
-                if c == UInt8(ascii: "]") { return .array(elements) }
+                if c == UInt8(ascii: "]") {
+                    let elements = Array(elementStack[base...])
+                    elementStack.removeLast(elementStack.count - base)
+                    return .array(elements)
+                }
                 throw error("unexpected \(describe(c)) in array: expected ',' or ']'", at: position - 1)
             }
         }
@@ -213,9 +230,12 @@ public struct JSONParser {
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
             if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
             position += 1
-            var members = JSONObject()
             skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object([:]) }
+            let base = keyStack.count
+            // Duplicate keys: a linear search among the few members of most objects, a set
+            // once an object has many.
+            var seen: Set<String>? = nil
             while true {
                 skipWhitespace()
                 guard position < bytes.count else { throw error("unexpected end of input: expected a key") }
@@ -230,16 +250,29 @@ public struct JSONParser {
                 }
                 position += 1
                 skipWhitespace()
-                let value = try parseValue(depth: depth)
-                if members.updateValue(value, forKey: key) != nil {
+                let count = keyStack.count - base
+                if count >= 16 {
+                    if seen == nil { seen = Set(keyStack[base...]) }
+                    if seen?.insert(key).inserted == false {
+                        throw error("duplicate key \"\(key)\" in object", at: keyStart)
+                    }
+                } else if keyStack[base...].contains(key) {
                     throw error("duplicate key \"\(key)\" in object", at: keyStart)
                 }
+                let value = try parseValue(depth: depth)
+                keyStack.append(key)
+                valueStack.append(value)
                 skipWhitespace()
                 guard position < bytes.count else { throw error("unexpected end of input: expected ',' or '}'") }
                 let c = bytes[position]
                 position += 1
                 if c == UInt8(ascii: ",") { continue }
-                if c == UInt8(ascii: "}") { return .object(members) }
+                if c == UInt8(ascii: "}") {
+                    let members = JSONObject(uncheckedUniqueKeys: Array(keyStack[base...]), values: Array(valueStack[base...]))
+                    keyStack.removeLast(keyStack.count - base)
+                    valueStack.removeLast(valueStack.count - base)
+                    return .object(members)
+                }
                 throw error("unexpected \(describe(c)) in object: expected ',' or '}'", at: position - 1)
             }
         }

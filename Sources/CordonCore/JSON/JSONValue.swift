@@ -87,8 +87,22 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
     public init(nilLiteral: ()) { self = .null }
     public init(integerLiteral value: Int) { self = .number(JSONNumber(value)) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// A repeated key keeps its first place and its last value. The members are stored at
+    /// their exact count (a literal is built for most records Cordon writes).
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self = .object(JSONObject(elements, uniquingKeysWith: { _, last in last }))
+        var keys: [String] = []
+        var values: [JSONValue] = []
+        keys.reserveCapacity(elements.count)
+        values.reserveCapacity(elements.count)
+        for (key, value) in elements {
+            if let i = keys.firstIndex(of: key) {
+                values[i] = value
+            } else {
+                keys.append(key)
+                values.append(value)
+            }
+        }
+        self = .object(JSONObject(uncheckedUniqueKeys: keys, values: values))
     }
 }
 
