@@ -664,7 +664,10 @@ public actor Engine {
             try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
             return false
         }
-        let request = ActionRequest(action: step.action, inputs: inputs, idempotencyKey: key, incident: index.incidents[id]?.json ?? .null, evidence: evidence, secrets: secrets)
+        // `root` holds the incident as `run` just read it from the index, unchanged since.
+        let request = ActionRequest(
+            action: step.action, inputs: inputs, idempotencyKey: key, incident: root["incident"] ?? index.incidents[id]?.json ?? .null,
+            evidence: evidence, secrets: secrets)
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
         if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
