@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "CordonJournal",
             dependencies: [
-                "CordonCore",
+                "CordonCore", "CCordonSys",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

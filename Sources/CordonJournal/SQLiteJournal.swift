@@ -1,3 +1,4 @@
+import CCordonSys
 import CordonCore
 import Crypto
 import Foundation
@@ -272,6 +273,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     }
 
     private func writerLoop() {
+        // Named for `top -H` and profilers (Foundation's `Thread.name` does not reach the
+        // kernel on Linux).
+        cordon_name_thread("cordon-journal")
         while true {
             condition.lock()
             wakeAt = 1
@@ -403,7 +407,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             out.append(written)
         }
         var signed = false
-        let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
+        // Statements run by every commit are prepared once, not parsed (and authorised by
+        // GRDB) again each time.
+        let lastSigned = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM checkpoints")) ?? 0
         if seq - lastSigned >= Int64(checkpointEvery) {
             try sign(db: db, seq: seq, hash: prev, key: key)
             signed = true
@@ -412,7 +418,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     }
 
     static func head(_ db: Database) throws -> (Int64, String) {
-        if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1") {
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")) {
             return (row["seq"], row["hash"])
         }
         return (0, JournalRecord.genesis)
