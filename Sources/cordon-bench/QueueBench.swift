@@ -152,6 +152,7 @@ struct QueueBench: AsyncParsableCommand {
             queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: .milliseconds(50),
             onFile: { _, _ in filesDone.value.withLock { $0 += 1 } }, onHandled: { _ in handled.value.withLock { $0 += 1 } })
         try await runner.run(isStopping: { filesDone.value.withLock { $0 } >= total })
+        FileHandle.standardError.write(Data("drained\n".utf8))
         let processed = handled.value.withLock { $0 }
         while rate > 0 && !produced.value.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         let elapsed = ContinuousClock.now - start
