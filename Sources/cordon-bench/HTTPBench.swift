@@ -138,6 +138,7 @@ struct HTTPBench: AsyncParsableCommand {
         process.standardOutput = output
         let before = try await journal.count(kind: RecordKind.findingReceived)
         let statsStart = journal.commitStatistics
+        let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         do {
             try process.run()
@@ -166,6 +167,7 @@ struct HTTPBench: AsyncParsableCommand {
                 format: "http: %d findings journaled (finding.received, durable before each 202) in %.1f s = %.0f findings/s over %d connections from wrk (API key)",
                 accepted, seconds, Double(accepted) / seconds, connections))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
+        print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
     }
 
     func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
@@ -177,6 +179,7 @@ struct HTTPBench: AsyncParsableCommand {
         let perConnection = (total + connections - 1) / connections
         let signed = self.signed
         let statsStart = journal.commitStatistics
+        let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
             for c in 0..<connections {
@@ -226,6 +229,7 @@ struct HTTPBench: AsyncParsableCommand {
                 latencies.count, results.1, seconds, Double(latencies.count) / seconds, connections, signed ? "HMAC-signed" : "API key"))
         print(String(format: "latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? 0))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
+        print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
         try await client.shutdown()
     }
 

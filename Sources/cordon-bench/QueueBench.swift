@@ -116,6 +116,7 @@ struct QueueBench: AsyncParsableCommand {
         if rate <= 0 { for i in lines.indices { try drop(i) } }
         FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
         let cpuStart = Self.cpuSeconds()
+        let hostStart = Self.hostCPU()
         let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
         let total = lines.count
@@ -157,6 +158,7 @@ struct QueueBench: AsyncParsableCommand {
         while rate > 0 && !produced.value.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         let elapsed = ContinuousClock.now - start
         let cpu = Self.cpuSeconds() - cpuStart - producerCPU.value.withLock { $0 }
+        let hostEnd = Self.hostCPU()
         let stats = journal.commitStatistics
         try await journal.close()
         let seconds = elapsed.seconds
@@ -183,6 +185,7 @@ struct QueueBench: AsyncParsableCommand {
         print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
         print(Self.journalLine(statsStart, stats, seconds: seconds))
         print(String(format: "cpu: %.2f s user+system during the drain (the producer's excluded) = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
+        print(Self.stealLine(hostStart, hostEnd))
         if rate > 0 {
             print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))
         } else {
@@ -205,6 +208,25 @@ struct QueueBench: AsyncParsableCommand {
             format: "journal: %d records in %d commits (%.1f records per commit, %.0f commits/s); writer thread %.0f%% of a core, %.1f µs per record",
             records, commits, Double(records) / Double(max(commits, 1)), Double(commits) / seconds, cpu / seconds * 100,
             cpu / Double(max(records, 1)) * 1e6)
+    }
+
+    /// The machine's CPU time so far, and the part the hypervisor gave to other guests
+    /// (`steal` in /proc/stat), in clock ticks.
+    static func hostCPU() -> (total: Double, steal: Double) {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return (0, 0) }
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count >= 8 else { return (0, 0) }
+        return (fields.prefix(8).reduce(0, +), fields[7])
+    }
+
+    /// How much of the machine the host took between two `hostCPU()` readings: on a shared
+    /// VM, figures from runs with more than a few percent are not comparable.
+    static func stealLine(_ before: (total: Double, steal: Double), _ after: (total: Double, steal: Double)) -> String {
+        let total = after.total - before.total
+        let share = total > 0 ? (after.steal - before.steal) / total * 100 : 0
+        return String(format: "host: the hypervisor took %.1f%% of this VM's CPU time during the run (steal in /proc/stat)", share)
     }
 
     static func rssMB() -> Double {
