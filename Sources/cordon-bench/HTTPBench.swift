@@ -84,9 +84,10 @@ struct HTTPBench: AsyncParsableCommand {
         let metrics = ServerMetrics()
         let engine = Engine(
             config: loaded, actions: actions, journal: MetricsJournal(journal, metrics: metrics), evidence: journal.evidence, secrets: secrets,
-            actor: "cordon-bench")
+            actor: "cordon-bench", actionsInFlight: 16)
         let receipts = ReceiptQueue(limit: 4096)
-        let handlers = Task { try await QueueRunner.handle(receipts, engine: engine, concurrency: 16) }
+        // As `cordon run` with its default --concurrency 16.
+        let handlers = Task { try await QueueRunner.handle(receipts, engine: engine, concurrency: QueueRunner.handlers(actionsInFlight: 16)) }
         let key = "bench-key"
         let hmac = "bench-hmac"
         var host = "127.0.0.1"

@@ -28,7 +28,7 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Trigger workload: exact (patterns-exact.jsonl: a matching finding opens about one incident) or mixed (patterns-mixed.jsonl: about 2.7).")
     var workload = "exact"
 
-    @Option(help: "Incidents handled at once, as `cordon run --concurrency`.")
+    @Option(help: "Actions called at once, as `cordon run --concurrency` (with as many handlers as `cordon run` gives it).")
     var concurrency = 16
 
     @Option(help: "Files journaled in one commit, as `cordon run --batch`.")
@@ -84,7 +84,9 @@ struct QueueBench: AsyncParsableCommand {
         let noop = NoOp()
         var actions = CoreActions.all
         actions["core.log"] = noop
-        let engine = Engine(config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench")
+        let engine = Engine(
+            config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench",
+            actionsInFlight: concurrency)
         let queue = try QueueDirectory(root: root.appendingPathComponent("queue"))
         let rssAfterLoad = Self.rssMB()
 
@@ -150,7 +152,7 @@ struct QueueBench: AsyncParsableCommand {
         let filesDone = Locked(0)
         let handled = Locked(0)
         let runner = QueueRunner(
-            queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: .milliseconds(50),
+            queue: queue, engine: engine, concurrency: QueueRunner.handlers(actionsInFlight: concurrency), batchSize: batch, pollInterval: .milliseconds(50),
             onFile: { _, _ in filesDone.value.withLock { $0 += 1 } }, onHandled: { _ in handled.value.withLock { $0 += 1 } })
         try await runner.run(isStopping: { filesDone.value.withLock { $0 } >= total })
         FileHandle.standardError.write(Data("drained\n".utf8))
@@ -182,7 +184,7 @@ struct QueueBench: AsyncParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      loadTime.seconds * 1000, rssAfterLoad, Self.rssMB()))
-        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d files at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
+        print(String(format: "queue: %d findings in %.2f s = %.0f findings/s with %d actions at once (claim, journal with synchronous=FULL, match, open incidents, run)", processed, seconds, Double(processed) / seconds, concurrency))
         print(Self.journalLine(statsStart, stats, seconds: seconds))
         print(String(format: "cpu: %.2f s user+system during the drain (the producer's excluded) = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
         print(Self.stealLine(hostStart, hostEnd))

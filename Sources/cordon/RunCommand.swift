@@ -13,8 +13,9 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run continuously: take findings from a queue directory, webhooks, SNS or SQS and run the playbooks.",
         discussion: """
             Sources (at least one): --queue-dir, --listen (HTTP: POST /v1/findings, POST /v1/sns, \
-            GET /healthz, /readyz, /metrics), --sqs-url. All feed one pool of --concurrency \
-            handlers; every finding is journaled (durable) before its source is acknowledged \
+            GET /healthz, /readyz, /metrics), --sqs-url. All feed one pool of handlers (4 × \
+            --concurrency, at least 64), which run incidents with at most --concurrency actions \
+            called at once; every finding is journaled (durable) before its source is acknowledged \
             (file moved, 202 answered, SQS message deleted).
 
             --listen HOST:PORT: POST /v1/findings takes any input format Cordon decodes, \
@@ -30,7 +31,7 @@ struct RunCommand: AsyncParsableCommand {
             DIR/incoming/ (a rename is atomic). Cordon claims each file by renaming it into \
             DIR/processing/, journals its findings (up to --batch files in one durable commit), \
             then moves it to DIR/done/; a file that cannot be decoded goes to DIR/failed/ with \
-            NAME.error.json beside it. Up to --concurrency incidents then run at once. Files \
+            NAME.error.json beside it. The incidents then run, --concurrency actions at a time. Files \
             left in processing/ by a runner that crashed are taken up again. Several runners \
             may share one queue directory (each with its own --data-dir); none processes a \
             file twice. New files are noticed at once (inotify), or within --poll-interval.
@@ -87,7 +88,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds each SQS long poll waits (0 to 20).")
     var sqsWait = 20
 
-    @Option(help: "Incidents handled at once (their journal writes share group commits).")
+    @Option(help: "Actions called at once, across incidents (cloud and integration calls in flight); incidents waiting for the journal do not count.")
     var concurrency = 16
 
     @Option(help: "Files claimed and journaled together in one commit.")
@@ -146,7 +147,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
         let metrics = ServerMetrics()
-        let (journal, engine) = try await openEngine(loaded, data, cloud: session, wrapJournal: { MetricsJournal($0, metrics: metrics) })
+        let (journal, engine) = try await openEngine(
+            loaded, data, cloud: session, actionsInFlight: concurrency, wrapJournal: { MetricsJournal($0, metrics: metrics) })
         journal.startCheckpointTimer()
         var queue: QueueDirectory?
         if let queueDir {
@@ -240,7 +242,7 @@ struct RunCommand: AsyncParsableCommand {
                 failureTerminationBehavior: .gracefullyShutdownGroup),
             service(
                 HandlerPoolService(
-                    receipts: receipts, engine: engine, concurrency: concurrency,
+                    receipts: receipts, engine: engine, concurrency: QueueRunner.handlers(actionsInFlight: concurrency),
                     onCancelled: onCancelled)),
             service(HousekeepingService(engine: engine, queue: queue, log: { printError($0) })),
         ]

@@ -65,8 +65,10 @@ struct EngineHarness {
         journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"), secrets: secrets)
     }
 
-    func engine(_ actions: [String: any Action], dryRun: Bool = false) async throws -> Engine {
-        Engine(config: config, actions: CoreActions.all.merging(actions) { $1 }, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal))
+    func engine(_ actions: [String: any Action], dryRun: Bool = false, actionsInFlight: Int? = nil) async throws -> Engine {
+        Engine(
+            config: config, actions: CoreActions.all.merging(actions) { $1 }, journal: journal, evidence: journal.evidence, secrets: secrets,
+            actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal), actionsInFlight: actionsInFlight)
     }
 
     static func finding(id: String, instance: String = "i-1", severity: Int = 8, updatedAt: String = "2026-03-01T10:00:00Z") -> Finding {
@@ -515,6 +517,54 @@ final class CheckableAction: Action, @unchecked Sendable {
         #expect(records.filter { $0.kind == RecordKind.incidentOpened }.count == 1)
         #expect(records.filter { $0.kind == RecordKind.findingAttached }.count == 9)
         #expect(records.filter { $0.kind == RecordKind.findingReceived }.count == 10)
+    }
+
+    /// Counts the calls running at once; each waits until the gate opens (or its task is
+    /// cancelled).
+    final class GatedAction: Action, @unchecked Sendable {
+        let state = Mutex<(running: Int, most: Int, calls: Int, open: Bool)>((0, 0, 0, false))
+        var running: Int { state.withLock { $0.running } }
+        func open() { state.withLock { $0.open = true } }
+        func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
+            state.withLock {
+                $0.running += 1
+                $0.most = max($0.most, $0.running)
+                $0.calls += 1
+            }
+            defer { state.withLock { $0.running -= 1 } }
+            while !state.withLock({ $0.open }) {
+                if Task.isCancelled { throw .retryable("Cancelled", "cancelled") }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+            return ActionOutcome()
+        }
+    }
+
+    /// `actionsInFlight` bounds the calls, not the incidents: every incident journals its
+    /// intent and waits for a place, and no more than the bound run at once.
+    @Test func actionsInFlightBoundsTheCallsButNotTheIncidents() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let gate = GatedAction()
+        let engine = try await h.engine(["test.record": gate], actionsInFlight: 2)
+        let incidents = (0..<6).map { i in Task { try await engine.process(EngineHarness.finding(id: "f\(i)", instance: "i-\(i)")) } }
+        // One more, cancelled while it waits for a place: it gives up without calling the
+        // action, leaving its intent to be resolved on the next start.
+        let cancelled = Task { try await engine.process(EngineHarness.finding(id: "f6", instance: "i-6")) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        func intents() async throws -> Int { try await h.journal.records(from: 1, limit: 1000).count { $0.kind == RecordKind.stepIntent } }
+        while try await intents() < 7 || gate.running < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await intents() == 7)
+        #expect(gate.running == 2)
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await cancelled.value }
+        gate.open()
+        for incident in incidents { #expect(try await incident.value.incidents.count == 1) }
+        let (most, calls) = gate.state.withLock { ($0.most, $0.calls) }
+        #expect(most == 2)
+        #expect(calls == 12)  // two gated steps for each of the six incidents, none for the cancelled one
+        // No place was lost to the cancelled wait: another incident runs to completion.
+        #expect(try await engine.process(EngineHarness.finding(id: "f7", instance: "i-7")).incidents.count == 1)
+        #expect(gate.state.withLock { $0.most } == 2)
     }
 }
 

@@ -25,6 +25,11 @@ public actor Engine {
     let clock: any CordonClock
     /// Retry jitter: the system generator, or a seeded one in drills.
     let jitter: JitterSource
+    /// At most this many actions run (or check their effect) at once; nil: no bound.
+    /// Only the call is bounded: an incident waiting for its intent's commit holds no
+    /// place, so the bound limits what the actions' targets see (cloud API calls in
+    /// flight) without slowing how fast incidents reach their actions.
+    public let actionsInFlight: Int?
     public private(set) var index: IncidentIndex
 
     /// What happened to one finding.
@@ -37,7 +42,7 @@ public actor Engine {
     public init(
         config: LoadedConfig, actions: [String: any Action], journal: any Journal, evidence: any EvidenceSink,
         secrets: SecretStore, actor: String, dryRun: Bool = false, index: IncidentIndex = IncidentIndex(),
-        clock: any CordonClock = SystemClock(), jitter: JitterSource = .system
+        clock: any CordonClock = SystemClock(), jitter: JitterSource = .system, actionsInFlight: Int? = nil
     ) {
         self.config = config
         self.playbooks = config.playbooks.sorted { $0.name < $1.name }
@@ -51,6 +56,7 @@ public actor Engine {
         self.index = index
         self.clock = clock
         self.jitter = jitter
+        self.actionsInFlight = actionsInFlight.map { max(1, $0) }
     }
 
     /// The record with the clock's time when the clock stamps records (drills).
@@ -142,6 +148,58 @@ public actor Engine {
     private func release(_ key: String) {
         busy.remove(key)
         for continuation in waiting.removeValue(forKey: key) ?? [] { continuation.resume() }
+    }
+
+    /// Actions running, and the steps waiting for a place (`actionsInFlight`), first come
+    /// first served. A waiter is resumed with true when it is given a place, false when
+    /// its task was cancelled.
+    private var actionsRunning = 0
+    private var actionWaiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var nextActionWaiter = 0
+
+    /// Takes a place for an action call; returns how long it waited. A task cancelled
+    /// before or while it waits throws `CancellationError` and holds no place.
+    private func acquireActionSlot() async throws -> Duration {
+        guard let limit = actionsInFlight else { return .zero }
+        let start = ContinuousClock.now
+        if actionsRunning < limit {
+            actionsRunning += 1
+        } else {
+            nextActionWaiter += 1
+            let id = nextActionWaiter
+            // `releaseActionSlot` hands its place straight to the first waiter.
+            let granted = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                    if Task.isCancelled {
+                        continuation.resume(returning: false)
+                    } else {
+                        actionWaiters.append((id, continuation))
+                    }
+                }
+            } onCancel: {
+                Task { await self.cancelActionWait(id) }
+            }
+            guard granted else { throw CancellationError() }
+        }
+        if Task.isCancelled {
+            releaseActionSlot()
+            throw CancellationError()
+        }
+        return ContinuousClock.now - start
+    }
+
+    private func cancelActionWait(_ id: Int) {
+        guard let i = actionWaiters.firstIndex(where: { $0.id == id }) else { return }
+        actionWaiters.remove(at: i).continuation.resume(returning: false)
+    }
+
+    private func releaseActionSlot() {
+        guard actionsInFlight != nil else { return }
+        if actionWaiters.isEmpty {
+            actionsRunning -= 1
+        } else {
+            actionWaiters.removeFirst().continuation.resume(returning: true)
+        }
     }
 
     /// Receives findings and handles them one after another (`cordon process`).
@@ -671,7 +729,10 @@ public actor Engine {
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
         if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
-            if let outcome = try? await action.check(request) {
+            _ = try await acquireActionSlot()
+            let checked = try? await action.check(request)
+            releaseActionSlot()
+            if let outcome = checked {
                 var done = base
                 done["outputs"] = .object(outcome.outputs)
                 done["already_done"] = true
@@ -683,7 +744,7 @@ public actor Engine {
                 return true
             }
         }
-        let started = clock.now
+        var started = clock.now
         // A step stopped between its attempts (the runner stopped during the backoff)
         // goes on with the next attempt.
         var attempt = index.incidents[id]?.steps[step.id].flatMap { $0.status == "retrying" ? $0.attempts : nil } ?? 0
@@ -692,12 +753,19 @@ public actor Engine {
             var intent = base
             intent["attempt"] = .number(JSONNumber(attempt))
             try await append(NewRecord(incident: id, kind: RecordKind.stepIntent, actor: actor, data: .object(intent)))
+            // The intent is durable; the call waits for a place among the actions in
+            // flight (time that does not count against the step's timeout). Cancelled
+            // while waiting (the runner stopping), the intent stays without a result and
+            // the next start resolves it as after a crash.
+            let waited = try await acquireActionSlot()
+            started = started.addingTimeInterval(Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
             let result: Result<ActionOutcome, ActionError>
             do {
                 result = .success(try await Self.attempt(action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock))
             } catch {
                 result = .failure(error)
             }
+            releaseActionSlot()
             // The runner stopping (its task cancelled: the shutdown timeout) is not the
             // action's failure: the intent stays without a result, and the next start
             // resolves it as after a crash (a check, or the action again with the same

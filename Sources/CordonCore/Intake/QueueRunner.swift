@@ -88,6 +88,14 @@ public final class QueueRunner: Sendable {
         }
     }
 
+    /// Handlers for a bound on the actions in flight (`cordon run --concurrency`): a
+    /// handler spends most of an incident with quick steps waiting for its intents'
+    /// commits, which takes no place among the actions (`Engine.actionsInFlight`), so
+    /// there are several handlers per place, and at least 64, to keep commits full.
+    public static func handlers(actionsInFlight: Int) -> Int {
+        min(4096, max(64, 4 * actionsInFlight))
+    }
+
     /// Batches being journaled and acknowledged at once (`finish`), beside the one being
     /// claimed and decoded.
     static let batchesInFlight = 3
