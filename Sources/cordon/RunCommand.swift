@@ -160,7 +160,9 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         var server: IntakeServer?
-        let receipts = ReceiptQueue(limit: max(64, 4 * concurrency))
+        // As many waiting as QueueRunner keeps for its handlers (the benchmark's figures).
+        let handlers = QueueRunner.handlers(actionsInFlight: concurrency)
+        let receipts = ReceiptQueue(limit: 4 * handlers)
         let batcher = IntakeBatcher(engine: engine)
         if let listen, let (host, port) = Self.hostPort(listen) {
             let secrets = SecretStore()
@@ -242,7 +244,7 @@ struct RunCommand: AsyncParsableCommand {
                 failureTerminationBehavior: .gracefullyShutdownGroup),
             service(
                 HandlerPoolService(
-                    receipts: receipts, engine: engine, concurrency: QueueRunner.handlers(actionsInFlight: concurrency),
+                    receipts: receipts, engine: engine, concurrency: handlers,
                     onCancelled: onCancelled)),
             service(HousekeepingService(engine: engine, queue: queue, log: { printError($0) })),
         ]
