@@ -30,6 +30,7 @@ public actor Engine {
     /// place, so the bound limits what the actions' targets see (cloud API calls in
     /// flight) without slowing how fast incidents reach their actions.
     public let actionsInFlight: Int?
+    let actionSlots: ActionSlots?
     public private(set) var index: IncidentIndex
 
     /// What happened to one finding.
@@ -57,6 +58,7 @@ public actor Engine {
         self.clock = clock
         self.jitter = jitter
         self.actionsInFlight = actionsInFlight.map { max(1, $0) }
+        self.actionSlots = actionsInFlight.map { ActionSlots($0) }
     }
 
     /// The record with the clock's time when the clock stamps records (drills).
@@ -148,58 +150,6 @@ public actor Engine {
     private func release(_ key: String) {
         busy.remove(key)
         for continuation in waiting.removeValue(forKey: key) ?? [] { continuation.resume() }
-    }
-
-    /// Actions running, and the steps waiting for a place (`actionsInFlight`), first come
-    /// first served. A waiter is resumed with true when it is given a place, false when
-    /// its task was cancelled.
-    private var actionsRunning = 0
-    private var actionWaiters: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
-    private var nextActionWaiter = 0
-
-    /// Takes a place for an action call; returns how long it waited. A task cancelled
-    /// before or while it waits throws `CancellationError` and holds no place.
-    private func acquireActionSlot() async throws -> Duration {
-        guard let limit = actionsInFlight else { return .zero }
-        let start = ContinuousClock.now
-        if actionsRunning < limit {
-            actionsRunning += 1
-        } else {
-            nextActionWaiter += 1
-            let id = nextActionWaiter
-            // `releaseActionSlot` hands its place straight to the first waiter.
-            let granted = await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                    if Task.isCancelled {
-                        continuation.resume(returning: false)
-                    } else {
-                        actionWaiters.append((id, continuation))
-                    }
-                }
-            } onCancel: {
-                Task { await self.cancelActionWait(id) }
-            }
-            guard granted else { throw CancellationError() }
-        }
-        if Task.isCancelled {
-            releaseActionSlot()
-            throw CancellationError()
-        }
-        return ContinuousClock.now - start
-    }
-
-    private func cancelActionWait(_ id: Int) {
-        guard let i = actionWaiters.firstIndex(where: { $0.id == id }) else { return }
-        actionWaiters.remove(at: i).continuation.resume(returning: false)
-    }
-
-    private func releaseActionSlot() {
-        guard actionsInFlight != nil else { return }
-        if actionWaiters.isEmpty {
-            actionsRunning -= 1
-        } else {
-            actionWaiters.removeFirst().continuation.resume(returning: true)
-        }
     }
 
     /// Receives findings and handles them one after another (`cordon process`).
@@ -729,9 +679,7 @@ public actor Engine {
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
         if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
-            _ = try await acquireActionSlot()
-            let checked = try? await action.check(request)
-            releaseActionSlot()
+            let checked = try await Self.check(action, request, slots: actionSlots)
             if let outcome = checked {
                 var done = base
                 done["outputs"] = .object(outcome.outputs)
@@ -757,15 +705,9 @@ public actor Engine {
             // flight (time that does not count against the step's timeout). Cancelled
             // while waiting (the runner stopping), the intent stays without a result and
             // the next start resolves it as after a crash.
-            let waited = try await acquireActionSlot()
+            let (result, waited) = try await Self.attempt(
+                action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock, slots: actionSlots)
             started = started.addingTimeInterval(Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
-            let result: Result<ActionOutcome, ActionError>
-            do {
-                result = .success(try await Self.attempt(action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock))
-            } catch {
-                result = .failure(error)
-            }
-            releaseActionSlot()
             // The runner stopping (its task cancelled: the shutdown timeout) is not the
             // action's failure: the intent stays without a result, and the next start
             // resolves it as after a crash (a check, or the action again with the same
@@ -807,6 +749,29 @@ public actor Engine {
                 return false
             }
         }
+    }
+
+    /// Runs one attempt once it has a place among `slots` (its timeout counted from then),
+    /// off the engine's actor: the place is given back as soon as the action returns.
+    /// Returns the result and how long it waited for its place.
+    static func attempt(
+        _ action: any Action, _ request: ActionRequest, timeout: Duration?, clock: any CordonClock, slots: ActionSlots?
+    ) async throws -> (Result<ActionOutcome, ActionError>, Duration) {
+        let waited = try await slots?.acquire() ?? .zero
+        defer { slots?.release() }
+        do throws(ActionError) {
+            return (.success(try await attempt(action, request, timeout: timeout, clock: clock)), waited)
+        } catch {
+            return (.failure(error), waited)
+        }
+    }
+
+    /// An action's check of its effect (after a crash), with a place among `slots`; nil
+    /// when the check fails.
+    static func check(_ action: any Action, _ request: ActionRequest, slots: ActionSlots?) async throws -> ActionOutcome? {
+        _ = try await slots?.acquire()
+        defer { slots?.release() }
+        return try? await action.check(request)
     }
 
     /// Runs one attempt, cancelled at the timeout (on the engine's clock).
