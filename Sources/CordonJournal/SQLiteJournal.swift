@@ -284,7 +284,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                     let due = lastCheckpoint + checkpointInterval
                     if ContinuousClock.now >= due { break }
                     let wait = min(due - ContinuousClock.now, .seconds(1))
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18))
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: wait.seconds))
                 } else {
                     condition.wait()
                 }

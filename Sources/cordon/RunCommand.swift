@@ -162,7 +162,7 @@ struct RunCommand: AsyncParsableCommand {
         var server: IntakeServer?
         // As many waiting as QueueRunner keeps for its handlers (the benchmark's figures).
         let handlers = QueueRunner.handlers(actionsInFlight: concurrency)
-        let receipts = ReceiptQueue(limit: 4 * handlers)
+        let receipts = ReceiptQueue(limit: QueueRunner.backlog(handlers: handlers))
         let batcher = IntakeBatcher(engine: engine)
         if let listen, let (host, port) = Self.hostPort(listen) {
             let secrets = SecretStore()

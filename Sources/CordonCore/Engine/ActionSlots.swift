@@ -12,8 +12,13 @@ final class ActionSlots: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The places (at least one).
+    let count: Int
 
-    init(_ count: Int) { state = Mutex(State(free: max(1, count))) }
+    init(_ count: Int) {
+        self.count = max(1, count)
+        state = Mutex(State(free: self.count))
+    }
 
     /// Takes a place; returns how long it waited. A task cancelled before or while it
     /// waits throws `CancellationError` and holds no place.

@@ -29,7 +29,7 @@ public actor Engine {
     /// Only the call is bounded: an incident waiting for its intent's commit holds no
     /// place, so the bound limits what the actions' targets see (cloud API calls in
     /// flight) without slowing how fast incidents reach their actions.
-    public let actionsInFlight: Int?
+    public nonisolated var actionsInFlight: Int? { actionSlots?.count }
     let actionSlots: ActionSlots?
     public private(set) var index: IncidentIndex
 
@@ -57,7 +57,6 @@ public actor Engine {
         self.index = index
         self.clock = clock
         self.jitter = jitter
-        self.actionsInFlight = actionsInFlight.map { max(1, $0) }
         self.actionSlots = actionsInFlight.map { ActionSlots($0) }
     }
 
@@ -554,8 +553,7 @@ public actor Engine {
             guard let step = incident.pendingApproval, let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
                 let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
             else { continue }
-            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-            guard now.timeIntervalSince(requested) >= seconds else { continue }
+            guard now.timeIntervalSince(requested) >= timeout.seconds else { continue }
             let onTimeout = incident.approvalOnTimeout ?? "abort"
             let decision = onTimeout == "proceed" ? "approved" : onTimeout == "skip" ? "denied" : "aborted"
             try await append(
@@ -679,8 +677,7 @@ public actor Engine {
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
         if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
-            let checked = try await Self.check(action, request, slots: actionSlots)
-            if let outcome = checked {
+            if let outcome = try await Self.check(action, request, slots: actionSlots) {
                 var done = base
                 done["outputs"] = .object(outcome.outputs)
                 done["already_done"] = true
@@ -707,7 +704,7 @@ public actor Engine {
             // the next start resolves it as after a crash.
             let (result, waited) = try await Self.attempt(
                 action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock, slots: actionSlots)
-            started = started.addingTimeInterval(Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
+            started = started.addingTimeInterval(waited.seconds)
             // The runner stopping (its task cancelled: the shutdown timeout) is not the
             // action's failure: the intent stays without a result, and the next start
             // resolves it as after a crash (a check, or the action again with the same

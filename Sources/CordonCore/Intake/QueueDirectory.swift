@@ -220,8 +220,7 @@ public final class QueueDirectory: @unchecked Sendable {
                 continuation.resume()
                 return
             }
-            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
                 let c = self?.waiters.withLock { $0.pending.removeValue(forKey: id) }
                 c?.resume()
             }

@@ -31,7 +31,7 @@ public final class QueueRunner: Sendable {
         self.engine = engine
         self.concurrency = max(1, concurrency)
         self.batchSize = max(1, batchSize)
-        self.backlog = backlog ?? max(64, 4 * concurrency)
+        self.backlog = backlog ?? Self.backlog(handlers: self.concurrency)
         self.pollInterval = pollInterval
         self.log = log
         self.onFile = onFile
@@ -95,6 +95,9 @@ public final class QueueRunner: Sendable {
     public static func handlers(actionsInFlight: Int) -> Int {
         min(4096, max(64, 4 * actionsInFlight))
     }
+
+    /// Received findings that wait in memory for `handlers` handlers: four each, at least 64.
+    public static func backlog(handlers: Int) -> Int { max(64, 4 * handlers) }
 
     /// Batches being journaled and acknowledged at once (`finish`), beside the one being
     /// claimed and decoded.
