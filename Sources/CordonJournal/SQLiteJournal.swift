@@ -46,15 +46,33 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     struct Prepared: Sendable {
         var record: NewRecord
         var prefix: [UInt8]
+        /// The hash over `prefix`, or over `prefix[..<hole]` when the value of a member set
+        /// by the writer (`record.seqField`, not yet known) goes at `hole`.
         var hashedPrefix: SHA256
+        var hole: Int?
 
         init(_ record: NewRecord, secrets: SecretStore?) {
             var r = record
             if let secrets { r.data = secrets.redact(r.data) }
-            self.record = r
-            self.prefix = JournalRecord.canonicalPrefix(actor: r.actor, data: CanonicalJSON.bytes(r.data), incident: r.incident, kind: r.kind)
+            if let field = r.seqField, let seq = field.slot.seq, case .object(var members) = r.data {
+                // Written already: the value is known now.
+                members[field.key] = .number(JSONNumber(Int(seq)))
+                r.data = .object(members)
+                r.seqField = nil
+            }
             var hasher = SHA256()
-            hasher.update(data: prefix)
+            if let field = r.seqField, let (data, at) = CanonicalJSON.bytes(r.data, leavingOut: field.key) {
+                let (bytes, offset) = JournalRecord.canonicalPrefixAndDataOffset(actor: r.actor, data: data, incident: r.incident, kind: r.kind)
+                self.prefix = bytes
+                self.hole = offset + at
+                hasher.update(data: bytes[..<(offset + at)])
+            } else {
+                r.seqField = nil
+                self.prefix = JournalRecord.canonicalPrefix(actor: r.actor, data: CanonicalJSON.bytes(r.data), incident: r.incident, kind: r.kind)
+                self.hole = nil
+                hasher.update(data: prefix)
+            }
+            self.record = r
             self.hashedPrefix = hasher
         }
     }
@@ -231,6 +249,12 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Waits for a group of no records queued behind everything before it: the writer
+    /// resumes it after the commits of all that, in order.
+    public func durable() async throws {
+        _ = try await enqueue([])
+    }
+
     private func enqueue(_ records: [NewRecord]) async throws -> [JournalRecord] {
         let prepared = records.map { Prepared($0, secrets: secrets) }
         return try await withCheckedThrowingContinuation { continuation in
@@ -331,7 +355,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             let timerDue = timerRunning && ContinuousClock.now - lastCheckpoint >= checkpointInterval
             condition.unlock()
 
-            if batch.isEmpty {
+            if batch.allSatisfy({ $0.records.isEmpty }) {
+                // Only `durable()` calls: what was queued before them is committed.
+                for group in batch { group.continuation?.resume(returning: []) }
                 if timerDue { _ = try? checkpointNow() }
                 continue
             }
@@ -388,19 +414,39 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             for prepared in group {
                 let new = prepared.record
                 seq += 1
+                var data = new.data
+                var hasher = prepared.hashedPrefix
+                var canonical: Data
+                if let hole = prepared.hole, let field = new.seqField, case .object(var members) = data {
+                    // A member whose value is the seq of a record queued (so written) before.
+                    guard let value = field.slot.seq else {
+                        throw Error(message: "record \(seq) (\(new.kind)) refers to a record that was not written before it")
+                    }
+                    let digits = Array(String(value).utf8)
+                    members[field.key] = .number(JSONNumber(Int(value)))
+                    data = .object(members)
+                    let rest = prepared.prefix[hole...]
+                    hasher.update(data: digits)
+                    hasher.update(data: rest)
+                    canonical = Data(capacity: prepared.prefix.count + digits.count + 160)
+                    canonical.append(contentsOf: prepared.prefix[..<hole])
+                    canonical.append(contentsOf: digits)
+                    canonical.append(contentsOf: rest)
+                } else {
+                    canonical = Data(capacity: prepared.prefix.count + 160)
+                    canonical.append(contentsOf: prepared.prefix)
+                }
                 var record = JournalRecord(
                     seq: seq, time: new.time.map(Timestamp.string) ?? now, incident: new.incident, kind: new.kind, actor: new.actor,
-                    data: new.data, prev: prev, hash: "")
+                    data: data, prev: prev, hash: "")
                 var suffix: [UInt8] = []
                 suffix.reserveCapacity(128)
                 JournalRecord.appendCanonicalSuffix(prev: prev, seq: seq, time: record.time, to: &suffix)
-                var hasher = prepared.hashedPrefix
                 hasher.update(data: suffix)
                 record.hash = hasher.finalize().hex
-                var canonical = Data(capacity: prepared.prefix.count + suffix.count)
-                canonical.append(contentsOf: prepared.prefix)
                 canonical.append(contentsOf: suffix)
                 try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash])
+                new.slot?.fill(seq)
                 prev = record.hash
                 written.append(record)
             }

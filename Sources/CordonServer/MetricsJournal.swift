@@ -26,6 +26,7 @@ public struct MetricsJournal: Journal {
         metrics.appended(records.map { JournalRecord(unwritten: $0, now: now) }, latency: nil)
     }
 
+    public func durable() async throws { try await base.durable() }
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
     public func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
     @discardableResult public func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }

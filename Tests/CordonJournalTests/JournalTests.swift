@@ -94,6 +94,63 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(report.records == 4)
     }
 
+    @Test func aRecordCanReferToTheSeqOfOneQueuedBeforeIt() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await journal.append(NewRecord(kind: "test.first", actor: "a"))
+        // Posted with a slot; the records that refer to it are queued before it is written,
+        // so the journal sets their member when it writes them (same commit or a later one).
+        var finding = NewRecord(kind: RecordKind.findingReceived, actor: "a", data: ["finding": ["id": "f1"]])
+        let slot = RecordSlot()
+        finding.slot = slot
+        #expect(slot.seq == nil)
+        journal.post([finding])
+        var opened = NewRecord(incident: "inc-1", kind: RecordKind.incidentOpened, actor: "a", data: ["playbook": "p", "zeta": "last", "finding": ["id": "f1"]])
+        opened.seqField = SeqField(key: "finding_seq", slot: slot)
+        var attached = NewRecord(incident: "inc-1", kind: RecordKind.findingAttached, actor: "a", data: [:])
+        attached.seqField = SeqField(key: "finding_seq", slot: slot)
+        journal.post([attached])
+        let written = try await journal.append([opened])
+        try await journal.durable()
+        #expect(slot.seq == 2)
+        #expect(written[0].data["finding_seq"] == 2)
+        #expect(written[0].data["zeta"] == "last")
+        // A record queued after the slot was filled gets the value at once.
+        var later = NewRecord(incident: "inc-1", kind: RecordKind.findingAttached, actor: "a", data: ["finding": ["id": "f2"]])
+        later.seqField = SeqField(key: "finding_seq", slot: slot)
+        try await journal.append(later)
+        let records = try await journal.records(from: 1, limit: 10)
+        #expect(records.map(\.kind) == ["test.first", RecordKind.findingReceived, RecordKind.findingAttached, RecordKind.incidentOpened, RecordKind.findingAttached])
+        #expect(records.dropFirst(2).map { $0.data["finding_seq"] } == [2, 2, 2])
+        // The stored canonical form is the record's (what the chain's hashes cover).
+        for record in records {
+            #expect(try canonical(dir, seq: record.seq) == Data(record.canonicalBytes))
+            #expect(record.hash == SHA256.hash(data: record.canonicalBytes).hex)
+        }
+        #expect(String(decoding: records[3].canonicalBytes, as: UTF8.self).contains(#""finding":{"id":"f1"},"finding_seq":2,"playbook":"p","zeta":"last"}"#))
+        try await journal.close()
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.records == 5)
+    }
+
+    @Test func durableWaitsForWhatWasPostedBeforeIt() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        // Nothing queued: returns at once.
+        try await journal.durable()
+        for i in 0..<20 { journal.post([NewRecord(kind: "test.posted", actor: "a", data: ["n": .number(JSONNumber(i))])]) }
+        try await journal.durable()
+        // Another connection (another process) sees all of them.
+        let other = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
+        #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM records") } == 20)
+        // After a failed commit of posted records, it throws.
+        try tamper(dir, "CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.kind = 'test.refused' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        journal.post([NewRecord(kind: "test.refused", actor: "a")])
+        let error = await #expect(throws: (any Error).self) { try await journal.durable() }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("refused by the test"))
+    }
+
     @Test func aFailedCommitOfPostedRecordsStopsTheJournal() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir)

@@ -15,6 +15,31 @@ public enum CanonicalJSON {
 
     public static func string(_ value: JSONValue) -> String { String(decoding: bytes(value), as: UTF8.self) }
 
+    /// The canonical form of an object with member `key` in its place but its value left
+    /// out, and the offset where the value goes: inserting any value's canonical form there
+    /// gives the canonical form of the object with that value. Nil if `value` is not an
+    /// object.
+    public static func bytes(_ value: JSONValue, leavingOut key: String) -> (bytes: [UInt8], hole: Int)? {
+        guard case .object(var members) = value else { return nil }
+        members[key] = .null
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        var hole = 0
+        out.append(UInt8(ascii: "{"))
+        for (i, member) in sortedMembers(members).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(member.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            if member.key == key {
+                hole = out.count
+            } else {
+                write(member.value, to: &out)
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        return (out, hole)
+    }
+
     static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One fact in the journal, as DESIGN.md fixes it: `seq`, `time`, `incident`, `kind`,
 /// `actor`, `data`, `prev` and `hash` (SHA-256 over the RFC 8785 canonical JSON of the
@@ -45,17 +46,25 @@ public struct JournalRecord: Sendable, Equatable {
     /// The canonical form up to `prev`: the members the appender knows (in JCS order,
     /// `prev`, `seq` and `time` come last, so the writer only appends those).
     public static func canonicalPrefix(actor: String, data canonicalData: [UInt8], incident: String?, kind: String) -> [UInt8] {
+        canonicalPrefixAndDataOffset(actor: actor, data: canonicalData, incident: incident, kind: kind).bytes
+    }
+
+    /// `canonicalPrefix`, and where `data` starts in it.
+    public static func canonicalPrefixAndDataOffset(
+        actor: String, data canonicalData: [UInt8], incident: String?, kind: String
+    ) -> (bytes: [UInt8], dataOffset: Int) {
         var out: [UInt8] = []
         out.reserveCapacity(canonicalData.count + 256)
         out.append(contentsOf: #"{"actor":"#.utf8)
         JSONWriter.writeString(actor, to: &out)
         out.append(contentsOf: #","data":"#.utf8)
+        let dataOffset = out.count
         out.append(contentsOf: canonicalData)
         out.append(contentsOf: #","incident":"#.utf8)
         if let incident { JSONWriter.writeString(incident, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","kind":"#.utf8)
         JSONWriter.writeString(kind, to: &out)
-        return out
+        return (out, dataOffset)
     }
 
     /// The rest of the canonical form, after `canonicalPrefix`.
@@ -101,6 +110,11 @@ public struct NewRecord: Sendable {
     public var data: JSONValue
     /// When it happened; nil: now (drills pass their virtual clock's time).
     public var time: Date?
+    /// Told the record's seq when the journal writes it (before its commit is durable).
+    public var slot: RecordSlot?
+    /// A member of `data` (an object) that the journal sets, when it writes the record, to
+    /// the seq of a record queued before it whose seq is not yet known.
+    public var seqField: SeqField?
 
     public init(incident: String? = nil, kind: String, actor: String, data: JSONValue = [:], time: Date? = nil) {
         self.incident = incident
@@ -108,6 +122,43 @@ public struct NewRecord: Sendable {
         self.actor = actor
         self.data = data
         self.time = time
+    }
+}
+
+/// A record's seq, known once the journal writes it. Records are written in the order
+/// they were queued, so a record queued after the one a slot names can refer to it
+/// (`NewRecord.seqField`) before the slot is filled. A slot filled by a commit that then
+/// fails names nothing: the journal stops (a queued record's commit failed).
+public final class RecordSlot: Sendable {
+    private let value = Atomic<Int64>(0)
+    public init() {}
+    public var seq: Int64? {
+        let v = value.load(ordering: .acquiring)
+        return v == 0 ? nil : v
+    }
+    public func fill(_ seq: Int64) { value.store(seq, ordering: .releasing) }
+}
+
+/// `data[key]` is the seq of the record `slot` names.
+public struct SeqField: Sendable {
+    public var key: String
+    public var slot: RecordSlot
+    public init(key: String, slot: RecordSlot) {
+        self.key = key
+        self.slot = slot
+    }
+}
+
+/// Where a record is: its seq, or the slot that will have it.
+public enum RecordRef: Sendable {
+    case seq(Int64)
+    case slot(RecordSlot)
+
+    public var seq: Int64? {
+        switch self {
+        case .seq(let seq): seq
+        case .slot(let slot): slot.seq
+        }
     }
 }
 
@@ -152,6 +203,9 @@ public protocol Journal: Sendable {
     /// an incident's completion). A failure to write them stops the journal: every later
     /// append, read and checkpoint throws. Reads through this journal see them.
     func post(_ records: [NewRecord])
+    /// Returns once every record queued before the call (appended or posted) is durable;
+    /// throws when a commit of posted records failed.
+    func durable() async throws
     /// Records in `seq` order, starting at `seq`.
     func records(from seq: Int64, limit: Int) async throws -> [JournalRecord]
     /// An incident's records in `seq` order.

@@ -204,6 +204,7 @@ struct SlowIntakeJournal: Journal {
         return try await base.append(records)
     }
     func post(_ records: [NewRecord]) { base.post(records) }
+    func durable() async throws { try await base.durable() }
     func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
     func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
     @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
