@@ -121,12 +121,12 @@ public actor Engine {
     /// Opens an incident in the index now and in the journal with its next record. The
     /// record is stamped with the time of opening, so that what the first step sees of the
     /// incident (`incident.opened_at`) is what the journal says when it is resumed.
-    private func open(_ record: NewRecord) {
+    private func open(_ record: NewRecord, finding: RecordRef) {
         var opening = stamped(record)
         guard let id = opening.incident else { return }
         let time = opening.time ?? clock.now
         opening.time = time
-        index.apply(JournalRecord(unwritten: opening, now: time))
+        index.apply(JournalRecord(unwritten: opening, now: time), ref: finding)
         deferredOpenings[id] = opening
     }
 
@@ -168,8 +168,10 @@ public actor Engine {
         public var finding: Finding
         /// `id|updatedAt`: the same for every delivery of the same finding version.
         public var dedupe: String
-        /// The seq of its `finding.received` record.
-        public var receivedSeq: Int64
+        /// Its `finding.received` record (a slot until the journal writes it).
+        public var received: RecordRef
+        /// The seq of its `finding.received` record (0 while that record is being written).
+        public var receivedSeq: Int64 { received.seq ?? 0 }
         /// The matching playbooks (indexes into the name-ordered list) that have not yet
         /// opened or attached an incident for it; empty for an unmatched or duplicate one.
         public var pending: [Int]
@@ -178,10 +180,10 @@ public actor Engine {
         public let summary: JSONValue
         public var id: String { finding.id ?? "unknown" }
 
-        init(finding: Finding, dedupe: String, receivedSeq: Int64, pending: [Int], duplicate: Bool, summary: JSONValue? = nil) {
+        init(finding: Finding, dedupe: String, received: RecordRef, pending: [Int], duplicate: Bool, summary: JSONValue? = nil) {
             self.finding = finding
             self.dedupe = dedupe
-            self.receivedSeq = receivedSeq
+            self.received = received
             self.pending = pending
             self.duplicate = duplicate
             self.summary = summary ?? Engine.summary(finding)
@@ -195,10 +197,36 @@ public actor Engine {
     /// from it (`resumeUnfinished`). Intake is serialised; handling runs concurrently.
     public nonisolated func receive(_ findings: [Finding]) async throws -> [Receipt] {
         guard !findings.isEmpty else { return [] }
+        return try await receive(arrivals(findings))
+    }
+
+    /// Journals findings as `receive` does, but returns their receipts as soon as their
+    /// records are queued, before the commit: a handler can open their incidents and queue
+    /// the first step's intent behind them (often into the same commit), so that a finding
+    /// reaches its first action after one commit instead of two. Nothing acts before it is
+    /// durable: an action waits for its intent's commit, which follows the findings'.
+    /// Acknowledge the findings to their source only after `Intake.durable()` returns. If
+    /// their commit fails, the journal stops (every later append throws), as for a
+    /// posted record: the runner stops, and what was not durable comes back from the
+    /// source on the next start (files left claimed in the queue directory).
+    public nonisolated func receiveQueued(_ findings: [Finding]) async throws -> Intake {
+        guard !findings.isEmpty else { return Intake(receipts: [], journal: journal) }
+        return Intake(receipts: try await queue(arrivals(findings)), journal: journal)
+    }
+
+    /// Receipts whose records may not yet be durable (`receiveQueued`).
+    public struct Intake: Sendable {
+        public var receipts: [Receipt]
+        let journal: any Journal
+        /// Returns once the findings' records are durable; throws if their commit failed.
+        public func durable() async throws { try await journal.durable() }
+    }
+
+    private nonisolated func arrivals(_ findings: [Finding]) -> [Arrival] {
         // What does not depend on the journal's state (matching, summaries) is done by the
         // caller's task, in parallel with the engine's other work.
         var matcher = triggers.makeMatcher()
-        let arrivals = findings.map { finding in
+        return findings.map { finding in
             let event = finding.event
             return Arrival(
                 finding: finding, summary: Self.summary(finding),
@@ -208,7 +236,6 @@ public actor Engine {
                 // saves writing the event out again.
                 matched: finding.raw.map { (try? matcher.matches($0)) ?? [] } ?? matcher.matches(event: event))
         }
-        return try await receive(arrivals)
     }
 
     /// A finding about to be journaled, with what its receipt needs.
@@ -248,18 +275,41 @@ public actor Engine {
         release("intake")
         let (records, plans) = try decided.get()
         let written = try await append(records)
-        return plans.map { finding, dedupe, source, pending, summary in
+        return Self.receipts(plans) { .seq(written[$0].seq) }
+    }
+
+    /// Decides and posts a batch's records (`receiveQueued`): the index has them at once.
+    private func queue(_ arrivals: [Arrival]) async throws -> [Receipt] {
+        // Serialised with `receive`: a finding that a batch being appended holds waits for
+        // that commit, as there.
+        await acquire("intake")
+        while arrivals.contains(where: { receiving.contains($0.dedupe) }) {
+            release("intake")
+            await withCheckedContinuation { receivingWaiters.append($0) }
+            await acquire("intake")
+        }
+        defer { release("intake") }
+        let (decided, plans) = try decide(arrivals)
+        let records = decided.map(stamped)
+        journal.post(records)
+        let now = clock.now
+        for record in records { index.apply(JournalRecord(unwritten: record, now: now), ref: record.slot.map(RecordRef.slot)) }
+        return Self.receipts(plans) { records[$0].slot.map(RecordRef.slot) ?? .seq(0) }
+    }
+
+    private static func receipts(_ plans: [ReceiptPlan], received: (Int) -> RecordRef) -> [Receipt] {
+        plans.map { finding, dedupe, source, pending, summary in
             switch source {
-            case .new(let i): Receipt(finding: finding, dedupe: dedupe, receivedSeq: written[i].seq, pending: pending, duplicate: false, summary: summary)
-            case .earlier(let seq): Receipt(finding: finding, dedupe: dedupe, receivedSeq: seq, pending: pending, duplicate: false, summary: summary)
-            case .duplicate: Receipt(finding: finding, dedupe: dedupe, receivedSeq: 0, pending: [], duplicate: true, summary: summary)
+            case .new(let i): Receipt(finding: finding, dedupe: dedupe, received: received(i), pending: pending, duplicate: false, summary: summary)
+            case .earlier(let ref): Receipt(finding: finding, dedupe: dedupe, received: ref, pending: pending, duplicate: false, summary: summary)
+            case .duplicate: Receipt(finding: finding, dedupe: dedupe, received: .seq(0), pending: [], duplicate: true, summary: summary)
             }
         }
     }
 
     /// Per finding of a batch: the index of its received record in the batch's records, or
     /// the seq it was received with earlier, or a duplicate delivery.
-    enum ReceiptSource { case new(Int), earlier(Int64), duplicate }
+    enum ReceiptSource { case new(Int), earlier(RecordRef), duplicate }
 
     /// What a finding's receipt will say: the finding, its dedupe key, where its received
     /// record is, the playbooks still to handle it, its summary.
@@ -283,16 +333,16 @@ public actor Engine {
             }
             seen[dedupe] = plans.count
             let matched = arrival.matched
-            if let seq = index.receivedFindings[dedupe] {
+            if let ref = index.receivedFindings[dedupe] {
                 // Received before: only what was cut short (a crash between receiving it
                 // and opening its incidents) remains to do; otherwise a duplicate.
                 let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
                 let cutShort = matched.isEmpty ? !index.unmatchedFindings.contains(dedupe) : !pending.isEmpty
                 if cutShort {
                     if matched.isEmpty {
-                        records.append(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary, "finding_seq": .number(JSONNumber(Int(seq)))]))
+                        records.append(Self.referring(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]), to: ref))
                     }
-                    plans.append((finding, dedupe, .earlier(seq), pending, summary))
+                    plans.append((finding, dedupe, .earlier(ref), pending, summary))
                 } else {
                     records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
                     plans.append((finding, dedupe, .duplicate, [], summary))
@@ -304,12 +354,26 @@ public actor Engine {
             // `matched: []` says the finding matched no playbook: nothing remains to do
             // for it (journals of earlier versions follow it with `finding.unmatched`).
             plans.append((finding, dedupe, .new(records.count), matched, summary))
-            records.append(
-                NewRecord(
-                    kind: RecordKind.findingReceived, actor: actor,
-                    data: ["finding": summary, "matched": .array(matched.map { .string(playbooks[$0].name) }), "evidence": [ref]]))
+            var received = NewRecord(
+                kind: RecordKind.findingReceived, actor: actor,
+                data: ["finding": summary, "matched": .array(matched.map { .string(playbooks[$0].name) }), "evidence": [ref]])
+            received.slot = RecordSlot()
+            records.append(received)
         }
         return (records, plans)
+    }
+
+    /// The record with `finding_seq`, the seq of the finding's `finding.received` record:
+    /// written now when known, else set by the journal when it writes the record.
+    static func referring(_ record: NewRecord, to finding: RecordRef) -> NewRecord {
+        var r = record
+        if let seq = finding.seq, case .object(var data) = r.data {
+            data["finding_seq"] = .number(JSONNumber(Int(seq)))
+            r.data = .object(data)
+        } else if case .slot(let slot) = finding {
+            r.seqField = SeqField(key: "finding_seq", slot: slot)
+        }
+        return r
     }
 
     static func updatedAt(_ event: JSONValue) -> String? {
@@ -322,7 +386,6 @@ public actor Engine {
         let event = receipt.finding.event
         let id = receipt.id
         let summary = receipt.summary
-        let receivedSeq = JSONValue.number(JSONNumber(Int(receipt.receivedSeq)))
         var incidents: [String] = []
         var handledElsewhere = 0
         for i in receipt.pending {
@@ -339,21 +402,27 @@ public actor Engine {
             }
             if let open = index.open(playbook: playbook.name, key: key) {
                 record(
-                    NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary, "finding_seq": receivedSeq]))
+                    Self.referring(
+                        NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary]), to: receipt.received))
                 incidents.append(open.id)
                 continue
             }
-            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(JSONWriter.string(receivedSeq))".utf8)).hex.prefix(12))
+            // Named by what opened it (the playbook, the key, the finding's version), which
+            // a resumed opening repeats, and which its seq (not known before the finding's
+            // commit) need not be part of.
+            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(receipt.dedupe)".utf8)).hex.prefix(12))
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
             open(
-                NewRecord(
-                    incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
-                    data: [
-                        "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
-                        "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": summary,
-                        "finding_seq": receivedSeq, "dry_run": .bool(dryRun),
-                    ]))
+                Self.referring(
+                    NewRecord(
+                        incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
+                        data: [
+                            "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
+                            "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": summary,
+                            "dry_run": .bool(dryRun),
+                        ]), to: receipt.received),
+                finding: receipt.received)
             incidents.append(incidentID)
             try await run(incident: incidentID, event: event)
         }
@@ -481,7 +550,7 @@ public actor Engine {
             guard !pending.isEmpty, let hash = entry.evidence else { continue }
             let event = try JSONParser.parse(try evidence.load(hash))
             let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
-            receipts.append(Receipt(finding: finding, dedupe: dedupe, receivedSeq: entry.seq, pending: pending, duplicate: false))
+            receipts.append(Receipt(finding: finding, dedupe: dedupe, received: entry.ref, pending: pending, duplicate: false))
         }
         let incidents = index.incidents.values.filter { $0.status == "running" && !$0.dryRun }.map(\.id)
         return Unfinished(receipts: receipts, incidents: incidents)

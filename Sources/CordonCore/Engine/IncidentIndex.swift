@@ -35,8 +35,10 @@ public struct IncidentIndex: Sendable {
         public var approvalRequestedAt: String?
         public var approvalTimeout: String?
         public var approvalOnTimeout: String?
-        /// The seq of the finding.received record of the finding that opened it.
-        public var findingSeq: Int64?
+        /// The finding.received record of the finding that opened it.
+        public var findingRef: RecordRef?
+        /// Its seq (nil while its commit is under way).
+        public var findingSeq: Int64? { findingRef?.seq }
         /// The summary of the finding that opened it (id, type, account, region…).
         public var finding: JSONValue = .null
 
@@ -67,9 +69,9 @@ public struct IncidentIndex: Sendable {
     }
 
     public private(set) var incidents: OrderedDictionary<String, Incident> = [:]
-    /// Findings already received, by `id|updatedAt`, with the seq of their
-    /// `finding.received` record.
-    public private(set) var receivedFindings: [String: Int64] = [:]
+    /// Findings already received, by `id|updatedAt`, with their `finding.received` record
+    /// (a slot while its commit is under way).
+    public private(set) var receivedFindings: [String: RecordRef] = [:]
     /// Findings that matched no playbook: `finding.received` with `matched: []`, or
     /// `finding.unmatched` (written by earlier versions, and when a finding received
     /// with matches arrives again after its playbooks were removed); and those that did,
@@ -85,7 +87,8 @@ public struct IncidentIndex: Sendable {
     private var openByKey: [String: String] = [:]
 
     public struct Unhandled: Sendable {
-        public var seq: Int64
+        public var ref: RecordRef
+        public var seq: Int64 { ref.seq ?? 0 }
         public var playbooks: Set<String>
         /// The finding's evidence (its hash).
         public var evidence: String?
@@ -116,18 +119,26 @@ public struct IncidentIndex: Sendable {
         dedupeKey(id: summary?["id"]?.stringValue ?? "", updatedAt: summary?["updated_at"]?.stringValue)
     }
 
-    public mutating func apply(_ record: JournalRecord) {
+    /// Applies a record. `ref` says where a record not yet written (`seq` 0) will be: for
+    /// `finding.received`, its own slot; for `incident.opened`, its finding's record when
+    /// `finding_seq` is set by the journal as it writes it.
+    public mutating func apply(_ record: JournalRecord, ref: RecordRef? = nil) {
         let d = record.data
         switch record.kind {
         case RecordKind.findingReceived:
             let key = Self.dedupeKey(d["finding"])
-            receivedFindings[key] = record.seq
+            let at: RecordRef = record.seq != 0 ? .seq(record.seq) : (ref ?? .seq(0))
+            receivedFindings[key] = at
             if let matched = d["matched"]?.arrayValue {
                 if matched.isEmpty {
                     unmatchedFindings.insert(key)
                 } else {
-                    unhandled[key] = Unhandled(
-                        seq: record.seq, playbooks: Set(matched.compactMap(\.stringValue)), evidence: record.evidenceHashes.first)
+                    // Playbooks that handled it already (applied before this record, which
+                    // a handler may do while the record's commit is under way) are done.
+                    let playbooks = Set(matched.compactMap(\.stringValue)).filter { !self.playbook($0, handled: key) }
+                    if !playbooks.isEmpty {
+                        unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first)
+                    }
                 }
             }
             return
@@ -138,11 +149,13 @@ public struct IncidentIndex: Sendable {
             guard let id = record.incident else { return }
             if let playbook = d["playbook"]?.stringValue { markHandled(playbook, Self.dedupeKey(d["finding"])) }
             openByKey[(d["playbook"]?.stringValue ?? "") + "\u{0}" + (d["key"]?.stringValue ?? "")] = id
+            var findingRef = ref
+            if let seq = d["finding_seq"]?.numberValue?.intValue { findingRef = RecordRef.seq(Int64(seq)) }
             incidents[id] = Incident(
                 id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
                 status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
-                dryRun: d["dry_run"] == .bool(true), findingSeq: d["finding_seq"]?.numberValue?.intValue.map(Int64.init),
+                dryRun: d["dry_run"] == .bool(true), findingRef: findingRef,
                 finding: d["finding"] ?? .null)
             return
         default:

@@ -3,9 +3,10 @@ import Foundation
 /// Runs a queue directory through the engine, as `cordon run --queue-dir` does.
 ///
 /// Intake and handling are separate stages:
-/// - one intake loop claims up to `batchSize` files at a time, decodes them, journals
-///   all their findings in one commit (`Engine.receive`), and only then acknowledges the
-///   files (moves them to `done/`, or to `failed/` with the reason beside them);
+/// - one intake loop claims up to `batchSize` files at a time, decodes them, queues all
+///   their findings for one commit (`Engine.receiveQueued`), hands them to the handlers,
+///   and once they are durable acknowledges the files (moves them to `done/`, or to
+///   `failed/` with the reason beside them);
 /// - `concurrency` handlers open or attach incidents and run their steps.
 /// Between them, at most `backlog` received findings wait in memory; when handlers fall
 /// behind, intake waits, and files stay in `incoming/`. A finding received but not yet
@@ -154,16 +155,16 @@ public final class QueueRunner: Sendable {
         return await a + b
     }
 
-    /// Journals a batch's findings (durable when `receive` returns), hands the receipts to
-    /// the handlers at once, then acknowledges the files.
+    /// Journals a batch's findings, handing the receipts to the handlers as soon as their
+    /// records are queued (a handler's first intent can share their commit, and its action
+    /// waits for that intent to be durable), then acknowledges the files once the findings
+    /// are durable.
     private func finish(_ claimed: [QueueDirectory.Claimed], _ decoded: [DecodeResult], into receipts: ReceiptQueue) async throws {
-        let received = try await engine.receive(decoded.flatMap(\.findings))
-        for receipt in received {
-            if receipt.pending.isEmpty {
-                onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
-            } else {
-                await receipts.submit(receipt)
-            }
+        let intake = try await engine.receiveQueued(decoded.flatMap(\.findings))
+        for receipt in intake.receipts where !receipt.pending.isEmpty { await receipts.submit(receipt) }
+        try await intake.durable()
+        for receipt in intake.receipts where receipt.pending.isEmpty {
+            onHandled(Engine.Outcome(finding: receipt.id, incidents: [], duplicate: receipt.duplicate))
         }
         for (file, result) in zip(claimed, decoded) {
             if result.issues.isEmpty {
