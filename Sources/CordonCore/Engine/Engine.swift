@@ -251,18 +251,23 @@ public actor Engine {
     private var receiving: Set<String> = []
     private var receivingWaiters: [CheckedContinuation<Void, Never>] = []
 
-    private func receive(_ arrivals: [Arrival]) async throws -> [Receipt] {
-        // Deciding what to journal is serialised ("intake"); waiting for the commit is not:
-        // the next batch is decided while this one is written, and both can share a commit.
-        // A batch with a finding still being committed by another waits for that commit,
-        // so that it sees whether the finding was received (a duplicate) or not (its
-        // commit failed: it is new).
+    /// Takes the intake lock once no finding of `arrivals` is in a batch being appended.
+    private func acquireIntake(for arrivals: [Arrival]) async {
         await acquire("intake")
         while arrivals.contains(where: { receiving.contains($0.dedupe) }) {
             release("intake")
             await withCheckedContinuation { receivingWaiters.append($0) }
             await acquire("intake")
         }
+    }
+
+    private func receive(_ arrivals: [Arrival]) async throws -> [Receipt] {
+        // Deciding what to journal is serialised ("intake"); waiting for the commit is not:
+        // the next batch is decided while this one is written, and both can share a commit.
+        // A batch with a finding still being committed by another waits for that commit,
+        // so that it sees whether the finding was received (a duplicate) or not (its
+        // commit failed: it is new).
+        await acquireIntake(for: arrivals)
         let keys = Set(arrivals.map(\.dedupe))
         receiving.formUnion(keys)
         defer {
@@ -282,12 +287,7 @@ public actor Engine {
     private func queue(_ arrivals: [Arrival]) async throws -> [Receipt] {
         // Serialised with `receive`: a finding that a batch being appended holds waits for
         // that commit, as there.
-        await acquire("intake")
-        while arrivals.contains(where: { receiving.contains($0.dedupe) }) {
-            release("intake")
-            await withCheckedContinuation { receivingWaiters.append($0) }
-            await acquire("intake")
-        }
+        await acquireIntake(for: arrivals)
         defer { release("intake") }
         let (decided, plans) = try decide(arrivals)
         let records = decided.map(stamped)
