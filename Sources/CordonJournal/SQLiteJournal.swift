@@ -318,6 +318,19 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 condition.unlock()
                 return
             }
+            // `durable()` calls at the front wait for nothing: everything queued before them
+            // was committed before the writer came back here. They neither wait for the
+            // commit interval nor start one (which would hold back the next real commit).
+            if broken == nil, pending.first?.records.isEmpty == true {
+                var ready: [CheckedContinuation<[JournalRecord], any Swift.Error>] = []
+                while let first = pending.first, first.records.isEmpty {
+                    if let continuation = first.continuation { ready.append(continuation) }
+                    pending.removeFirst()
+                }
+                condition.unlock()
+                for continuation in ready { continuation.resume(returning: []) }
+                continue
+            }
             // Commit delay: callers released by the previous commit append again within
             // microseconds; waiting briefly for as many as last time fills the batch, so
             // one fsync serves them all instead of a trickle of small commits.
@@ -348,19 +361,23 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 for group in refused { group.continuation?.resume(throwing: Self.brokenError(broken)) }
                 continue
             }
+            let timerDue = timerRunning && ContinuousClock.now - lastCheckpoint >= checkpointInterval
+            if pending.allSatisfy({ $0.records.isEmpty }) {
+                // Nothing to write: the checkpoint timer is due, or only `durable()` calls
+                // came in (everything before them is committed).
+                let ready = pending
+                pending = []
+                condition.unlock()
+                for group in ready { group.continuation?.resume(returning: []) }
+                if timerDue { _ = try? checkpointNow() }
+                continue
+            }
             lastCommitStart = Date()
             lastBatchSize = pending.count
             let batch = pending
             pending = []
-            let timerDue = timerRunning && ContinuousClock.now - lastCheckpoint >= checkpointInterval
             condition.unlock()
 
-            if batch.allSatisfy({ $0.records.isEmpty }) {
-                // Only `durable()` calls: what was queued before them is committed.
-                for group in batch { group.continuation?.resume(returning: []) }
-                if timerDue { _ = try? checkpointNow() }
-                continue
-            }
             let groups = batch.map(\.records)
             // Evidence put before these records were appended (so everything they cite)
             // commits in the same transaction.
