@@ -137,11 +137,18 @@ import Testing
         let elapsed = ContinuousClock.now - started
         let incident = try #require(outcome.first?.incidents.first)
         let records = try await h.journal.records(incident: incident)
-        #expect(records.filter { $0.kind == RecordKind.stepIntent }.count == 3)
         #expect(records.contains { $0.kind == RecordKind.stepSucceeded })
         let failed = records.filter { $0.kind == RecordKind.stepFailed }
-        #expect(failed.count == 2)
-        #expect(failed.allSatisfy { $0.data["retry_after"] == "1s" && $0.data["will_retry_in"] == "1s" })
+        let throttled = failed.filter { $0.data["retry_after"] == "1s" }
+        #expect(throttled.count == 2)
+        #expect(throttled.allSatisfy { $0.data["will_retry_in"] == "1s" })
+        // On a loaded CI machine a connection can fail before the request reaches the
+        // receiver (seen once in many runs): that is a retry of its own, not a 429, and
+        // costs an attempt, not a Retry-After wait.
+        let other = failed.filter { $0.data["retry_after"] == nil }
+        #expect(other.count <= 1, "\(other.map { $0.data["error"]?.stringValue ?? "?" })")
+        #expect(other.allSatisfy { $0.data["retryable"] == true })
+        #expect(records.filter { $0.kind == RecordKind.stepIntent }.count == failed.count + 1)
         #expect(elapsed >= .seconds(2), "two Retry-After: 1 waits")
         try await h.journal.close()
     }
