@@ -1,4 +1,5 @@
 import CordonCore
+import CordonJournal
 import CordonTestSupport
 import Foundation
 import Synchronization
@@ -101,5 +102,95 @@ import Testing
         await queue.wait(timeout: .seconds(120), after: generation)
         let elapsed = ContinuousClock.now - start
         #expect(elapsed < .seconds(60))
+    }
+
+    @Test func aWaitForFilesEndsWhenItsTaskIsCancelled() async throws {
+        let root = try TempDir().url
+        let queue = try QueueDirectory(root: root)
+        #expect(queue.watching)
+        let start = ContinuousClock.now
+        // Cancelled while it waits…
+        let waiting = Task { await queue.wait(timeout: .seconds(120)) }
+        try await Task.sleep(for: .milliseconds(200))
+        waiting.cancel()
+        await waiting.value
+        // …and cancelled before it starts waiting.
+        let cancelled = Task {
+            while !Task.isCancelled { await Task.yield() }
+            await queue.wait(timeout: .seconds(120))
+        }
+        cancelled.cancel()
+        await cancelled.value
+        #expect(ContinuousClock.now - start < .seconds(60))
+    }
+}
+
+/// A journal whose `durable()` waits until the test opens its gate: findings' commits
+/// that the queue runner waits for before it acknowledges files, held back.
+final class HeldDurableJournal: Journal, @unchecked Sendable {
+    let base: SQLiteJournal
+    let open = Mutex(false)
+    let held = Mutex(0)
+    init(_ base: SQLiteJournal) { self.base = base }
+
+    func append(_ records: [NewRecord]) async throws -> [JournalRecord] { try await base.append(records) }
+    func post(_ records: [NewRecord]) { base.post(records) }
+    func durable() async throws {
+        held.withLock { $0 += 1 }
+        while !open.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        try await base.durable()
+    }
+    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
+    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
+    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
+}
+
+@Suite struct QueueRunnerTests {
+    @Test func filesThatArriveWhileABatchWaitsForItsAcknowledgementAreTakenAtOnce() async throws {
+        let h = try EngineHarness(playbook: basicPlaybook)
+        let journal = HeldDurableJournal(h.journal)
+        let action = RecordingAction()
+        let engine = Engine(
+            config: h.config, actions: CoreActions.all.merging(["test.record": action]) { $1 }, journal: journal,
+            evidence: h.journal.evidence, secrets: h.secrets, actor: "cordon/test")
+        let root = try TempDir().url
+        let queue = try QueueDirectory(root: root)
+        #expect(queue.watching)
+        // A long poll interval: only inotify can wake the intake in time.
+        let runner = QueueRunner(queue: queue, engine: engine, concurrency: 4, pollInterval: .seconds(120))
+        let stop = Mutex(false)
+        let running = Task { try await runner.run(isStopping: { stop.withLock { $0 } }) }
+        func drop(_ name: String, _ finding: Finding) throws {
+            let tmp = root.appendingPathComponent(".\(name).tmp")
+            try Data(finding.raw ?? JSONWriter.bytes(finding.event)).write(to: tmp)
+            try FileManager.default.moveItem(at: tmp, to: root.appendingPathComponent("incoming/\(name)"))
+        }
+        func eventually(_ condition: () -> Bool) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                if condition() { return true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return condition()
+        }
+        let done = root.appendingPathComponent("done")
+        try drop("a.json", EngineHarness.finding(id: "f-a", instance: "i-a"))
+        // Its two steps run (their intents are durable) while its batch waits to be
+        // acknowledged.
+        #expect(try await eventually { action.count == 2 && journal.held.withLock { $0 } >= 1 })
+        // A file that arrives meanwhile is claimed and handled without waiting for that.
+        try drop("b.json", EngineHarness.finding(id: "f-b", instance: "i-b"))
+        #expect(try await eventually { action.count == 4 })
+        // Neither file is acknowledged before its findings' commit is.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: done.path).isEmpty)
+        journal.open.withLock { $0 = true }
+        #expect(try await eventually { (try? FileManager.default.contentsOfDirectory(atPath: done.path).sorted()) == ["a.json", "b.json"] })
+        // Cancelling the runner cuts the intake's wait for new files (120 s) short.
+        stop.withLock { $0 = true }
+        let stopped = ContinuousClock.now
+        running.cancel()
+        _ = await running.result
+        #expect(ContinuousClock.now - stopped < .seconds(60))
+        #expect(action.count == 4)
     }
 }

@@ -202,28 +202,44 @@ public final class QueueDirectory: @unchecked Sendable {
         for c in all { c.resume() }
     }
 
-    /// Waits until something arrives in `incoming/` (inotify) after `generation`, or the
-    /// timeout passes. Returns at once if something already arrived since `generation`.
+    /// Waits until something arrives in `incoming/` (inotify) after `generation`, the
+    /// timeout passes, or the task is cancelled. Returns at once if something already
+    /// arrived since `generation`.
     public func wait(timeout: Duration, after generation: Int? = nil) async {
         guard inotifyFD >= 0 else {
             try? await Task.sleep(for: timeout)
             return
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let id = waiters.withLock { w -> Int? in
-                if let generation, w.generation != generation { return nil }
-                w.next += 1
-                w.pending[w.next] = continuation
-                return w.next
+        // The waiter's id, once registered: whoever removes it from `waiters` (an event,
+        // the timeout, the cancellation) resumes it, exactly once.
+        let registered = Registration()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let id = waiters.withLock { w -> Int? in
+                    if let generation, w.generation != generation { return nil }
+                    w.next += 1
+                    w.pending[w.next] = continuation
+                    return w.next
+                }
+                guard let id else {
+                    continuation.resume()
+                    return
+                }
+                registered.id.withLock { $0 = id }
+                // Cancelled before the id was known to the cancellation handler.
+                if Task.isCancelled { self.resume(id) }
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in self?.resume(id) }
             }
-            guard let id else {
-                continuation.resume()
-                return
-            }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [weak self] in
-                let c = self?.waiters.withLock { $0.pending.removeValue(forKey: id) }
-                c?.resume()
-            }
+        } onCancel: {
+            if let id = registered.id.withLock({ $0 }) { self.resume(id) }
         }
+    }
+
+    private final class Registration: Sendable {
+        let id = Mutex<Int?>(nil)
+    }
+
+    private func resume(_ id: Int) {
+        waiters.withLock { $0.pending.removeValue(forKey: id) }?.resume()
     }
 }

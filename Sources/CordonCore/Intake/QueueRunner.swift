@@ -112,8 +112,10 @@ public final class QueueRunner: Sendable {
         // before the error is thrown: a commit never runs on behind our back, and files
         // not acknowledged stay claimed, to be taken up again (as duplicates where handled)
         // by the next start.
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        try await withThrowingTaskGroup(of: Finished.self) { group in
             var inFlight = 0
+            // Whether a wait for new files (a child of the group) is under way.
+            var waiting = false
             while !Task.isCancelled {
                 let stopping = isStopping()
                 var claimed: [QueueDirectory.Claimed] = []
@@ -122,27 +124,47 @@ public final class QueueRunner: Sendable {
                     while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
                 }
                 if claimed.isEmpty {
-                    // Idle: what is in flight finishes first (its failure surfaces now).
-                    while inFlight > 0 {
-                        try await group.next()
-                        inFlight -= 1
+                    let closed = await receipts.isClosed
+                    if stopping || Task.isCancelled || closed {
+                        // What is in flight finishes first (a failure surfaces here); the
+                        // wait for new files is cut short.
+                        while inFlight > 0 {
+                            if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
+                        }
+                        group.cancelAll()
+                        return
                     }
-                    if stopping || Task.isCancelled { return }
-                    if await receipts.isClosed { return }
-                    await queue.wait(timeout: pollInterval, after: generation)
+                    // Idle: wait for new files or for a batch in flight to be acknowledged
+                    // (its failure surfaces at once), whichever comes first. Batches
+                    // waiting for their commit do not hold up files that arrive meanwhile.
+                    if !waiting {
+                        waiting = true
+                        group.addTask { [queue, pollInterval] in
+                            await queue.wait(timeout: pollInterval, after: generation)
+                            return .wakeup
+                        }
+                    }
+                    if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
                     continue
                 }
                 let decoded = await Self.decode(claimed)
-                if inFlight >= Self.batchesInFlight {
-                    try await group.next()
-                    inFlight -= 1
+                while inFlight >= Self.batchesInFlight {
+                    if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
                 }
-                group.addTask { try await self.finish(claimed, decoded, into: receipts) }
+                group.addTask {
+                    try await self.finish(claimed, decoded, into: receipts)
+                    return .batch
+                }
                 inFlight += 1
             }
+            group.cancelAll()
             try await group.waitForAll()
         }
     }
+
+    /// What a child of the intake's task group was: a batch journaled and acknowledged, or
+    /// a wait for new files that ended.
+    private enum Finished: Sendable { case batch, wakeup }
 
     /// Decodes claimed files, on two cores when there are enough of them.
     private static func decode(_ claimed: [QueueDirectory.Claimed]) async -> [DecodeResult] {
