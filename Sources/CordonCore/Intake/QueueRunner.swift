@@ -120,12 +120,14 @@ public final class QueueRunner: Sendable {
                 let stopping = isStopping()
                 var claimed: [QueueDirectory.Claimed] = []
                 let generation = queue.generation
-                if !stopping, await receipts.waitForRoom() {
-                    while claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
+                // False once the handlers stopped (the receipt queue was closed).
+                var handling = true
+                if !stopping {
+                    handling = await receipts.waitForRoom()
+                    while handling, claimed.count < batchSize, let file = try queue.claim() { claimed.append(file) }
                 }
                 if claimed.isEmpty {
-                    let closed = await receipts.isClosed
-                    if stopping || Task.isCancelled || closed {
+                    if stopping || Task.isCancelled || !handling {
                         // What is in flight finishes first (a failure surfaces here); the
                         // wait for new files is cut short.
                         while inFlight > 0 {
