@@ -116,6 +116,10 @@ public final class QueueRunner: Sendable {
             var inFlight = 0
             // Whether a wait for new files (a child of the group) is under way.
             var waiting = false
+            /// Takes the next child to end: a batch (its failure surfaces here) or the wait.
+            func next() async throws {
+                if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
+            }
             while !Task.isCancelled {
                 let stopping = isStopping()
                 var claimed: [QueueDirectory.Claimed] = []
@@ -130,9 +134,7 @@ public final class QueueRunner: Sendable {
                     if stopping || Task.isCancelled || !handling {
                         // What is in flight finishes first (a failure surfaces here); the
                         // wait for new files is cut short.
-                        while inFlight > 0 {
-                            if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
-                        }
+                        while inFlight > 0 { try await next() }
                         group.cancelAll()
                         return
                     }
@@ -146,13 +148,11 @@ public final class QueueRunner: Sendable {
                             return .wakeup
                         }
                     }
-                    if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
+                    try await next()
                     continue
                 }
                 let decoded = await Self.decode(claimed)
-                while inFlight >= Self.batchesInFlight {
-                    if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
-                }
+                while inFlight >= Self.batchesInFlight { try await next() }
                 group.addTask {
                     try await self.finish(claimed, decoded, into: receipts)
                     return .batch
