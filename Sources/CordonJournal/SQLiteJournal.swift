@@ -54,10 +54,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         init(_ record: NewRecord, secrets: SecretStore?) {
             var r = record
             if let secrets { r.data = secrets.redact(r.data) }
-            if let field = r.seqField, let seq = field.slot.seq, case .object(var members) = r.data {
+            if let field = r.seqField, let seq = field.slot.seq {
                 // Written already: the value is known now.
-                members[field.key] = .number(JSONNumber(Int(seq)))
-                r.data = .object(members)
+                r.data = SeqField.set(field.key, to: seq, in: r.data)
                 r.seqField = nil
             }
             var hasher = SHA256()
@@ -362,13 +361,11 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 continue
             }
             let timerDue = timerRunning && ContinuousClock.now - lastCheckpoint >= checkpointInterval
-            if pending.allSatisfy({ $0.records.isEmpty }) {
-                // Nothing to write: the checkpoint timer is due, or only `durable()` calls
-                // came in (everything before them is committed).
-                let ready = pending
-                pending = []
+            if pending.isEmpty {
+                // Woken by the checkpoint timer. (A batch is never only `durable()` calls:
+                // those at the front were answered above, and pending only grows behind
+                // a group with records.)
                 condition.unlock()
-                for group in ready { group.continuation?.resume(returning: []) }
                 if timerDue { _ = try? checkpointNow() }
                 continue
             }
@@ -434,14 +431,13 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 var data = new.data
                 var hasher = prepared.hashedPrefix
                 var canonical: Data
-                if let hole = prepared.hole, let field = new.seqField, case .object(var members) = data {
+                if let hole = prepared.hole, let field = new.seqField {
                     // A member whose value is the seq of a record queued (so written) before.
                     guard let value = field.slot.seq else {
                         throw Error(message: "record \(seq) (\(new.kind)) refers to a record that was not written before it")
                     }
                     let digits = Array(String(value).utf8)
-                    members[field.key] = .number(JSONNumber(Int(value)))
-                    data = .object(members)
+                    data = SeqField.set(field.key, to: value, in: data)
                     let rest = prepared.prefix[hole...]
                     hasher.update(data: digits)
                     hasher.update(data: rest)

@@ -364,14 +364,13 @@ public actor Engine {
     }
 
     /// The record with `finding_seq`, the seq of the finding's `finding.received` record:
-    /// written now when known, else set by the journal when it writes the record.
+    /// written now when known, else set by the journal (at once if that record was
+    /// written meanwhile, otherwise when it writes this one).
     static func referring(_ record: NewRecord, to finding: RecordRef) -> NewRecord {
         var r = record
-        if let seq = finding.seq, case .object(var data) = r.data {
-            data["finding_seq"] = .number(JSONNumber(Int(seq)))
-            r.data = .object(data)
-        } else if case .slot(let slot) = finding {
-            r.seqField = SeqField(key: "finding_seq", slot: slot)
+        switch finding {
+        case .seq(let seq): r.data = SeqField.set("finding_seq", to: seq, in: r.data)
+        case .slot(let slot): r.seqField = SeqField(key: "finding_seq", slot: slot)
         }
         return r
     }

@@ -24,20 +24,8 @@ public enum CanonicalJSON {
         members[key] = .null
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        var hole = 0
-        out.append(UInt8(ascii: "{"))
-        for (i, member) in sortedMembers(members).enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.writeString(member.key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            if member.key == key {
-                hole = out.count
-            } else {
-                write(member.value, to: &out)
-            }
-        }
-        out.append(UInt8(ascii: "}"))
-        return (out, hole)
+        let hole = writeObject(members, to: &out, leavingOut: key)
+        return (out, hole ?? 0)
     }
 
     static func write(_ value: JSONValue, to out: inout [UInt8]) {
@@ -53,16 +41,28 @@ public enum CanonicalJSON {
                 write(item, to: &out)
             }
             out.append(UInt8(ascii: "]"))
-        case .object(let members):
-            out.append(UInt8(ascii: "{"))
-            for (i, member) in sortedMembers(members).enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(member.key, to: &out)
-                out.append(UInt8(ascii: ":"))
+        case .object(let members): writeObject(members, to: &out)
+        }
+    }
+
+    /// Writes an object; the value of member `hole`, if given, is left out, and where it
+    /// goes is returned.
+    @discardableResult
+    private static func writeObject(_ members: JSONObject, to out: inout [UInt8], leavingOut hole: String? = nil) -> Int? {
+        var at: Int? = nil
+        out.append(UInt8(ascii: "{"))
+        for (i, member) in sortedMembers(members).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(member.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            if let hole, member.key == hole {
+                at = out.count
+            } else {
                 write(member.value, to: &out)
             }
-            out.append(UInt8(ascii: "}"))
         }
+        out.append(UInt8(ascii: "}"))
+        return at
     }
 
     /// Members in JCS order: by the keys' UTF-16 code units. For keys without surrogate

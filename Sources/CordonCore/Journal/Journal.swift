@@ -147,6 +147,13 @@ public struct SeqField: Sendable {
         self.key = key
         self.slot = slot
     }
+
+    /// `data` (an object; anything else unchanged) with member `key` set to `seq`.
+    public static func set(_ key: String, to seq: Int64, in data: JSONValue) -> JSONValue {
+        guard case .object(var members) = data else { return data }
+        members[key] = .number(JSONNumber(Int(seq)))
+        return .object(members)
+    }
 }
 
 /// Where a record is: its seq, or the slot that will have it.
