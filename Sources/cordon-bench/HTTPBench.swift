@@ -139,6 +139,7 @@ struct HTTPBench: AsyncParsableCommand {
         process.standardOutput = output
         let before = try await journal.count(kind: RecordKind.findingReceived)
         let statsStart = journal.commitStatistics
+        let reference = HostSpeed.referenceMicroseconds()
         let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         do {
@@ -169,6 +170,7 @@ struct HTTPBench: AsyncParsableCommand {
                 accepted, seconds, Double(accepted) / seconds, connections))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
+        print(HostSpeed.line(reference))
     }
 
     func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
@@ -180,6 +182,7 @@ struct HTTPBench: AsyncParsableCommand {
         let perConnection = (total + connections - 1) / connections
         let signed = self.signed
         let statsStart = journal.commitStatistics
+        let reference = HostSpeed.referenceMicroseconds()
         let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
@@ -231,6 +234,7 @@ struct HTTPBench: AsyncParsableCommand {
         print(String(format: "latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? 0))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
+        print(HostSpeed.line(reference))
         try await client.shutdown()
     }
 
