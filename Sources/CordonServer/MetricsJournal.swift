@@ -3,9 +3,10 @@ import Foundation
 
 /// A `Journal` that tells `ServerMetrics` about every record appended through it and how
 /// long the append took; everything else goes to the wrapped journal unchanged.
-public struct MetricsJournal: Journal {
+public struct MetricsJournal: ForwardingJournal {
     public let base: any Journal
     public let metrics: ServerMetrics
+    public var wrapped: any Journal { base }
 
     public init(_ base: any Journal, metrics: ServerMetrics) {
         self.base = base
@@ -25,9 +26,4 @@ public struct MetricsJournal: Journal {
         let now = Date()
         metrics.appended(records.map { JournalRecord(unwritten: $0, now: now) }, latency: nil)
     }
-
-    public func durable() async throws { try await base.durable() }
-    public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
-    public func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
-    @discardableResult public func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
 }

@@ -573,11 +573,12 @@ struct DiskFull: Error {}
 
 /// A journal whose first append of received findings fails after a delay (a commit that
 /// fails while another intake batch waits on it).
-final class FirstIntakeFailsJournal: Journal, @unchecked Sendable {
+final class FirstIntakeFailsJournal: ForwardingJournal, @unchecked Sendable {
     let base: SQLiteJournal
     let failed = Mutex(false)
     let started = Mutex(false)
     init(_ base: SQLiteJournal) { self.base = base }
+    var wrapped: any Journal { base }
 
     func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
         if records.contains(where: { $0.kind == RecordKind.findingReceived }), !failed.withLock({ f in defer { f = true }; return f }) {
@@ -587,11 +588,6 @@ final class FirstIntakeFailsJournal: Journal, @unchecked Sendable {
         }
         return try await base.append(records)
     }
-    func post(_ records: [NewRecord]) { base.post(records) }
-    func durable() async throws { try await base.durable() }
-    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
-    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
-    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
 }
 
 @Suite struct IntakeConcurrencyTests {

@@ -94,6 +94,30 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(report.records == 4)
     }
 
+    /// A wrapper that overrides nothing: every call reaches the journal it wraps.
+    struct PlainWrapper: ForwardingJournal {
+        let wrapped: any Journal
+    }
+
+    @Test func aForwardingJournalHandsEveryCallToTheJournalItWraps() async throws {
+        let dir = temporaryDataDirectory()
+        let base = try SQLiteJournal(directory: dir, checkpointEvery: 1000)
+        let journal = PlainWrapper(wrapped: base)
+        let written = try await journal.append([NewRecord(incident: "inc-1", kind: "test.appended", actor: "a")])
+        #expect(written.map(\.seq) == [1])
+        journal.post([NewRecord(incident: "inc-1", kind: "test.posted", actor: "a"), NewRecord(kind: "test.other", actor: "a")])
+        try await journal.durable()
+        // The base journal holds what went through the wrapper, and reads through the
+        // wrapper are the base's.
+        #expect(try await base.records(from: 1, limit: 10).map(\.kind) == ["test.appended", "test.posted", "test.other"])
+        #expect(try await journal.records(from: 2, limit: 10).map(\.kind) == ["test.posted", "test.other"])
+        #expect(try await journal.records(incident: "inc-1").map(\.seq) == [1, 2])
+        #expect(try await base.checkpoints().isEmpty)
+        let checkpoint = try await journal.checkpoint()
+        #expect(checkpoint?.seq == 3)
+        #expect(try await base.checkpoints().map(\.seq) == [3])
+    }
+
     @Test func aRecordCanReferToTheSeqOfOneQueuedBeforeIt() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir)

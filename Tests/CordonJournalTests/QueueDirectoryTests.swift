@@ -127,22 +127,18 @@ import Testing
 
 /// A journal whose `durable()` waits until the test opens its gate: findings' commits
 /// that the queue runner waits for before it acknowledges files, held back.
-final class HeldDurableJournal: Journal, @unchecked Sendable {
+final class HeldDurableJournal: ForwardingJournal, @unchecked Sendable {
     let base: SQLiteJournal
     let open = Mutex(false)
     let held = Mutex(0)
     init(_ base: SQLiteJournal) { self.base = base }
+    var wrapped: any Journal { base }
 
-    func append(_ records: [NewRecord]) async throws -> [JournalRecord] { try await base.append(records) }
-    func post(_ records: [NewRecord]) { base.post(records) }
     func durable() async throws {
         held.withLock { $0 += 1 }
         while !open.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         try await base.durable()
     }
-    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
-    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
-    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
 }
 
 @Suite struct QueueRunnerTests {

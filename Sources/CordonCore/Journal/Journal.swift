@@ -228,6 +228,22 @@ extension Journal {
     }
 }
 
+/// A journal that hands everything to another (`wrapped`) except what it implements
+/// itself: a wrapper that counts appends (metrics) or changes one call (tests) writes only
+/// that call.
+public protocol ForwardingJournal: Journal {
+    var wrapped: any Journal { get }
+}
+
+extension ForwardingJournal {
+    public func append(_ records: [NewRecord]) async throws -> [JournalRecord] { try await wrapped.append(records) }
+    public func post(_ records: [NewRecord]) { wrapped.post(records) }
+    public func durable() async throws { try await wrapped.durable() }
+    public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await wrapped.records(from: seq, limit: limit) }
+    public func records(incident: String) async throws -> [JournalRecord] { try await wrapped.records(incident: incident) }
+    @discardableResult public func checkpoint() async throws -> Checkpoint? { try await wrapped.checkpoint() }
+}
+
 /// Record kinds Cordon writes.
 public enum RecordKind {
     public static let findingReceived = "finding.received"

@@ -191,10 +191,11 @@ final class ServerHarness: Sendable {
 }
 
 /// A journal whose writes of received findings are slow.
-struct SlowIntakeJournal: Journal {
+struct SlowIntakeJournal: ForwardingJournal {
     let base: any Journal
     let delay: Duration
     let started: LogLines?
+    var wrapped: any Journal { base }
 
     func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
         if records.contains(where: { $0.kind == RecordKind.findingReceived }) {
@@ -203,11 +204,6 @@ struct SlowIntakeJournal: Journal {
         }
         return try await base.append(records)
     }
-    func post(_ records: [NewRecord]) { base.post(records) }
-    func durable() async throws { try await base.durable() }
-    func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await base.records(from: seq, limit: limit) }
-    func records(incident: String) async throws -> [JournalRecord] { try await base.records(incident: incident) }
-    @discardableResult func checkpoint() async throws -> Checkpoint? { try await base.checkpoint() }
 }
 
 /// Lines logged by a component under test.
