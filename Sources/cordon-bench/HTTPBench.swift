@@ -138,8 +138,8 @@ struct HTTPBench: AsyncParsableCommand {
         let output = Pipe()
         process.standardOutput = output
         let before = try await journal.count(kind: RecordKind.findingReceived)
-        let statsStart = journal.commitStatistics
         let reference = HostSpeed.referenceMicroseconds()
+        let statsStart = journal.commitStatistics
         let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         do {
@@ -181,8 +181,8 @@ struct HTTPBench: AsyncParsableCommand {
         let total = requests
         let perConnection = (total + connections - 1) / connections
         let signed = self.signed
-        let statsStart = journal.commitStatistics
         let reference = HostSpeed.referenceMicroseconds()
+        let statsStart = journal.commitStatistics
         let hostStart = QueueBench.hostCPU()
         let start = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in

@@ -21,9 +21,7 @@ enum HostSpeed {
                 let canonical = CanonicalJSON.bytes(value)
                 check &+= Int(SHA256.hash(data: canonical).withUnsafeBytes { $0[0] })
             }
-            let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            best = min(best, seconds / Double(events.count) * 1e6)
+            best = min(best, (ContinuousClock.now - start).seconds / Double(events.count) * 1e6)
         }
         // Keeps the work from being optimised away.
         if check == -1 { print(check) }

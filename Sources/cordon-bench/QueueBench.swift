@@ -117,8 +117,9 @@ struct QueueBench: AsyncParsableCommand {
         }
         if rate <= 0 { for i in lines.indices { try drop(i) } }
         FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
-        let cpuStart = Self.cpuSeconds()
+        // Before the CPU count starts: the reference work is not the drain's.
         let reference = HostSpeed.referenceMicroseconds()
+        let cpuStart = Self.cpuSeconds()
         let hostStart = Self.hostCPU()
         let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
