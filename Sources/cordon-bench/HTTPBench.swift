@@ -171,6 +171,7 @@ struct HTTPBench: AsyncParsableCommand {
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
         print(HostSpeed.line(reference))
+        print(HostSpeed.allocatorLine)
     }
 
     func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
@@ -235,6 +236,7 @@ struct HTTPBench: AsyncParsableCommand {
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
         print(HostSpeed.line(reference))
+        print(HostSpeed.allocatorLine)
         try await client.shutdown()
     }
 

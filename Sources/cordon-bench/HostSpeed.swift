@@ -33,4 +33,8 @@ enum HostSpeed {
             format: "host: reference work (parse, canonicalise and SHA-256 a 0.5 KB finding, one thread) %.2f µs per finding before the run; higher means a slower host",
             microseconds)
     }
+
+    /// Which allocator served the run: with the system's malloc instead of jemalloc, every
+    /// figure above is about a tenth worse (README, "The engine").
+    static var allocatorLine: String { "build: memory allocator \(Allocator.name)" }
 }

@@ -213,7 +213,7 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let sources = [queue.map { "\($0.incoming.path) (\($0.watching ? "inotify" : "polling"))" }, listen.map { "http\(tlsCert != nil ? "s" : "")://\($0)" }, sqsUrl].compactMap { $0 }
-        printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path)")
+        printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path), memory allocator \(Allocator.name)")
 
         // One service group: resuming what the last runner left and the handler pool first,
         // then housekeeping and the sources. Graceful shutdown (SIGTERM, SIGINT) goes

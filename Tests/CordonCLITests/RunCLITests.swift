@@ -95,9 +95,18 @@ import Testing
         }
     }
 
+    /// Whether the package links jemalloc into the executables: as Package.swift decides.
+    static var jemallocLinked: Bool {
+        guard ProcessInfo.processInfo.environment["CORDON_ALLOCATOR"] != "system" else { return false }
+        return ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+            .contains { FileManager.default.fileExists(atPath: $0 + "/libjemalloc.so") }
+    }
+
     @Test func processesTheQueueAndStopsCleanlyOnSIGTERM() async throws {
         let s = try Setup()
-        let runner = try s.start()
+        let stderrPath = s.root.appendingPathComponent("stderr.log").path
+        #expect(FileManager.default.createFile(atPath: stderrPath, contents: nil))
+        let runner = try s.start(stderr: FileHandle(forWritingAtPath: stderrPath))
         for i in 0..<20 { try s.drop(i) }
         try await s.waitForDone(20)
         #expect(s.doneCount() == 20)
@@ -105,6 +114,10 @@ import Testing
         runner.terminate()
         await CLI.waitForExit(runner)
         #expect(runner.terminationStatus == 0)
+        // The start line says which allocator serves the runner: jemalloc when the build
+        // found it (Package.swift), else the system's malloc.
+        let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        #expect(stderr.contains("memory allocator \(Self.jemallocLinked ? "jemalloc" : "system malloc")"), "\(stderr)")
         let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
         #expect(verify.status == 0, "\(verify.stdout)")
         let incidents = try await CLI.run(["incidents", "--data-dir", s.data])
