@@ -479,9 +479,39 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func writerConnectionUsesWALAndSynchronousFull() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir)
-        let (mode, sync) = try await journal.pragmas()
+        let (mode, sync, pageSize, autocheckpoint) = try await journal.pragmas()
         #expect(mode == "wal")
         #expect(sync == 2, "PRAGMA synchronous should be FULL (2)")
+        // A new journal has 16 KiB pages, and checkpoints after about 4 MiB of WAL.
+        #expect(pageSize == 16384)
+        #expect(autocheckpoint == 256)
+    }
+
+    /// A journal created with SQLite's default 4 KiB pages (by an earlier version) keeps
+    /// them, checkpoints after the same 4 MiB of WAL, and goes on chaining and verifying.
+    @Test func anExistingJournalKeepsItsPageSize() async throws {
+        let dir = temporaryDataDirectory()
+        try FileManager.default.createDirectory(at: dir.url, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
+        try await old.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA page_size = 4096")
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "CREATE TABLE earlier (x INTEGER)")
+        }
+        try old.close()
+        let journal = try SQLiteJournal(directory: dir)
+        for i in 0..<300 {
+            try await journal.append(NewRecord(incident: "inc-\(i % 7)", kind: RecordKind.stepSucceeded, actor: "cordon/test", data: ["i": .number(JSONNumber(i))]))
+        }
+        let (mode, _, pageSize, autocheckpoint) = try await journal.pragmas()
+        #expect(mode == "wal")
+        #expect(pageSize == 4096)
+        #expect(autocheckpoint == 1024)
+        #expect(try await journal.records(incident: "inc-3").count == 43)
+        try await journal.close()
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.records == 300)
     }
 }
 
