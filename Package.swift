@@ -4,8 +4,8 @@ import PackageDescription
 
 /// The executables allocate with jemalloc when its development files are installed
 /// (Debian: `libjemalloc-dev`): Cordon's intake allocates and frees many small objects on
-/// several threads, which costs glibc's malloc about a tenth of the CPU per finding more
-/// (README, "The engine"). Without them, or with `CORDON_ALLOCATOR=system`, they use the
+/// several threads, and with glibc's malloc a finding costs about a tenth more CPU (README,
+/// "The engine"). Without them, or with `CORDON_ALLOCATOR=system`, the executables use the
 /// system's malloc. `cordon run` and the benchmarks print which one is in use.
 let jemalloc: [LinkerSetting] = {
     #if os(Linux)
