@@ -8,11 +8,22 @@ import Darwin
 /// installed at build time (see Package.swift), and `LD_PRELOAD` can put it, or another
 /// allocator, in front of the system's.
 public enum Allocator {
-    /// `jemalloc` when jemalloc's control interface (`mallctl`) is loaded in the process,
-    /// else `system malloc`.
+    /// `jemalloc`, `tcmalloc` or `mimalloc` when the `malloc` this process calls is that
+    /// library's, else `system malloc`.
     public static let name: String = {
         guard let process = dlopen(nil, RTLD_NOW) else { return "system malloc" }
         defer { dlclose(process) }
-        return dlsym(process, "mallctl") != nil ? "jemalloc" : "system malloc"
+        let active = dlsym(process, "malloc")
+        let known = [
+            ("libjemalloc.so.2", "jemalloc"), ("libtcmalloc_minimal.so.4", "tcmalloc"), ("libtcmalloc.so.4", "tcmalloc"),
+            ("libmimalloc.so.2", "mimalloc"),
+        ]
+        for (library, name) in known {
+            // Only a library already loaded: RTLD_NOLOAD never loads one.
+            guard let handle = dlopen(library, RTLD_NOW | RTLD_NOLOAD) else { continue }
+            defer { dlclose(handle) }
+            if active != nil, dlsym(handle, "malloc") == active { return name }
+        }
+        return "system malloc"
     }()
 }
