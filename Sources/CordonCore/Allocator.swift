@@ -13,7 +13,7 @@ public enum Allocator {
     public static let name: String = {
         guard let process = dlopen(nil, RTLD_NOW) else { return "system malloc" }
         defer { dlclose(process) }
-        let active = dlsym(process, "malloc")
+        guard let active = dlsym(process, "malloc") else { return "system malloc" }
         let known = [
             ("libjemalloc.so.2", "jemalloc"), ("libtcmalloc_minimal.so.4", "tcmalloc"), ("libtcmalloc.so.4", "tcmalloc"),
             ("libmimalloc.so.2", "mimalloc"),
@@ -22,7 +22,7 @@ public enum Allocator {
             // Only a library already loaded: RTLD_NOLOAD never loads one.
             guard let handle = dlopen(library, RTLD_NOW | RTLD_NOLOAD) else { continue }
             defer { dlclose(handle) }
-            if active != nil, dlsym(handle, "malloc") == active { return name }
+            if dlsym(handle, "malloc") == active { return name }
         }
         return "system malloc"
     }()

@@ -106,7 +106,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// The page size of a new journal. A commit writes each page it changed to the WAL (two
     /// `pwrite`s a page), then a checkpoint writes it again: with 16 KiB pages instead of
     /// SQLite's 4 KiB, a finding's evidence and records take a quarter of the writes, and
-    /// the writer's CPU per record fell by about a fifth (README, "The journal").
+    /// the writer's CPU per record fell by about a quarter (README, "The journal").
     static let pageSize = 16384
     /// WAL written between checkpoints (`wal_autocheckpoint` is this over the page size).
     static let walCheckpointBytes = 4 << 20

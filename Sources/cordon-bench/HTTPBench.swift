@@ -170,8 +170,7 @@ struct HTTPBench: AsyncParsableCommand {
                 accepted, seconds, Double(accepted) / seconds, connections))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
-        print(HostSpeed.line(reference))
-        print(HostSpeed.allocatorLine)
+        print(HostSpeed.lines(reference))
     }
 
     func runInProcess(port bound: Int, key: String, hmac: String, journal: SQLiteJournal) async throws {
@@ -235,8 +234,7 @@ struct HTTPBench: AsyncParsableCommand {
         print(String(format: "latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? 0))
         print(QueueBench.journalLine(statsStart, stats, seconds: seconds))
         print(QueueBench.stealLine(hostStart, QueueBench.hostCPU()))
-        print(HostSpeed.line(reference))
-        print(HostSpeed.allocatorLine)
+        print(HostSpeed.lines(reference))
         try await client.shutdown()
     }
 

@@ -190,8 +190,7 @@ struct QueueBench: AsyncParsableCommand {
         print(Self.journalLine(statsStart, stats, seconds: seconds))
         print(String(format: "cpu: %.2f s user+system during the drain (the producer's excluded) = %.0f µs per finding (%.0f%% of one core)", cpu, cpu / Double(max(processed, 1)) * 1e6, cpu / seconds * 100))
         print(Self.stealLine(hostStart, hostEnd))
-        print(HostSpeed.line(reference))
-        print(HostSpeed.allocatorLine)
+        print(HostSpeed.lines(reference))
         if rate > 0 {
             print(String(format: "first action called for %d findings; latency from arrival in incoming/ to the first action call p50 %.1f ms, p99 %.1f ms at %.0f files/s", latencies.count, pct(0.5), pct(0.99), rate))
         } else {
