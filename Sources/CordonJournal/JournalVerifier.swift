@@ -133,9 +133,37 @@ public struct JournalVerifier: Sendable {
                 report.evidenceFiles += 1
                 if let problem = store.check(hash, size: nil, in: db) { report.fail(seq, problem) }
             }
+            try checkIncidentIndex(db, report: &report)
         }
         report.problems.sort { ($0.seq ?? .max, $0.message) < ($1.seq ?? .max, $1.message) }
         return report
+    }
+
+    /// Timelines, exports and rollback find an incident's records through the index of
+    /// schema 2 (`incidents` and `records.first_seq`), which the hash chain does not
+    /// cover: a record missing from it would be left out of them, so it must agree with
+    /// the records' own (verified) incident ids. Journals of schema 0 have no such index.
+    func checkIncidentIndex(_ db: Database, report: inout VerificationReport) throws {
+        guard try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 >= 2 else { return }
+        let misfiled = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT r.seq, r.incident FROM records r LEFT JOIN incidents i ON i.id = r.incident
+                WHERE r.first_seq IS NOT i.first_seq ORDER BY r.seq LIMIT 1000
+                """)
+        for row in misfiled {
+            let incident: String? = row[1]
+            report.fail(
+                row[0],
+                incident.map { "is not indexed under its incident \($0): its timeline and export would leave it out" }
+                    ?? "is indexed under an incident it does not belong to")
+        }
+        let strays = try String.fetchAll(
+            db,
+            sql: "SELECT i.id FROM incidents i LEFT JOIN records r ON r.seq = i.first_seq WHERE r.incident IS NOT i.id ORDER BY i.id LIMIT 1000")
+        for id in strays {
+            report.fail(nil, "the journal's index of incidents points \(id) at a record of another incident")
+        }
     }
 
     func checkCheckpoint(

@@ -115,6 +115,15 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     static let minimumCommitInterval = 0.001
     /// When the last commit started (writer thread only).
     private var lastCommitStart = Date.distantPast
+    /// The seq of the first record of incidents written lately, by id (writer thread
+    /// only; emptied when a commit fails, as it may name rows rolled back).
+    private var firstSeqs: [String: Int64] = [:]
+    /// Incidents whose first seq is kept in `firstSeqs` before it is emptied: one entry
+    /// of a few dozen bytes an incident; an incident not there is looked up in the table.
+    static let firstSeqCacheLimit = 20_000
+    /// Whether records are found by incident through the index of schema 0 (a journal of
+    /// an earlier build opened read-only, so not migrated).
+    let oldIncidentIndex: Bool
 
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var message: String
@@ -166,8 +175,10 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                     throw Error(message: "could not set PRAGMA synchronous = FULL on \(directory.journal.path)")
                 }
             }
-            try Self.migrate(pool)
+            try Self.migrate(pool, path: directory.journal.path)
         }
+        // Opened read-only, a journal of schema 0 is read through its old index.
+        oldIncidentIndex = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < Self.schemaVersion
     }
 
     deinit {
@@ -177,8 +188,29 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         condition.unlock()
     }
 
-    static func migrate(_ pool: DatabasePool) throws {
+    /// The journal's schema (`PRAGMA user_version`). 2: records are found by incident
+    /// through `incidents` and `records.first_seq` (an index in order of appending);
+    /// 0: journals of earlier builds, indexed on `records(incident, seq)`.
+    public static let schemaVersion = 2
+
+    /// Creates the tables of a new journal, or brings an earlier one to `schemaVersion`
+    /// (in one transaction: a failure leaves it as it was).
+    ///
+    /// Schema 2 replaces the index on `records(incident, seq)`. Incident ids are hashes,
+    /// so that index put each record at a random place: every commit rewrote a page of
+    /// it for nearly every incident it touched, and those pages were most of what the
+    /// writer wrote (README, "The journal"). Now each incident has one row in
+    /// `incidents` (its id and the seq of its first record), and each of its records
+    /// carries that seq in `first_seq`, whose index grows at its end like the table.
+    static func migrate(_ pool: DatabasePool, path: String) throws {
         try pool.write { db in
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if version == schemaVersion { return }
+            guard version < schemaVersion else {
+                throw Error(
+                    message: "\(path) has journal schema \(version), newer than this build of Cordon knows (\(schemaVersion)): open it with a newer Cordon")
+            }
+            let existing = try db.tableExists("records")
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS records (
@@ -187,9 +219,13 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         incident TEXT,
                         kind TEXT NOT NULL,
                         canonical BLOB NOT NULL,
-                        hash TEXT NOT NULL
+                        hash TEXT NOT NULL,
+                        first_seq INTEGER
                     );
-                    CREATE INDEX IF NOT EXISTS records_incident ON records(incident, seq);
+                    CREATE TABLE IF NOT EXISTS incidents (
+                        id TEXT NOT NULL PRIMARY KEY,
+                        first_seq INTEGER NOT NULL
+                    ) WITHOUT ROWID;
                     CREATE TABLE IF NOT EXISTS checkpoints (
                         seq INTEGER PRIMARY KEY,
                         hash TEXT NOT NULL,
@@ -202,6 +238,25 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         hash TEXT NOT NULL UNIQUE,
                         bytes BLOB NOT NULL
                     );
+                    """)
+            if existing {
+                // A journal of schema 0: index its incidents, then drop the old index.
+                if try !db.columns(in: "records").contains(where: { $0.name == "first_seq" }) {
+                    try db.execute(sql: "ALTER TABLE records ADD COLUMN first_seq INTEGER")
+                }
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO incidents (id, first_seq)
+                            SELECT incident, MIN(seq) FROM records WHERE incident IS NOT NULL GROUP BY incident;
+                        UPDATE records SET first_seq = (SELECT first_seq FROM incidents WHERE id = records.incident)
+                            WHERE incident IS NOT NULL;
+                        """)
+            }
+            try db.execute(
+                sql: """
+                    CREATE INDEX IF NOT EXISTS records_by_incident ON records(first_seq) WHERE first_seq IS NOT NULL;
+                    DROP INDEX IF EXISTS records_incident;
+                    PRAGMA user_version = \(schemaVersion);
                     """)
         }
     }
@@ -400,10 +455,14 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             do {
                 let key = self.key
                 let every = checkpointEvery
+                if firstSeqs.count > Self.firstSeqCacheLimit { firstSeqs.removeAll(keepingCapacity: true) }
+                var firsts = firstSeqs
+                firstSeqs = [:]
                 let (written, signed) = try pool.write { db -> ([[JournalRecord]], Bool) in
                     try EvidenceStore.insert(blobs, db: db)
-                    return try Self.write(groups, db: db, key: key, checkpointEvery: every)
+                    return try Self.write(groups, db: db, key: key, checkpointEvery: every, firstSeqs: &firsts)
                 }
+                firstSeqs = firsts
                 if signed { noteCheckpoint() }
                 condition.lock()
                 commits += 1
@@ -432,11 +491,16 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     /// Appends groups of records in one transaction, continuing the chain from the head
     /// stored in the database (so several processes can share a journal), and signs a
-    /// checkpoint when `checkpointEvery` records are unsigned.
-    static func write(_ groups: [[Prepared]], db: Database, key: SigningKey, checkpointEvery: Int) throws -> ([[JournalRecord]], Bool) {
+    /// checkpoint when `checkpointEvery` records are unsigned. A record of an incident
+    /// carries the seq of the incident's first record (`first_seq`), from `firstSeqs`, else
+    /// from `incidents`, else its own (and the incident gets its row in `incidents`).
+    static func write(
+        _ groups: [[Prepared]], db: Database, key: SigningKey, checkpointEvery: Int, firstSeqs: inout [String: Int64]
+    ) throws -> ([[JournalRecord]], Bool) {
         var (seq, prev) = try head(db)
         let now = Timestamp.string(Date())
-        let insert = try db.cachedStatement(sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash) VALUES (?, ?, ?, ?, ?, ?)")
+        let insert = try db.cachedStatement(
+            sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?)")
         var out: [[JournalRecord]] = []
         for group in groups {
             var written: [JournalRecord] = []
@@ -473,7 +537,11 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 hasher.update(data: suffix)
                 record.hash = hasher.finalize().hex
                 canonical.append(contentsOf: suffix)
-                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash])
+                var first: Int64? = nil
+                if let incident = new.incident {
+                    first = try firstSeq(of: incident, at: seq, db: db, cache: &firstSeqs)
+                }
+                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash, first])
                 new.slot?.fill(seq)
                 prev = record.hash
                 written.append(record)
@@ -489,6 +557,23 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             signed = true
         }
         return (out, signed)
+    }
+
+    /// The seq of the first record of `incident`, which is `seq` (and is entered in
+    /// `incidents`) when the journal has none yet.
+    static func firstSeq(of incident: String, at seq: Int64, db: Database, cache: inout [String: Int64]) throws -> Int64 {
+        if let known = cache[incident] { return known }
+        // Most incidents not in the cache are new: one B-tree descent enters them.
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO incidents (id, first_seq) VALUES (?, ?)").execute(arguments: [incident, seq])
+        var first = seq
+        if db.changesCount == 0 {
+            guard let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT first_seq FROM incidents WHERE id = ?"), arguments: [incident]) else {
+                throw Error(message: "incident \(incident) is neither new nor in the journal's index of incidents")
+            }
+            first = stored
+        }
+        cache[incident] = first
+        return first
     }
 
     static func head(_ db: Database) throws -> (Int64, String) {
@@ -572,9 +657,18 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
 
     public func records(incident: String) async throws -> [JournalRecord] {
         try await barrier()
+        let oldIncidentIndex = self.oldIncidentIndex
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM records WHERE incident = ? ORDER BY seq", arguments: [incident]).map(Self.record)
+            try Row.fetchAll(db, sql: Self.incidentRecordsQuery(old: oldIncidentIndex), arguments: [incident]).map(Self.record)
         }
+    }
+
+    /// The records of one incident, in order (through the index of `schemaVersion`, or
+    /// of schema 0 when `old`).
+    static func incidentRecordsQuery(old: Bool) -> String {
+        old
+            ? "SELECT * FROM records WHERE incident = ? ORDER BY seq"
+            : "SELECT * FROM records WHERE first_seq = (SELECT first_seq FROM incidents WHERE id = ?) ORDER BY seq"
     }
 
     public func checkpoints(from seq: Int64 = 0) async throws -> [Checkpoint] {
@@ -594,8 +688,13 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// The distinct incident ids, in order of their first record.
     public func incidents() async throws -> [String] {
         try await barrier()
+        let oldIncidentIndex = self.oldIncidentIndex
         return try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT incident FROM records WHERE incident IS NOT NULL GROUP BY incident ORDER BY MIN(seq)")
+            try String.fetchAll(
+                db,
+                sql: oldIncidentIndex
+                    ? "SELECT incident FROM records WHERE incident IS NOT NULL GROUP BY incident ORDER BY MIN(seq)"
+                    : "SELECT id FROM incidents ORDER BY first_seq")
         }
     }
 

@@ -40,6 +40,9 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Work directory (removed afterwards).")
     var dir: String = "./.build/bench-queue"
 
+    @Option(help: "Findings already in the journal before the drain, as in one that has been in use: each a finding.received record citing its raw finding (2.4 KB of evidence) and, one in two, an incident of four records.")
+    var journalFindings = 0
+
     @Option(help: "Write each finding's arrival (ms since the start) and latency (ms) to this CSV file.")
     var latencyLog: String?
 
@@ -81,6 +84,12 @@ struct QueueBench: AsyncParsableCommand {
             .split(separator: UInt8(ascii: "\n")).prefix(findings)
         let secrets = SecretStore(environment: [:])
         let journal = try SQLiteJournal(directory: DataDirectory(root.appendingPathComponent("data").path), secrets: secrets)
+        if journalFindings > 0 {
+            let started = ContinuousClock.now
+            try await Self.prefill(journal, findings: journalFindings)
+            FileHandle.standardError.write(
+                Data(String(format: "journal: %d findings written before the drain in %.1f s\n", journalFindings, (ContinuousClock.now - started).seconds).utf8))
+        }
         let noop = NoOp()
         var actions = CoreActions.all
         actions["core.log"] = noop
@@ -196,6 +205,40 @@ struct QueueBench: AsyncParsableCommand {
         } else {
             print(String(format: "first action called for %d findings; time from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog, not arrival latency: use --rate)", latencies.count, pct(0.5), pct(0.99)))
         }
+    }
+
+    /// Appends `findings` findings' worth of records, with random incident ids and
+    /// evidence, so that the drain's commits land in indexes of that size.
+    static func prefill(_ journal: SQLiteJournal, findings: Int) async throws {
+        var generator = SystemRandomNumberGenerator()
+        var evidence = (0..<2400).map { _ in UInt8.random(in: 32...126, using: &generator) }
+        let kinds = [RecordKind.incidentOpened, RecordKind.stepIntent, RecordKind.stepSucceeded, RecordKind.incidentCompleted]
+        var batch: [NewRecord] = []
+        var posts = 0
+        for i in 0..<findings {
+            // Unique evidence: its hash lands at a random place in the evidence index.
+            withUnsafeBytes(of: UInt64.random(in: .min ... .max, using: &generator)) { evidence.replaceSubrange(0..<8, with: $0) }
+            let reference = try journal.evidence.put(evidence, name: "finding")
+            batch.append(NewRecord(kind: RecordKind.findingReceived, actor: "cordon-bench", data: ["finding": .string("prefill-\(i)"), "evidence": [reference.json]]))
+            if i % 2 == 0 {
+                let incident = "inc-" + String(UInt64.random(in: .min ... .max, using: &generator) >> 16, radix: 16)
+                for kind in kinds {
+                    batch.append(NewRecord(incident: incident, kind: kind, actor: "cordon-bench", data: ["step": "noop", "finding": .string("prefill-\(i)")]))
+                }
+            }
+            if batch.count >= 500 {
+                journal.post(batch)
+                batch = []
+                posts += 1
+                // Bounded: posted records and their evidence wait in memory until written.
+                if posts % 8 == 0 { try await journal.durable() }
+            }
+        }
+        journal.post(batch)
+        try await journal.durable()
+        // The kernel would otherwise write the prefill's hundreds of megabytes back during
+        // the drain, and the first WAL checkpoint's fsync of the database would wait for them.
+        sync()
     }
 
     static func cpuSeconds() -> Double {

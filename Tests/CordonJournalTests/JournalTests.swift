@@ -347,8 +347,9 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
             let prev = try String.fetchOne(db, sql: "SELECT hash FROM records WHERE seq = 79")!
             let forged = JournalRecord(seq: 80, time: Timestamp.string(Date()), incident: "inc", kind: "test", actor: "mallory", data: ["i": 0], prev: prev, hash: "")
             let bytes = forged.canonicalBytes
+            // Indexed under its incident too, as a careful forger would: only the chain tells.
             try db.execute(
-                sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash) VALUES (80, ?, 'inc', 'test', ?, ?)",
+                sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash, first_seq) VALUES (80, ?, 'inc', 'test', ?, ?, 1)",
                 arguments: [forged.time, Data(bytes), SHA256.hash(data: bytes).hex])
         }
         let r = try report(dir)
@@ -433,7 +434,9 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         try tamper(dir, "UPDATE records SET incident = 'other' WHERE seq = 12")
         let r = try report(dir)
         #expect(r.firstBadSeq == 12)
-        #expect(r.problems.first?.message.contains("indexed columns") == true)
+        #expect(r.problems.contains { $0.seq == 12 && $0.message.contains("indexed columns") }, "\(r.problems)")
+        // Its first_seq is still that of its real incident, so the incident index disagrees.
+        #expect(r.problems.contains { $0.seq == 12 && $0.message.contains("not indexed under its incident other") }, "\(r.problems)")
     }
 }
 
@@ -512,6 +515,160 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let report = try JournalVerifier(directory: dir).verify()
         #expect(report.isValid, "\(report.problems)")
         #expect(report.records == 300)
+    }
+}
+
+/// Schema 2: an incident's records are found through `incidents` and `records.first_seq`.
+@Suite struct IncidentIndexTests {
+    func schema(_ dir: DataDirectory) throws -> (version: Int, indexes: [String], tables: [String]) {
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
+        return try db.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA user_version") ?? -1,
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name"),
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            )
+        }
+    }
+
+    /// Appends `count` records cycling over `incidents` ids (nil: a record of no incident).
+    func fill(_ journal: SQLiteJournal, _ count: Int, incidents: [String?]) async throws {
+        for i in 0..<count {
+            try await journal.append(
+                NewRecord(incident: incidents[i % incidents.count], kind: RecordKind.stepSucceeded, actor: "cordon/test", data: ["i": .number(JSONNumber(i))]))
+        }
+    }
+
+    @Test func aNewJournalFindsIncidentsThroughTheAppendOrderedIndex() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await fill(journal, 40, incidents: ["inc-a", nil, "inc-b", "inc-c", "inc-a"])
+        #expect(try await journal.records(incident: "inc-a").map(\.seq) == [1, 5, 6, 10, 11, 15, 16, 20, 21, 25, 26, 30, 31, 35, 36, 40])
+        #expect(try await journal.records(incident: "inc-c").map(\.seq) == [4, 9, 14, 19, 24, 29, 34, 39])
+        #expect(try await journal.records(incident: "inc-none").isEmpty)
+        #expect(try await journal.incidents() == ["inc-a", "inc-b", "inc-c"])
+        try await journal.close()
+        let (version, indexes, tables) = try schema(dir)
+        #expect(version == SQLiteJournal.schemaVersion)
+        #expect(indexes == ["records_by_incident"])
+        #expect(tables.contains("incidents"))
+        // Each record of an incident carries the seq of its first; others carry none.
+        let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
+        let firsts = try await db.read { db in try Row.fetchAll(db, sql: "SELECT incident, first_seq FROM records ORDER BY seq") }
+        for row in firsts {
+            let incident: String? = row[0]
+            let first: Int64? = row[1]
+            #expect(first == ["inc-a": 1, "inc-b": 3, "inc-c": 4][incident ?? ""], "\(row)")
+        }
+        // The lookup uses the two indexes, never a scan of the records.
+        let plan = try await db.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteJournal.incidentRecordsQuery(old: false), arguments: ["inc-a"])
+                .map { $0["detail"] as String }.joined(separator: "; ")
+        }
+        #expect(plan.contains("records USING INDEX records_by_incident (first_seq=?)"), "\(plan)")
+        #expect(plan.contains("incidents USING PRIMARY KEY (id=?)"), "\(plan)")
+        #expect(!plan.contains("SCAN"), "\(plan)")
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+    }
+
+    @Test func anotherProcessAppendingToAnIncidentFindsItsFirstSeqInTheJournal() async throws {
+        let dir = temporaryDataDirectory()
+        let first = try SQLiteJournal(directory: dir)
+        try await fill(first, 6, incidents: ["inc-a", "inc-b"])
+        // A second journal on the same file (as `cordon approve` in another process) has
+        // none of the first one's cache.
+        let second = try SQLiteJournal(directory: dir)
+        try await fill(second, 4, incidents: ["inc-b", "inc-c"])
+        try await fill(first, 2, incidents: ["inc-c"])
+        #expect(try await first.records(incident: "inc-b").map(\.seq) == [2, 4, 6, 7, 9])
+        #expect(try await second.records(incident: "inc-c").map(\.seq) == [8, 10, 11, 12])
+        try await first.close()
+        try await second.close()
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+    }
+
+    /// Turns a journal written by this build back into schema 0 (as written by earlier
+    /// builds): no `incidents`, no `first_seq`, the index on `records(incident, seq)`.
+    func makeSchemaZero(_ dir: DataDirectory) throws {
+        try tamper(
+            dir,
+            """
+            DROP INDEX records_by_incident;
+            DROP TABLE incidents;
+            ALTER TABLE records DROP COLUMN first_seq;
+            CREATE INDEX records_incident ON records(incident, seq);
+            PRAGMA user_version = 0;
+            """)
+    }
+
+    @Test func aJournalOfSchemaZeroIsMigratedOnOpening() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await fill(journal, 300, incidents: ["inc-1", "inc-2", nil, "inc-3", "inc-2", "inc-4", nil])
+        let before = try await journal.records(incident: "inc-2").map(\.seq)
+        try await journal.close()
+        try makeSchemaZero(dir)
+        #expect(try schema(dir).version == 0)
+        #expect(try schema(dir).indexes == ["records_incident"])
+        // Read-only, it is not migrated, and read through its old index.
+        let reader = try SQLiteJournal(directory: dir, readOnly: true)
+        #expect(reader.oldIncidentIndex)
+        #expect(try await reader.records(incident: "inc-2").map(\.seq) == before)
+        #expect(try await reader.incidents() == ["inc-1", "inc-2", "inc-3", "inc-4"])
+        #expect(try schema(dir).version == 0)
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+
+        let migrated = try SQLiteJournal(directory: dir)
+        #expect(!migrated.oldIncidentIndex)
+        #expect(try schema(dir).version == SQLiteJournal.schemaVersion)
+        #expect(try schema(dir).indexes == ["records_by_incident"])
+        #expect(try await migrated.records(incident: "inc-2").map(\.seq) == before)
+        // Appends after the migration join the incidents it indexed.
+        try await fill(migrated, 3, incidents: ["inc-2", "inc-5"])
+        #expect(try await migrated.records(incident: "inc-2").map(\.seq) == before + [301, 303])
+        #expect(try await migrated.records(incident: "inc-5").map(\.seq) == [302])
+        #expect(try await migrated.incidents() == ["inc-1", "inc-2", "inc-3", "inc-4", "inc-5"])
+        try await migrated.close()
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.records == 303)
+    }
+
+    @Test func aJournalOfANewerSchemaIsRefusedWithAClearError() async throws {
+        let dir = temporaryDataDirectory()
+        try await SQLiteJournal(directory: dir).close()
+        try tamper(dir, "PRAGMA user_version = 3")
+        #expect {
+            _ = try SQLiteJournal(directory: dir)
+        } throws: { error in
+            "\(error)".contains("has journal schema 3, newer than this build of Cordon knows (2)")
+        }
+    }
+
+    @Test func verifyFindsARecordLeftOutOfItsIncidentsIndex() async throws {
+        let dir = temporaryDataDirectory()
+        let journal = try SQLiteJournal(directory: dir)
+        try await fill(journal, 20, incidents: ["inc-a", "inc-b", nil])
+        try await journal.close()
+        #expect(try JournalVerifier(directory: dir).verify().isValid)
+
+        // Hidden from its incident's export: the chain still verifies, the index does not.
+        try tamper(dir, "UPDATE records SET first_seq = NULL WHERE seq = 7")
+        var report = try JournalVerifier(directory: dir).verify()
+        #expect(report.problems.map(\.description) == ["seq 7: is not indexed under its incident inc-a: its timeline and export would leave it out"])
+        // Moved under another incident.
+        try tamper(dir, "UPDATE records SET first_seq = 2 WHERE seq = 7")
+        report = try JournalVerifier(directory: dir).verify()
+        #expect(report.firstBadSeq == 7)
+        // A record of no incident listed under one.
+        try tamper(dir, "UPDATE records SET first_seq = 1 WHERE seq = 7; UPDATE records SET first_seq = 1 WHERE seq = 3")
+        report = try JournalVerifier(directory: dir).verify()
+        #expect(report.problems.map(\.description) == ["seq 3: is indexed under an incident it does not belong to"])
+        // The incident's entry pointing elsewhere: all its records are misfiled, and it is named.
+        try tamper(dir, "UPDATE records SET first_seq = NULL WHERE seq = 3; UPDATE incidents SET first_seq = 2 WHERE id = 'inc-a'")
+        report = try JournalVerifier(directory: dir).verify()
+        #expect(report.problems.contains { $0.description == "the journal's index of incidents points inc-a at a record of another incident" })
+        #expect(report.firstBadSeq == 1)
     }
 }
 
