@@ -165,8 +165,7 @@ struct ShowCommand: AsyncParsableCommand {
 
     func run() async throws {
         let journal = try data.openJournal()
-        let index = try await IncidentIndex.load(from: journal)
-        guard let i = index.incidents[incident] else {
+        guard let i = try await IncidentIndex.load(incident: incident, from: journal) else {
             printError("cordon: no incident \(incident) (see `cordon incidents`)")
             throw ExitCode(2)
         }

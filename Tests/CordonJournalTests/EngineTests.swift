@@ -147,6 +147,43 @@ let basicPlaybook = """
         #expect(action.count == 4)
     }
 
+    /// What `cordon show` prints of an incident, from either replay.
+    static func shown(_ i: IncidentIndex.Incident?) -> String {
+        guard let i else { return "none" }
+        let steps = i.steps.values.map { s in
+            "\(s.id) \(s.action) \(s.status) \(s.attempts) \(s.target ?? "-") \(s.error ?? "-") \(s.outputs.map(CanonicalJSON.string) ?? "-") \(s.evidence)"
+        }
+        return CanonicalJSON.string(i.json) + " \(i.playbookVersion) \(i.dryRun) \(i.pendingApproval ?? "-") \(i.findingSeq ?? -1) \(i.approvals) " + steps.joined(separator: "; ")
+    }
+
+    @Test func anIncidentReplayedFromItsOwnRecordsIsTheOneTheWholeJournalGives() async throws {
+        let approval = basicPlaybook.replacingOccurrences(
+            of: "  - id: second\n    action: test.record",
+            with: "  - id: second\n    action: test.record\n    approval: {when: {detail: {resource: {instanceDetails: {tags: {key: [env], value: [prod]}}}}}, timeout: 15m, on_timeout: proceed}")
+        for playbook in [basicPlaybook, approval] {
+            let h = try EngineHarness(playbook: playbook)
+            let engine = try await h.engine(["test.record": RecordingAction()])
+            var ids: [String] = []
+            for finding in [
+                EngineHarness.finding(id: "f1"), EngineHarness.finding(id: "f2"), EngineHarness.finding(id: "f3", instance: "i-2"),
+                EngineHarness.finding(id: "f1"), EngineHarness.finding(id: "f4", instance: "i-3"),
+            ] {
+                ids += try await engine.process([finding]).flatMap(\.incidents)
+            }
+            let whole = try await IncidentIndex.load(from: h.journal)
+            #expect(whole.incidents.count == 3)
+            for id in whole.incidents.keys {
+                let alone = try await IncidentIndex.load(incident: id, from: h.journal)
+                #expect(Self.shown(alone) == Self.shown(whole.incidents[id]))
+            }
+            #expect(try await IncidentIndex.load(incident: "inc-none", from: h.journal) == nil)
+            // The first incident has both its findings; with the approval, it waits for one.
+            let first = try #require(try await IncidentIndex.load(incident: ids[0], from: h.journal))
+            #expect(first.findings == ["f1", "f2"])
+            #expect(first.pendingApproval == (playbook == approval ? "second" : nil))
+        }
+    }
+
     @Test func retryableErrorsAreRetriedWithBackoff() async throws {
         let h = try EngineHarness(playbook: basicPlaybook)
         let action = RecordingAction(failures: [.retryable("Throttling", "slow down"), .retryable("ServiceUnavailable", "503")])

@@ -240,6 +240,15 @@ public struct IncidentIndex: Sendable {
         }
     }
 
+    /// Replays the records of one incident only: its state is built from them alone
+    /// (the records of no incident, such as `finding.received`, feed deduplication), so
+    /// `cordon show` need not read the rest of a large journal.
+    public static func load(incident id: String, from journal: any Journal) async throws -> Incident? {
+        var index = IncidentIndex()
+        for record in try await journal.records(incident: id) { index.apply(record) }
+        return index.incidents[id]
+    }
+
     /// Replays every record of a journal.
     public static func load(from journal: any Journal) async throws -> IncidentIndex {
         var index = IncidentIndex()
