@@ -177,8 +177,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             }
             try Self.migrate(pool, path: directory.journal.path)
         }
-        // Opened read-only, a journal of schema 0 is read through its old index.
-        oldIncidentIndex = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < Self.schemaVersion
+        // Opened for writing, the journal is at `schemaVersion` now (`migrate` brought it
+        // there or threw); opened read-only, one of schema 0 is read through its old index.
+        oldIncidentIndex = try readOnly && pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < Self.schemaVersion
     }
 
     deinit {
