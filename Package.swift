@@ -50,6 +50,7 @@ let package = Package(
                 "CZlib",
                 "CLibYAML",
                 "CCordonSys",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -26,4 +26,21 @@ public enum Allocator {
         }
         return "system malloc"
     }()
+
+    /// Gives the memory freed so far back to the system at once (after the start-up
+    /// replay of the journal, whose records come and go by the megabyte): jemalloc
+    /// purges its arenas, glibc trims its heap. jemalloc would otherwise return it in
+    /// its own time (about ten seconds), and the resident size would peak meanwhile.
+    public static func releaseFreeMemory() {
+        guard let process = dlopen(nil, RTLD_NOW) else { return }
+        defer { dlclose(process) }
+        if name == "jemalloc", let symbol = dlsym(process, "mallctl") {
+            typealias Mallctl = @convention(c) (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?, UnsafeMutableRawPointer?, Int) -> Int32
+            // MALLCTL_ARENAS_ALL (4096): every arena.
+            _ = unsafeBitCast(symbol, to: Mallctl.self)("arena.4096.purge", nil, nil, nil, 0)
+        } else if name == "system malloc", let symbol = dlsym(process, "malloc_trim") {
+            typealias MallocTrim = @convention(c) (Int) -> Int32
+            _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        }
+    }
 }

@@ -330,13 +330,7 @@ public final class IntakeServer: Sendable {
     }
 
     func metricsResponse() async -> Response {
-        let index = await engine.index
-        var open: [String: Int] = [:]
-        var pending = 0
-        for incident in index.incidents.values where incident.isOpen {
-            open[incident.playbook, default: 0] += 1
-            if incident.pendingApproval != nil { pending += 1 }
-        }
+        let (open, pending) = await engine.openCounts()
         let text = metrics.render(incidentsOpen: open, approvalsPending: pending)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -24,7 +24,7 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 /// every command that runs playbooks starts with.
 func openEngine(
     _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
-    actionsInFlight: Int? = nil, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
+    actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .everything, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
@@ -39,7 +39,7 @@ func openEngine(
     }
     let engine = Engine(
         config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-        dryRun: dryRun, index: try await IncidentIndex.load(from: journal), actionsInFlight: actionsInFlight)
+        dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention), actionsInFlight: actionsInFlight)
     return (journal, engine)
 }
 

@@ -100,6 +100,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "How long in-flight work may take after SIGTERM/SIGINT before it is cancelled.")
     var shutdownTimeout: String = "30s"
 
+    @Option(
+        help: ArgumentHelp(
+            "Findings whose delivery again is recognised as a duplicate: the last N received. Memory holds these (by a 16-byte digest), the incidents in progress, and about 120 bytes per finished incident.",
+            valueName: "N"))
+    var dedupeWindow = IncidentIndex.Retention.defaultWindow
+
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var cloud: CloudOptions
@@ -121,6 +127,7 @@ struct RunCommand: AsyncParsableCommand {
         guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
         guard DurationParser.parse(pollInterval) != nil else { throw ValidationError("--poll-interval: \(pollInterval) is not a duration such as 1s") }
         guard DurationParser.parse(shutdownTimeout) != nil else { throw ValidationError("--shutdown-timeout: \(shutdownTimeout) is not a duration such as 30s") }
+        guard (1_000...100_000_000).contains(dedupeWindow) else { throw ValidationError("--dedupe-window must be 1000 to 100000000") }
     }
 
     func run() async throws {
@@ -148,7 +155,9 @@ struct RunCommand: AsyncParsableCommand {
     func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
         let metrics = ServerMetrics()
         let (journal, engine) = try await openEngine(
-            loaded, data, cloud: session, actionsInFlight: concurrency, wrapJournal: { MetricsJournal($0, metrics: metrics) })
+            loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow), wrapJournal: { MetricsJournal($0, metrics: metrics) })
+        // What replaying the journal allocated and freed goes back to the system now.
+        Allocator.releaseFreeMemory()
         journal.startCheckpointTimer()
         var queue: QueueDirectory?
         if let queueDir {

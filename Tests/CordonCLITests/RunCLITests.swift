@@ -125,6 +125,14 @@ import Testing
         #expect(!incidents.stdout.contains("running"))
     }
 
+    @Test func aDedupeWindowTooSmallToMeanAnythingIsRefused() async throws {
+        let s = try Setup()
+        let refused = try await CLI.run(["run", "--queue-dir", s.queue.path, "--data-dir", s.data, "--playbooks", s.playbooks, "--dedupe-window", "10"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("--dedupe-window must be 1000 to 100000000"))
+        #expect(!FileManager.default.fileExists(atPath: s.data + "/journal.sqlite"), "refused before the journal is opened")
+    }
+
     /// A source that fails (here: `done/` replaced by a file, so an acknowledged file
     /// cannot be moved) stops the runner with exit status 1, not 0; what was journaled
     /// stays, and the journal verifies.

@@ -66,10 +66,13 @@ struct EngineHarness {
         journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"), secrets: secrets)
     }
 
-    func engine(_ actions: [String: any Action], dryRun: Bool = false, actionsInFlight: Int? = nil) async throws -> Engine {
+    func engine(
+        _ actions: [String: any Action], dryRun: Bool = false, actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .everything
+    ) async throws -> Engine {
         Engine(
             config: config, actions: CoreActions.all.merging(actions) { $1 }, journal: journal, evidence: journal.evidence, secrets: secrets,
-            actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal), actionsInFlight: actionsInFlight)
+            actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention),
+            actionsInFlight: actionsInFlight)
     }
 
     static func finding(id: String, instance: String = "i-1", severity: Int = 8, updatedAt: String = "2026-03-01T10:00:00Z") -> Finding {

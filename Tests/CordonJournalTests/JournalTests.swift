@@ -554,7 +554,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         #expect(tables.contains("incidents"))
         // Each record of an incident carries the seq of its first; others carry none.
         let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
-        let firsts = try await db.read { db in try Row.fetchAll(db, sql: "SELECT incident, first_seq FROM records ORDER BY seq") }
+        let firsts = try db.read { db in try Row.fetchAll(db, sql: "SELECT incident, first_seq FROM records ORDER BY seq") }
         for row in firsts {
             let incident: String? = row[0]
             let first: Int64? = row[1]

@@ -333,11 +333,11 @@ public actor Engine {
             }
             seen[dedupe] = plans.count
             let matched = arrival.matched
-            if let ref = index.receivedFindings[dedupe] {
+            if let ref = index.received(dedupe) {
                 // Received before: only what was cut short (a crash between receiving it
                 // and opening its incidents) remains to do; otherwise a duplicate.
                 let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
-                let cutShort = matched.isEmpty ? !index.unmatchedFindings.contains(dedupe) : !pending.isEmpty
+                let cutShort = matched.isEmpty ? !index.unmatched(dedupe) : !pending.isEmpty
                 if cutShort {
                     if matched.isEmpty {
                         records.append(Self.referring(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]), to: ref))
@@ -399,17 +399,23 @@ public actor Engine {
                 handledElsewhere += 1
                 continue
             }
-            if let open = index.open(playbook: playbook.name, key: key) {
-                record(
-                    Self.referring(
-                        NewRecord(incident: open.id, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary]), to: receipt.received))
-                incidents.append(open.id)
-                continue
-            }
             // Named by what opened it (the playbook, the key, the finding's version), which
             // a resumed opening repeats, and which its seq (not known before the finding's
             // commit) need not be part of.
             let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(receipt.dedupe)".utf8)).hex.prefix(12))
+            // This finding opened it: delivered again after the dedupe window let go of it
+            // (a runner's index keeps every incident's id, not every finding's key).
+            if index.knows(incident: incidentID) {
+                handledElsewhere += 1
+                continue
+            }
+            if let open = index.open(playbook: playbook.name, key: key) {
+                record(
+                    Self.referring(
+                        NewRecord(incident: open, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary]), to: receipt.received))
+                incidents.append(open)
+                continue
+            }
             let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
             let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
             open(
@@ -596,9 +602,20 @@ public actor Engine {
         return true
     }
 
+    /// An incident in full: from the index, or replayed from its records when the index
+    /// let go of it (finished, in a runner's index).
+    public func incident(_ id: String) async throws -> IncidentIndex.Incident? {
+        if let incident = index.incidents[id] { return incident }
+        guard index.knows(incident: id) else { return nil }
+        return try await IncidentIndex.load(incident: id, from: journal)
+    }
+
+    /// Incidents not closed, by playbook, and the approvals pending (metrics).
+    public func openCounts() -> (byPlaybook: [String: Int], approvalsPending: Int) { index.openCounts }
+
     /// Decides a pending approval (`cordon approve`) and continues the incident.
     public func decide(incident id: String, step: String, by person: String, approve: Bool, reason: String?) async throws {
-        guard let incident = index.incidents[id] else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
         guard incident.pendingApproval == step else {
             throw EngineError(
                 message: incident.pendingApproval.map { "incident \(id) awaits approval of step \($0), not \(step)" }
@@ -645,7 +662,7 @@ public actor Engine {
     /// pre-state (or only `step`), newest first. Steps already rolled back are skipped,
     /// so running it again is harmless.
     public func rollback(incident id: String, step only: String? = nil, by person: String? = nil) async throws -> [RollbackResult] {
-        guard let incident = index.incidents[id] else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
         await acquire("run\u{0}" + id)
         defer { release("run\u{0}" + id) }
         let records = try await journal.records(incident: id)

@@ -1,3 +1,4 @@
+import DequeModule
 import OrderedCollections
 
 /// What the journal says about incidents, rebuilt by replaying records: the engine
@@ -68,23 +69,69 @@ public struct IncidentIndex: Sendable {
         }
     }
 
+    /// How much of what the journal says an index keeps.
+    public enum Retention: Sendable, Equatable {
+        /// Every incident in full and every finding received: what `cordon incidents`,
+        /// drill reports and one-shot commands read.
+        case everything
+        /// What a long-running runner needs, so that its memory does not grow with the
+        /// journal: incidents in full while they run or await an approval, finished ones
+        /// (completed, failed, closed) by their id, playbook and key only, enough to attach
+        /// later findings and never to open one twice; and what was done with the last
+        /// `findings` findings received (the dedupe window). A finding delivered again
+        /// after it left the window is still never handled twice by a playbook whose
+        /// incident it opened (the incident's id says so); one it was attached to gets
+        /// a second `finding.attached`, and no step runs again.
+        case live(findings: Int)
+
+        /// The dedupe window of `cordon run` unless `--dedupe-window` says otherwise.
+        public static let defaultWindow = 100_000
+    }
+
+    public let retention: Retention
+
+    /// Incidents kept in full: all of them, or (`.live`) those not finished.
     public private(set) var incidents: OrderedDictionary<String, Incident> = [:]
-    /// Findings already received, by `id|updatedAt`, with their `finding.received` record
-    /// (a slot while its commit is under way).
-    public private(set) var receivedFindings: [String: RecordRef] = [:]
-    /// Findings that matched no playbook: `finding.received` with `matched: []`, or
-    /// `finding.unmatched` (written by earlier versions, and when a finding received
-    /// with matches arrives again after its playbooks were removed); and those that did,
-    /// an incident per matching playbook (`playbook` → finding keys it handled).
-    public private(set) var unmatchedFindings: Set<String> = []
-    public private(set) var handled: [String: Set<String>] = [:]
+
+    /// A finished incident whose state was let go (`.live`).
+    struct Finished: Sendable {
+        var playbook: Int32
+        /// Its `playbook\0key`.
+        var key: Digest
+        /// Not closed: later findings with its key attach to it.
+        var open: Bool
+    }
+    private var finished: [StoredID: Finished] = [:]
+    /// Finished incidents not closed, by playbook.
+    private var finishedOpen: [Int32: Int] = [:]
+
+    /// What was done with a finding.
+    struct FindingState: Sendable {
+        /// Its `finding.received` record (a slot while its commit is under way).
+        var received: RecordRef?
+        /// It matched no playbook: `finding.received` with `matched: []`, or
+        /// `finding.unmatched` (written by earlier versions, and when a finding received
+        /// with matches arrives again after its playbooks were removed).
+        var unmatched = false
+        /// The playbooks that opened or attached an incident for it.
+        var handled = PlaybookSet()
+    }
+    /// By the digest of `id|updatedAt`.
+    private var findings: [Digest: FindingState] = [:]
+    /// `.live`: the findings in the order they were first seen, oldest first.
+    private var findingOrder: Deque<Digest> = []
+
     /// Findings received whose matching playbooks have not all opened or attached an
     /// incident (their handling was cut short), by `id|updatedAt`. A plain dictionary:
     /// an entry is removed as each finding is handled, which an ordered one does in time
     /// proportional to its size (thousands under load); resuming orders them by `seq`.
+    /// Never let go of before it is handled.
     public private(set) var unhandled: [String: Unhandled] = [:]
     /// The open incident of each `playbook\0key`.
-    private var openByKey: [String: String] = [:]
+    private var openByKey: [Digest: StoredID] = [:]
+    /// Playbook names by ordinal, and their ordinals.
+    private var playbookNames: [String] = []
+    private var playbookOrdinals: [String: Int32] = [:]
 
     public struct Unhandled: Sendable {
         public var ref: RecordRef
@@ -94,30 +141,86 @@ public struct IncidentIndex: Sendable {
         public var evidence: String?
     }
 
+    public init(retention: Retention = .everything) {
+        if case .live(let window) = retention { precondition(window > 0, "the dedupe window holds at least one finding") }
+        self.retention = retention
+    }
+
+    private mutating func ordinal(_ playbook: String) -> Int32 {
+        if let ordinal = playbookOrdinals[playbook] { return ordinal }
+        let ordinal = Int32(playbookNames.count)
+        playbookNames.append(playbook)
+        playbookOrdinals[playbook] = ordinal
+        return ordinal
+    }
+
+    /// Updates what the index knows of a finding; `.live` lets go of the oldest finding
+    /// beyond the window.
+    private mutating func updateFinding(_ key: String, _ body: (inout FindingState) -> Void) {
+        let digest = Digest(key)
+        if case .live(let window) = retention, findings[digest] == nil {
+            findingOrder.append(digest)
+            if findingOrder.count > window { findings.removeValue(forKey: findingOrder.removeFirst()) }
+        }
+        body(&findings[digest, default: FindingState()])
+    }
+
     private mutating func markHandled(_ playbook: String, _ key: String) {
-        handled[playbook, default: []].insert(key)
+        let ordinal = ordinal(playbook)
+        updateFinding(key) { $0.handled.insert(ordinal) }
         if var entry = unhandled[key] {
             entry.playbooks.remove(playbook)
             if entry.playbooks.isEmpty { unhandled.removeValue(forKey: key) } else { unhandled[key] = entry }
         }
     }
 
-    /// Whether a playbook has already opened or attached an incident for this finding.
-    public func playbook(_ name: String, handled key: String) -> Bool { handled[name]?.contains(key) ?? false }
+    /// The `finding.received` record of a finding received before (within the window).
+    public func received(_ key: String) -> RecordRef? { findings[Digest(key)]?.received }
 
-    public init() {}
+    /// Whether a finding received before (within the window) matched no playbook.
+    public func unmatched(_ key: String) -> Bool { findings[Digest(key)]?.unmatched ?? false }
+
+    /// Whether a playbook has already opened or attached an incident for this finding
+    /// (within the window).
+    public func playbook(_ name: String, handled key: String) -> Bool {
+        guard let ordinal = playbookOrdinals[name] else { return false }
+        return findings[Digest(key)]?.handled.contains(ordinal) ?? false
+    }
+
+    /// Whether an incident was ever opened (in full or finished).
+    public func knows(incident id: String) -> Bool { incidents[id] != nil || finished[StoredID(id)] != nil }
 
     /// The open incident of a playbook with this key, if any.
-    public func open(playbook: String, key: String) -> Incident? {
-        guard let id = openByKey[playbook + "\u{0}" + key], let incident = incidents[id], incident.isOpen else { return nil }
-        return incident
+    public func open(playbook: String, key: String) -> String? {
+        guard let stored = openByKey[Digest(playbook: playbook, key: key)] else { return nil }
+        let id = stored.id
+        if let incident = incidents[id] { return incident.isOpen ? id : nil }
+        return finished[stored]?.open == true ? id : nil
     }
+
+    /// Incidents not closed, by playbook, and the approvals pending.
+    public var openCounts: (byPlaybook: [String: Int], approvalsPending: Int) {
+        var open: [String: Int] = [:]
+        for (ordinal, count) in finishedOpen where count > 0 { open[playbookNames[Int(ordinal)]] = count }
+        var pending = 0
+        for incident in incidents.values where incident.isOpen {
+            open[incident.playbook, default: 0] += 1
+            if incident.pendingApproval != nil { pending += 1 }
+        }
+        return (open, pending)
+    }
+
+    /// How many incidents and findings the index holds, in full and in part (benchmarks).
+    public var sizes: (incidents: Int, finished: Int, findings: Int) { (incidents.count, finished.count, findings.count) }
 
     public static func dedupeKey(id: String, updatedAt: String?) -> String { id + "|" + (updatedAt ?? "") }
 
     static func dedupeKey(_ summary: JSONValue?) -> String {
         dedupeKey(id: summary?["id"]?.stringValue ?? "", updatedAt: summary?["updated_at"]?.stringValue)
     }
+
+    /// A playbook's name, shared with every incident of that playbook.
+    private mutating func interned(_ name: String) -> String { playbookNames[Int(ordinal(name))] }
 
     /// Applies a record. `ref` says where a record not yet written (`seq` 0) will be: for
     /// `finding.received`, its own slot; for `incident.opened`, its finding's record when
@@ -128,31 +231,33 @@ public struct IncidentIndex: Sendable {
         case RecordKind.findingReceived:
             let key = Self.dedupeKey(d["finding"])
             let at: RecordRef = record.seq != 0 ? .seq(record.seq) : (ref ?? .seq(0))
-            receivedFindings[key] = at
-            if let matched = d["matched"]?.arrayValue {
-                if matched.isEmpty {
-                    unmatchedFindings.insert(key)
-                } else {
-                    // Playbooks that handled it already (applied before this record, which
-                    // a handler may do while the record's commit is under way) are done.
-                    let playbooks = Set(matched.compactMap(\.stringValue)).filter { !self.playbook($0, handled: key) }
-                    if !playbooks.isEmpty {
-                        unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first)
-                    }
+            let matched = d["matched"]?.arrayValue
+            updateFinding(key) { state in
+                state.received = at
+                if matched?.isEmpty == true { state.unmatched = true }
+            }
+            if let matched, !matched.isEmpty {
+                // Playbooks that handled it already (applied before this record, which
+                // a handler may do while the record's commit is under way) are done.
+                let playbooks = Set(matched.compactMap(\.stringValue)).filter { !self.playbook($0, handled: key) }
+                if !playbooks.isEmpty {
+                    unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first)
                 }
             }
             return
         case RecordKind.findingUnmatched:
-            unmatchedFindings.insert(Self.dedupeKey(d["finding"]))
+            updateFinding(Self.dedupeKey(d["finding"])) { $0.unmatched = true }
             return
         case RecordKind.incidentOpened:
             guard let id = record.incident else { return }
-            if let playbook = d["playbook"]?.stringValue { markHandled(playbook, Self.dedupeKey(d["finding"])) }
-            openByKey[(d["playbook"]?.stringValue ?? "") + "\u{0}" + (d["key"]?.stringValue ?? "")] = id
+            let playbook = interned(d["playbook"]?.stringValue ?? "")
+            if d["playbook"]?.stringValue != nil { markHandled(playbook, Self.dedupeKey(d["finding"])) }
+            if let earlier = finished.removeValue(forKey: StoredID(id)), earlier.open { finishedOpen[earlier.playbook, default: 1] -= 1 }
+            openByKey[Digest(playbook: playbook, key: d["key"]?.stringValue ?? "")] = StoredID(id)
             var findingRef = ref
             if let seq = d["finding_seq"]?.numberValue?.intValue { findingRef = RecordRef.seq(Int64(seq)) }
             incidents[id] = Incident(
-                id: id, playbook: d["playbook"]?.stringValue ?? "", playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
+                id: id, playbook: playbook, playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
                 status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
                 dryRun: d["dry_run"] == .bool(true), findingRef: findingRef,
@@ -161,19 +266,50 @@ public struct IncidentIndex: Sendable {
         default:
             break
         }
-        guard let id = record.incident, let position = incidents.index(forKey: id) else { return }
+        guard let id = record.incident else { return }
+        guard let position = incidents.index(forKey: id) else {
+            applyFinished(record, d, id)
+            return
+        }
         let playbook = incidents.values[position].playbook
         let key = incidents.values[position].key
         switch record.kind {
         case RecordKind.findingAttached:
             markHandled(playbook, Self.dedupeKey(d["finding"]))
         case RecordKind.incidentClosed:
-            if openByKey[playbook + "\u{0}" + key] == id { openByKey.removeValue(forKey: playbook + "\u{0}" + key) }
+            let digest = Digest(playbook: playbook, key: key)
+            if openByKey[digest] == StoredID(id) { openByKey.removeValue(forKey: digest) }
         default:
             break
         }
         // Mutated in place (taking it out and writing it back would copy its steps).
         Self.apply(record, d, to: &incidents.values[position])
+        if case .live = retention {
+            let incident = incidents.values[position]
+            if ["completed", "failed", "closed"].contains(incident.status) && incident.pendingApproval == nil {
+                incidents.remove(at: position)
+                let ordinal = ordinal(playbook)
+                finished[StoredID(id)] = Finished(playbook: ordinal, key: Digest(playbook: playbook, key: key), open: incident.isOpen)
+                if incident.isOpen { finishedOpen[ordinal, default: 0] += 1 }
+            }
+        }
+    }
+
+    /// A record of a finished incident let go of: only what attaches findings to it
+    /// and closes it matters.
+    private mutating func applyFinished(_ record: JournalRecord, _ d: JSONValue, _ id: String) {
+        let stored = StoredID(id)
+        guard let incident = finished[stored] else { return }
+        switch record.kind {
+        case RecordKind.findingAttached:
+            markHandled(playbookNames[Int(incident.playbook)], Self.dedupeKey(d["finding"]))
+        case RecordKind.incidentClosed where incident.open:
+            finished[stored]?.open = false
+            finishedOpen[incident.playbook, default: 1] -= 1
+            if openByKey[incident.key] == stored { openByKey.removeValue(forKey: incident.key) }
+        default:
+            break
+        }
     }
 
     private static func apply(_ record: JournalRecord, _ d: JSONValue, to incident: inout Incident) {
@@ -250,11 +386,11 @@ public struct IncidentIndex: Sendable {
     }
 
     /// Replays every record of a journal.
-    public static func load(from journal: any Journal) async throws -> IncidentIndex {
-        var index = IncidentIndex()
+    public static func load(from journal: any Journal, retention: Retention = .everything) async throws -> IncidentIndex {
+        var index = IncidentIndex(retention: retention)
         var next: Int64 = 1
         while true {
-            let batch = try await journal.records(from: next, limit: 5_000)
+            let batch = try await journal.records(from: next, limit: 1_000)
             for record in batch { index.apply(record) }
             guard let last = batch.last else { break }
             next = last.seq + 1
