@@ -7,7 +7,7 @@ struct CordonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cordon-bench",
         abstract: "Benchmarks for Cordon (run with `swift run -c release cordon-bench …`).",
-        subcommands: [MatchBench.self, JournalBench.self, QueueBench.self, HTTPBench.self])
+        subcommands: [MatchBench.self, JournalBench.self, QueueBench.self, HTTPBench.self, RunnerBench.self])
 }
 
 struct MatchBench: ParsableCommand {

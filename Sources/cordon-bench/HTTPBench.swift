@@ -84,7 +84,7 @@ struct HTTPBench: AsyncParsableCommand {
         let metrics = ServerMetrics()
         let engine = Engine(
             config: loaded, actions: actions, journal: MetricsJournal(journal, metrics: metrics), evidence: journal.evidence, secrets: secrets,
-            actor: "cordon-bench", actionsInFlight: 16)
+            actor: "cordon-bench", index: IncidentIndex(retention: .live(findings: IncidentIndex.Retention.defaultWindow)), actionsInFlight: 16)
         let receipts = ReceiptQueue(limit: 4096)
         // As `cordon run` with its default --concurrency 16.
         let handlers = Task { try await QueueRunner.handle(receipts, engine: engine, concurrency: QueueRunner.handlers(actionsInFlight: 16)) }

@@ -61,21 +61,7 @@ struct QueueBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: root) }
         let fm = FileManager.default
         try fm.createDirectory(at: root.appendingPathComponent("Playbooks"), withIntermediateDirectories: true)
-        guard ["exact", "mixed"].contains(workload) else { throw ValidationError("--workload must be exact or mixed") }
-        let patterns = try String(contentsOfFile: corpus + "/patterns-\(workload).jsonl", encoding: .utf8).split(separator: "\n").prefix(playbooks)
-        for (i, pattern) in patterns.enumerated() {
-            let text = """
-                name: bench-\(i)
-                version: 1
-                description: benchmark playbook
-                trigger: \(pattern)
-                steps:
-                  - id: noop
-                    action: core.log
-                    with: {message: "{{ detail.type }}"}
-                """
-            try text.write(to: root.appendingPathComponent("Playbooks/p\(i).yaml"), atomically: false, encoding: .utf8)
-        }
+        try Self.writePlaybooks(playbooks, workload: workload, corpus: corpus, to: root.appendingPathComponent("Playbooks"))
         let loadStart = ContinuousClock.now
         let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path])
         guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
@@ -95,6 +81,8 @@ struct QueueBench: AsyncParsableCommand {
         actions["core.log"] = noop
         let engine = Engine(
             config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench",
+            // As `cordon run`: the journal replayed into a runner's index.
+            index: try await IncidentIndex.load(from: journal, retention: .live(findings: IncidentIndex.Retention.defaultWindow)),
             actionsInFlight: concurrency)
         let queue = try QueueDirectory(root: root.appendingPathComponent("queue"))
         let rssAfterLoad = Self.rssMB()
@@ -209,6 +197,25 @@ struct QueueBench: AsyncParsableCommand {
 
     /// Appends `findings` findings' worth of records, with random incident ids and
     /// evidence, so that the drain's commits land in indexes of that size.
+    /// Writes `count` playbooks, each a trigger of the workload and one `core.log` step.
+    static func writePlaybooks(_ count: Int, workload: String, corpus: String, to dir: URL) throws {
+        guard ["exact", "mixed"].contains(workload) else { throw ValidationError("--workload must be exact or mixed") }
+        let patterns = try String(contentsOfFile: corpus + "/patterns-\(workload).jsonl", encoding: .utf8).split(separator: "\n").prefix(count)
+        for (i, pattern) in patterns.enumerated() {
+            let text = """
+                name: bench-\(i)
+                version: 1
+                description: benchmark playbook
+                trigger: \(pattern)
+                steps:
+                  - id: noop
+                    action: core.log
+                    with: {message: "{{ detail.type }}"}
+                """
+            try text.write(to: dir.appendingPathComponent("p\(i).yaml"), atomically: false, encoding: .utf8)
+        }
+    }
+
     static func prefill(_ journal: SQLiteJournal, findings: Int) async throws {
         var generator = SystemRandomNumberGenerator()
         var evidence = (0..<2400).map { _ in UInt8.random(in: 32...126, using: &generator) }
@@ -277,8 +284,9 @@ struct QueueBench: AsyncParsableCommand {
         return String(format: "host: the hypervisor took %.1f%% of this VM's CPU time during the run (steal in /proc/stat)", share)
     }
 
-    static func rssMB() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+    /// The resident memory of this process, or of another one, in MB.
+    static func rssMB(_ pid: Int32? = nil) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid.map(String.init) ?? "self")/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return 0 }
         return Double(line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
