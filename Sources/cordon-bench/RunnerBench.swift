@@ -36,6 +36,9 @@ struct RunnerBench: AsyncParsableCommand {
     @Option(help: "Seconds of idle memory samples.")
     var idle = 5.0
 
+    @Option(help: ArgumentHelp("Pass --dedupe-window N to cordon run.", valueName: "N"))
+    var dedupeWindow: Int?
+
     @Option(help: "The cordon executable (default: beside this one).")
     var cordon: String?
 
@@ -80,7 +83,9 @@ struct RunnerBench: AsyncParsableCommand {
         _ = fm.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["run", "--queue-dir", queue.path, "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
+        process.arguments =
+            ["run", "--queue-dir", queue.path, "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
+            + (dedupeWindow.map { ["--dedupe-window", String($0)] } ?? [])
         process.currentDirectoryURL = root
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
@@ -126,10 +131,14 @@ struct RunnerBench: AsyncParsableCommand {
                 guard ContinuousClock.now - dropped < .seconds(600) else { throw ValidationError("cordon run did not process \(then) findings within 600 s") }
                 try await Task.sleep(for: .milliseconds(100))
             }
+            let took = (ContinuousClock.now - dropped).seconds
+            let after = QueueBench.rssMB(process.processIdentifier)
+            // Once the allocator has had its time (jemalloc returns freed memory over ~10 s).
+            try await Task.sleep(for: .seconds(12))
             print(
                 String(
-                    format: "cordon run: %d more findings dropped and processed in %.1f s; resident memory %.1f MB at most, %.1f MB after", then,
-                    (ContinuousClock.now - dropped).seconds, peak, QueueBench.rssMB(process.processIdentifier)))
+                    format: "cordon run: %d more findings dropped and processed in %.1f s; resident memory %.1f MB at most, %.1f MB after, %.1f MB 12 s later",
+                    then, took, peak, after, QueueBench.rssMB(process.processIdentifier)))
         }
         process.terminate()
         process.waitUntilExit()

@@ -102,7 +102,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Findings whose delivery again is recognised as a duplicate: the last N received. Memory holds these (by a 16-byte digest), the incidents in progress, and about 120 bytes per finished incident.",
+            "Findings whose delivery again is recognised as a duplicate: the last N received. Memory holds these (by a 16-byte digest), the incidents in progress, and 120–200 bytes per finished incident.",
             valueName: "N"))
     var dedupeWindow = IncidentIndex.Retention.defaultWindow
 
