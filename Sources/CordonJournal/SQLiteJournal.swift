@@ -652,7 +652,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] {
         try await barrier()
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(Self.record)
+            try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(Self.record)
         }
     }
 
@@ -668,8 +668,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// of schema 0 when `old`).
     static func incidentRecordsQuery(old: Bool) -> String {
         old
-            ? "SELECT * FROM records WHERE incident = ? ORDER BY seq"
-            : "SELECT * FROM records WHERE first_seq = (SELECT first_seq FROM incidents WHERE id = ?) ORDER BY seq"
+            ? "SELECT \(recordColumns) FROM records WHERE incident = ? ORDER BY seq"
+            : "SELECT \(recordColumns) FROM records WHERE first_seq = (SELECT first_seq FROM incidents WHERE id = ?) ORDER BY seq"
     }
 
     public func checkpoints(from seq: Int64 = 0) async throws -> [Checkpoint] {
@@ -712,7 +712,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         try await barrier()
         guard !seqs.isEmpty else { return [] }
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM records WHERE seq IN (\(seqs.map(String.init).joined(separator: ","))) ORDER BY seq")
+            try Row.fetchAll(db, sql: "SELECT \(Self.recordColumns) FROM records WHERE seq IN (\(seqs.map(String.init).joined(separator: ","))) ORDER BY seq")
                 .map(Self.record)
         }
     }
@@ -730,17 +730,21 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     public var publicKeyPEM: String { key.publicKeyPEM }
     public var keyFingerprint: String { key.fingerprint }
 
+    /// What `record(_:)` reads, in its order (by position: GRDB looks a column up by
+    /// name with a lowercased copy of it, a few percent of replaying a journal).
+    static let recordColumns = "seq, canonical, hash"
+
     static func record(_ row: Row) throws -> JournalRecord {
-        let canonical: Data = row["canonical"]
+        let canonical: Data = row[1]
         let value = try JSONParser.parse(Array(canonical))
         guard let seq = value["seq"]?.numberValue?.intValue, let time = value["time"]?.stringValue,
             let kind = value["kind"]?.stringValue, let actor = value["actor"]?.stringValue,
             let prev = value["prev"]?.stringValue
         else {
-            throw Error(message: "journal record \(row["seq"] as Int64) is malformed")
+            throw Error(message: "journal record \(row[0] as Int64) is malformed")
         }
         return JournalRecord(
             seq: Int64(seq), time: time, incident: value["incident"]?.stringValue, kind: kind, actor: actor,
-            data: value["data"] ?? .null, prev: prev, hash: row["hash"])
+            data: value["data"] ?? .null, prev: prev, hash: row[2])
     }
 }
