@@ -21,10 +21,13 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 }
 
 /// The journal (created if needed) and an engine whose state is rebuilt from it: what
-/// every command that runs playbooks starts with.
+/// every command that runs playbooks starts with. Its index keeps finished incidents by
+/// id and key only (`IncidentIndex.Retention.live`), so memory does not grow with the
+/// journal; `Engine.incident(_:)` reads one in full.
 func openEngine(
     _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
-    actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .everything, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
+    actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .live(findings: IncidentIndex.Retention.defaultWindow),
+    wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
@@ -103,15 +106,17 @@ struct ProcessCommand: AsyncParsableCommand {
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
         }
         let outcomes = try await engine.process(findings)
+        // The incidents this run touched, in full (read from the journal once finished).
+        var shown: [String: IncidentIndex.Incident] = [:]
+        for id in Set(outcomes.flatMap(\.incidents)) { shown[id] = try await engine.incident(id) }
         try await journal.close()
-        let final = await engine.index
-        let touched = Array(Set(outcomes.flatMap(\.incidents))).sorted { (final.incidents[$0]?.openedAt ?? "", $0) < (final.incidents[$1]?.openedAt ?? "", $1) }
+        let touched = shown.keys.sorted { (shown[$0]?.openedAt ?? "", $0) < (shown[$1]?.openedAt ?? "", $1) }
         var anyFailed = false
         switch output {
         case .text:
             print("\(findings.count) finding(s): \(outcomes.filter(\.duplicate).count) duplicate(s), \(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count) matched no playbook, \(touched.count) incident(s)\(dryRun ? " (dry run: nothing was called)" : session.kind == .simulated ? " (simulated cloud: \(session.statePath ?? ""))" : "")")
             for id in touched {
-                guard let incident = final.incidents[id] else { continue }
+                guard let incident = shown[id] else { continue }
                 print("\(id)  \(incident.status)  \(incident.playbook)  \(incident.title ?? incident.key)")
                 for step in incident.steps.values {
                     print("    \(step.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(step.id) (\(step.action))\(step.error.map { ": \($0)" } ?? "")")
@@ -119,9 +124,9 @@ struct ProcessCommand: AsyncParsableCommand {
                 }
             }
         case .json:
-            let incidents = touched.compactMap { final.incidents[$0]?.json }
+            let incidents = touched.compactMap { shown[$0]?.json }
             print(JSONWriter.pretty(["findings": .number(JSONNumber(findings.count)), "dry_run": .bool(dryRun), "incidents": .array(incidents)]))
-            anyFailed = touched.contains { id in final.incidents[id]?.steps.values.contains { $0.status == "failed" } ?? false }
+            anyFailed = touched.contains { id in shown[id]?.steps.values.contains { $0.status == "failed" } ?? false }
         }
         if inputErrors > 0 { throw ExitCode(2) }
         if anyFailed { throw ExitCode(1) }
@@ -242,8 +247,8 @@ struct ApproveCommand: AsyncParsableCommand {
             printError("cordon: \(error)")
             throw ExitCode(2)
         }
+        let state = try await engine.incident(incident)
         try await journal.close()
-        let state = await engine.index.incidents[incident]
         print("\(deny ? "denied" : "approved") \(step) of \(incident) by \(by); incident is now \(state?.status ?? "?")")
         for s in state?.steps.values.map({ $0 }) ?? [] {
             print("    \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")")

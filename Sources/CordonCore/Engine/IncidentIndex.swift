@@ -71,8 +71,8 @@ public struct IncidentIndex: Sendable {
 
     /// How much of what the journal says an index keeps.
     public enum Retention: Sendable, Equatable {
-        /// Every incident in full and every finding received: what `cordon incidents`,
-        /// drill reports and one-shot commands read.
+        /// Every incident in full and every finding received: what `cordon incidents`
+        /// and drill reports read.
         case everything
         /// What a long-running runner needs, so that its memory does not grow with the
         /// journal: incidents in full while they run or await an approval, finished ones
