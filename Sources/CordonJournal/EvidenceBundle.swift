@@ -58,8 +58,8 @@ public enum EvidenceBundle {
         // Evidence cited by the incident's records.
         var lines: [String] = []
         var copied: Set<String> = []
-        for hash in records.flatMap(\.evidenceHashes) where copied.insert(hash).inserted {
-            let bytes = try journal.evidence.get(hash)
+        for (seq, hash) in records.flatMap({ record in record.evidenceHashes.map { (record.seq, $0) } }) where copied.insert(hash).inserted {
+            let bytes = try journal.evidence.get(hash, citedAt: seq)
             try Data(bytes).write(to: out.appendingPathComponent("evidence/\(hash)"))
             lines.append("\(hash)  evidence/\(hash)")
         }

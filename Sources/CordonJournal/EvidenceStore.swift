@@ -7,7 +7,8 @@ import Synchronization
 /// Evidence (raw findings, API responses, pre- and post-state) stored by content: keyed by
 /// the SHA-256 of its bytes, so a replaced or damaged item is detected.
 ///
-/// Evidence lives in the journal's database (`evidence_content`), written in the same
+/// Evidence lives in the journal's database (`evidence_items`; `evidence_content` in
+/// journals before schema 3, still read), written in the same
 /// transaction as the first record that cites it: it is exactly as durable as the
 /// record, costs no file creation or extra fsync, and a crash can never leave a record
 /// citing evidence that was not written. `put` only hashes and queues the bytes; the
@@ -80,37 +81,69 @@ public final class EvidenceStore: Sendable {
         pending.withLock { queued in queued.merge(items) { current, _ in current } }
     }
 
-    /// Inserts queued evidence within the writer's transaction.
+    /// Records per evidence bucket, as a shift of the seq: 1,024. A bucket's index
+    /// entries fill a page or two of 16 KiB, so a commit's evidence lands on the last
+    /// pages of the index instead of one random page per item.
+    static let bucketShift: Int64 = 10
+
+    /// The bucket of evidence committed with (or before) a record of this seq.
+    static func bucket(ofSeq seq: Int64) -> Int64 { max(0, seq) >> bucketShift }
+
+    /// Inserts queued evidence within the writer's transaction, in the bucket of the
+    /// next record's seq: every record citing it has that seq or a later one. The same
+    /// bytes put again in a later bucket are stored again (harmless: content is checked
+    /// by its hash, and a lookup takes the newest copy at or before the citing record).
     static func insert(_ items: [String: [UInt8]], db: Database) throws {
         guard !items.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence_content (hash, bytes) VALUES (?, ?)")
-        for (hash, bytes) in items { try statement.execute(arguments: [hash, Data(bytes)]) }
+        let next = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM records") ?? 0) + 1
+        let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence_items (bucket, hash, bytes) VALUES (?, ?, ?)")
+        for (hash, bytes) in items { try statement.execute(arguments: [bucket(ofSeq: next), hash, Data(bytes)]) }
     }
 
     /// The bytes stored under a hash, or nil when there are none.
-    /// - Parameter db: a connection already open (inside a read), else the store's own.
-    public func find(_ hash: String, in db: Database? = nil) throws -> [UInt8]? {
+    /// - Parameters:
+    ///   - seq: the seq of a record citing it, where known: evidence is looked for in
+    ///     that record's bucket, then in earlier ones (usually found at once); without
+    ///     it, from the newest bucket down.
+    ///   - db: a connection already open (inside a read), else the store's own.
+    public func find(_ hash: String, citedAt seq: Int64? = nil, in db: Database? = nil) throws -> [UInt8]? {
         if let queued = pending.withLock({ $0[hash] }) { return queued }
-        let sql = "SELECT bytes FROM evidence_content WHERE hash = ?"
         if let db {
-            if let data = try Data.fetchOne(db, sql: sql, arguments: [hash]) { return Array(data) }
+            if let data = try Self.find(hash, citedAt: seq, db: db) { return Array(data) }
         } else if let database {
-            if let data = try database.read({ db in try Data.fetchOne(db, sql: sql, arguments: [hash]) }) { return Array(data) }
+            if let data = try database.read({ db in try Self.find(hash, citedAt: seq, db: db) }) { return Array(data) }
         }
         if let data = try? Data(contentsOf: legacyPath(for: hash)) { return Array(data) }
         return nil
     }
 
-    public func get(_ hash: String) throws -> [UInt8] {
-        guard let bytes = try find(hash) else { throw Error(message: "evidence \(hash) is missing") }
+    private static func find(_ hash: String, citedAt seq: Int64?, db: Database) throws -> Data? {
+        // Journals before schema 3, and evidence written by earlier builds.
+        let earlier = try db.cachedStatement(sql: "SELECT bytes FROM evidence_content WHERE hash = ?")
+        if let data = try Data.fetchOne(earlier, arguments: [hash]) { return data }
+        guard try db.tableExists("evidence_items"),
+            let range = try Row.fetchOne(db, sql: "SELECT MIN(bucket), MAX(bucket) FROM evidence_items"),
+            let low = range[0] as Int64?, let high = range[1] as Int64?
+        else { return nil }
+        let probe = try db.cachedStatement(sql: "SELECT bytes FROM evidence_items WHERE bucket = ? AND hash = ?")
+        var bucket = min(high, seq.map(bucket(ofSeq:)) ?? high)
+        while bucket >= low {
+            if let data = try Data.fetchOne(probe, arguments: [bucket, hash]) { return data }
+            bucket -= 1
+        }
+        return nil
+    }
+
+    public func get(_ hash: String, citedAt seq: Int64? = nil) throws -> [UInt8] {
+        guard let bytes = try find(hash, citedAt: seq) else { throw Error(message: "evidence \(hash) is missing") }
         return bytes
     }
 
     /// nil when the item is present and its content matches its hash; else what is wrong.
-    public func check(_ hash: String, size: Int?, in db: Database? = nil) -> String? {
+    public func check(_ hash: String, size: Int?, citedAt seq: Int64? = nil, in db: Database? = nil) -> String? {
         let bytes: [UInt8]
         do {
-            guard let found = try find(hash, in: db) else { return "evidence \(hash) is missing" }
+            guard let found = try find(hash, citedAt: seq, in: db) else { return "evidence \(hash) is missing" }
             bytes = found
         } catch {
             return "evidence \(hash) cannot be read: \(error)"
@@ -128,4 +161,6 @@ extension EvidenceStore: EvidenceSink {
     }
 
     public func load(_ sha256: String) throws -> [UInt8] { try get(sha256) }
+
+    public func load(_ sha256: String, citedAt seq: Int64) throws -> [UInt8] { try get(sha256, citedAt: seq) }
 }

@@ -131,7 +131,7 @@ public struct JournalVerifier: Sendable {
             var checked: Set<String> = []
             for (seq, hash) in chain.evidenceReferences where checked.insert(hash).inserted {
                 report.evidenceFiles += 1
-                if let problem = store.check(hash, size: nil, in: db) { report.fail(seq, problem) }
+                if let problem = store.check(hash, size: nil, citedAt: seq, in: db) { report.fail(seq, problem) }
             }
             try checkIncidentIndex(db, report: &report)
         }

@@ -179,7 +179,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         }
         // Opened for writing, the journal is at `schemaVersion` now (`migrate` brought it
         // there or threw); opened read-only, one of schema 0 is read through its old index.
-        oldIncidentIndex = try readOnly && pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < Self.schemaVersion
+        oldIncidentIndex = try readOnly && pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < 2
     }
 
     deinit {
@@ -189,10 +189,12 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The journal's schema (`PRAGMA user_version`). 2: records are found by incident
-    /// through `incidents` and `records.first_seq` (an index in order of appending);
-    /// 0: journals of earlier builds, indexed on `records(incident, seq)`.
-    public static let schemaVersion = 2
+    /// The journal's schema (`PRAGMA user_version`). 3: evidence is written to
+    /// `evidence_items`, indexed by `(bucket, hash)` where the bucket grows with the
+    /// journal (`EvidenceStore`); 2: records are found by incident through `incidents`
+    /// and `records.first_seq` (an index in order of appending); 0: journals of earlier
+    /// builds, indexed on `records(incident, seq)`.
+    public static let schemaVersion = 3
 
     /// Creates the tables of a new journal, or brings an earlier one to `schemaVersion`
     /// (in one transaction: a failure leaves it as it was).
@@ -203,6 +205,11 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// writer wrote (README, "The journal"). Now each incident has one row in
     /// `incidents` (its id and the seq of its first record), and each of its records
     /// carries that seq in `first_seq`, whose index grows at its end like the table.
+    ///
+    /// Schema 3 does the same for evidence: `evidence_content` is indexed by its hash, a
+    /// random key, and on a journal in use that index took a page per finding per commit.
+    /// New evidence goes to `evidence_items`, indexed by `(bucket, hash)` with a bucket
+    /// that grows with the journal. The earlier table stays as it is and is still read.
     static func migrate(_ pool: DatabasePool, path: String) throws {
         try pool.write { db in
             let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
@@ -239,8 +246,15 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         hash TEXT NOT NULL UNIQUE,
                         bytes BLOB NOT NULL
                     );
+                    CREATE TABLE IF NOT EXISTS evidence_items (
+                        id INTEGER PRIMARY KEY,
+                        bucket INTEGER NOT NULL,
+                        hash TEXT NOT NULL,
+                        bytes BLOB NOT NULL
+                    );
+                    CREATE UNIQUE INDEX IF NOT EXISTS evidence_items_by_bucket ON evidence_items(bucket, hash);
                     """)
-            if existing {
+            if existing && version < 2 {
                 // A journal of schema 0: index its incidents, then drop the old index.
                 if try !db.columns(in: "records").contains(where: { $0.name == "first_seq" }) {
                     try db.execute(sql: "ALTER TABLE records ADD COLUMN first_seq INTEGER")

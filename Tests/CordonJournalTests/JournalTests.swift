@@ -396,11 +396,11 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let hash = SHA256.hash(data: Array(#"{"finding":"raw bytes"}"#.utf8)).hex
         // The evidence was committed with the record citing it, in the database.
         #expect(try report(dir).isValid)
-        try tamper(dir, "UPDATE evidence_content SET bytes = ? WHERE hash = ?", [Data(#"{"finding":"other bytes"}"#.utf8), hash])
+        try tamper(dir, "UPDATE evidence_items SET bytes = ? WHERE hash = ?", [Data(#"{"finding":"other bytes"}"#.utf8), hash])
         let r = try report(dir)
         #expect(r.firstBadSeq == 42)
         #expect(r.problems.first?.message.contains("evidence \(hash) was altered") == true)
-        try tamper(dir, "DELETE FROM evidence_content WHERE hash = ?", [hash])
+        try tamper(dir, "DELETE FROM evidence_items WHERE hash = ?", [hash])
         #expect(try report(dir).problems.first?.message.contains("missing") == true)
     }
 
@@ -408,7 +408,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func legacyEvidenceFile() async throws {
         let dir = try await journal()
         let hash = SHA256.hash(data: Array(#"{"finding":"raw bytes"}"#.utf8)).hex
-        try tamper(dir, "DELETE FROM evidence_content WHERE hash = ?", [hash])
+        try tamper(dir, "DELETE FROM evidence_items WHERE hash = ?", [hash])
         let store = EvidenceStore(directory: dir.evidence, database: nil)
         try FileManager.default.createDirectory(at: store.legacyPath(for: hash).deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(#"{"finding":"raw bytes"}"#.utf8).write(to: store.legacyPath(for: hash))
@@ -550,7 +550,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         try await journal.close()
         let (version, indexes, tables) = try schema(dir)
         #expect(version == SQLiteJournal.schemaVersion)
-        #expect(indexes == ["records_by_incident"])
+        #expect(indexes == ["evidence_items_by_bucket", "records_by_incident"])
         #expect(tables.contains("incidents"))
         // Each record of an incident carries the seq of its first; others carry none.
         let db = try DatabaseQueue(path: dir.journal.path, configuration: .waiting)
@@ -597,6 +597,8 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
             DROP TABLE incidents;
             ALTER TABLE records DROP COLUMN first_seq;
             CREATE INDEX records_incident ON records(incident, seq);
+            INSERT OR IGNORE INTO evidence_content (hash, bytes) SELECT hash, bytes FROM evidence_items;
+            DROP TABLE evidence_items;
             PRAGMA user_version = 0;
             """)
     }
@@ -621,7 +623,7 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let migrated = try SQLiteJournal(directory: dir)
         #expect(!migrated.oldIncidentIndex)
         #expect(try schema(dir).version == SQLiteJournal.schemaVersion)
-        #expect(try schema(dir).indexes == ["records_by_incident"])
+        #expect(try schema(dir).indexes == ["evidence_items_by_bucket", "records_by_incident"])
         #expect(try await migrated.records(incident: "inc-2").map(\.seq) == before)
         // Appends after the migration join the incidents it indexed.
         try await fill(migrated, 3, incidents: ["inc-2", "inc-5"])
@@ -637,11 +639,11 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func aJournalOfANewerSchemaIsRefusedWithAClearError() async throws {
         let dir = temporaryDataDirectory()
         try await SQLiteJournal(directory: dir).close()
-        try tamper(dir, "PRAGMA user_version = 3")
+        try tamper(dir, "PRAGMA user_version = 4")
         #expect {
             _ = try SQLiteJournal(directory: dir)
         } throws: { error in
-            "\(error)".contains("has journal schema 3, newer than this build of Cordon knows (2)")
+            "\(error)".contains("has journal schema 4, newer than this build of Cordon knows (3)")
         }
     }
 

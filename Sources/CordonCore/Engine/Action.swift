@@ -108,4 +108,10 @@ public protocol EvidenceSink: Sendable {
     func store(_ bytes: [UInt8], name: String, mediaType: String) throws -> JSONValue
     /// The bytes stored under a SHA-256 (hex).
     func load(_ sha256: String) throws -> [UInt8]
+    /// The same, cited by the record of this seq (which a store may find it by sooner).
+    func load(_ sha256: String, citedAt seq: Int64) throws -> [UInt8]
+}
+
+extension EvidenceSink {
+    public func load(_ sha256: String, citedAt seq: Int64) throws -> [UInt8] { try load(sha256) }
 }

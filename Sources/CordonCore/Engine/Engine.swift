@@ -535,7 +535,7 @@ public actor Engine {
         guard let seq = incident.findingSeq, let record = try await journal.records(from: seq, limit: 1).first, record.seq == seq,
             let hash = record.evidenceHashes.first
         else { throw EngineError(message: "cannot find the finding that opened \(incident.id)") }
-        return try JSONParser.parse(try evidence.load(hash))
+        return try JSONParser.parse(try evidence.load(hash, citedAt: seq))
     }
 
     /// What the last runner left unfinished (a crash, a kill, a shutdown cut short).
@@ -553,7 +553,7 @@ public actor Engine {
         for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
             let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
             guard !pending.isEmpty, let hash = entry.evidence else { continue }
-            let event = try JSONParser.parse(try evidence.load(hash))
+            let event = try JSONParser.parse(try evidence.load(hash, citedAt: entry.seq))
             let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
             receipts.append(Receipt(finding: finding, dedupe: dedupe, received: entry.ref, pending: pending, duplicate: false))
         }
