@@ -117,15 +117,20 @@ public final class EvidenceStore: Sendable {
         return nil
     }
 
+    /// The lowest and highest bucket, each read off one end of the index (`MIN` and
+    /// `MAX` together in one query would scan all of it).
+    static let bucketRangeQuery = "SELECT (SELECT MIN(bucket) FROM evidence_items), (SELECT MAX(bucket) FROM evidence_items)"
+    static let probeQuery = "SELECT bytes FROM evidence_items WHERE bucket = ? AND hash = ?"
+
     private static func find(_ hash: String, citedAt seq: Int64?, db: Database) throws -> Data? {
         // Journals before schema 3, and evidence written by earlier builds.
         let earlier = try db.cachedStatement(sql: "SELECT bytes FROM evidence_content WHERE hash = ?")
         if let data = try Data.fetchOne(earlier, arguments: [hash]) { return data }
         guard try db.tableExists("evidence_items"),
-            let range = try Row.fetchOne(db, sql: "SELECT MIN(bucket), MAX(bucket) FROM evidence_items"),
+            let range = try Row.fetchOne(db, sql: bucketRangeQuery),
             let low = range[0] as Int64?, let high = range[1] as Int64?
         else { return nil }
-        let probe = try db.cachedStatement(sql: "SELECT bytes FROM evidence_items WHERE bucket = ? AND hash = ?")
+        let probe = try db.cachedStatement(sql: probeQuery)
         var bucket = min(high, seq.map(bucket(ofSeq:)) ?? high)
         while bucket >= low {
             if let data = try Data.fetchOne(probe, arguments: [bucket, hash]) { return data }

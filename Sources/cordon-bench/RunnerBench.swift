@@ -13,7 +13,8 @@ struct RunnerBench: AsyncParsableCommand {
             Writes a journal as the runner would (the engine handles --journal-findings \
             GuardDuty findings of the corpus against --playbooks playbooks with a no-op \
             step; past the corpus's 5,000 the findings are its events again under new ids), \
-            then starts `cordon run --queue-dir` on it and prints the time until it runs, \
+            verifies it (as `cordon journal verify`), then starts `cordon run --queue-dir` \
+            on it and prints the time until it runs, \
             its resident memory while idle (the largest of the samples taken every 0.25 s) \
             and after it has processed --then more findings dropped into its queue.
             """)
@@ -76,6 +77,15 @@ struct RunnerBench: AsyncParsableCommand {
                     format: "journal: %d findings handled in %.1f s, %d incidents, %.0f MB (database and WAL)", journalFindings,
                     (ContinuousClock.now - started).seconds, incidents, Double(bytes) / 1e6))
         }
+
+        // What an auditor's `cordon journal verify` costs on it.
+        let verifyStart = ContinuousClock.now
+        let report = try JournalVerifier(directory: DataDirectory(root.appendingPathComponent("data").path)).verify()
+        let verifySeconds = (ContinuousClock.now - verifyStart).seconds
+        print(
+            String(
+                format: "verify: %d records and %d evidence items in %.2f s = %.0f records/s (%@)", report.records, report.evidenceFiles,
+                verifySeconds, Double(report.records) / max(verifySeconds, 1e-9), report.isValid ? "valid" : "NOT valid"))
 
         let executable = cordon ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cordon").path
         let queue = root.appendingPathComponent("queue")

@@ -49,6 +49,22 @@ import Testing
         #expect(report.problems.contains { $0.seq == late.seq && $0.message.contains("evidence \(ref.sha256) was altered") })
     }
 
+    /// Every lookup searches the index, never scans it: `MIN` and `MAX` in one query made
+    /// `journal verify` scan the whole index for every item (203 s for 50,000 findings).
+    @Test func lookupsSearchTheIndexAndScanNothing() async throws {
+        let dir = temporaryDataDirectory()
+        try await SQLiteJournal(directory: dir).close()
+        let db = try DatabaseQueue(path: dir.journal.path)
+        let queries: [(String, StatementArguments)] = [(EvidenceStore.bucketRangeQuery, []), (EvidenceStore.probeQuery, [0, "h"])]
+        for (sql, arguments) in queries {
+            let plan = try await db.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+            }
+            #expect(plan.contains { $0.contains("SEARCH") && $0.contains("evidence_items_by_bucket") }, "\(sql): \(plan)")
+            #expect(!plan.contains { $0.contains("SCAN evidence_items") }, "\(sql): \(plan)")
+        }
+    }
+
     @Test func aJournalOfSchemaTwoIsReadAsItIsAndMigratedOnOpening() async throws {
         let dir = temporaryDataDirectory()
         let journal = try SQLiteJournal(directory: dir)
