@@ -89,15 +89,15 @@ public final class EvidenceStore: Sendable {
     /// The bucket of evidence committed with (or before) a record of this seq.
     static func bucket(ofSeq seq: Int64) -> Int64 { max(0, seq) >> bucketShift }
 
-    /// Inserts queued evidence within the writer's transaction, in the bucket of the
-    /// next record's seq: every record citing it has that seq or a later one. The same
-    /// bytes put again in a later bucket are stored again (harmless: content is checked
-    /// by its hash, and a lookup takes the newest copy at or before the citing record).
-    static func insert(_ items: [String: [UInt8]], db: Database) throws {
+    /// Inserts queued evidence within the writer's transaction, in the bucket of
+    /// `nextSeq`, the seq the next record will have: every record citing it has that seq
+    /// or a later one. The same bytes put again in a later bucket are stored again
+    /// (harmless: content is checked by its hash, and a lookup takes the newest copy at
+    /// or before the citing record).
+    static func insert(_ items: [String: [UInt8]], nextSeq: Int64, db: Database) throws {
         guard !items.isEmpty else { return }
-        let next = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM records") ?? 0) + 1
         let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence_items (bucket, hash, bytes) VALUES (?, ?, ?)")
-        for (hash, bytes) in items { try statement.execute(arguments: [bucket(ofSeq: next), hash, Data(bytes)]) }
+        for (hash, bytes) in items { try statement.execute(arguments: [bucket(ofSeq: nextSeq), hash, Data(bytes)]) }
     }
 
     /// The bytes stored under a hash, or nil when there are none.

@@ -474,8 +474,10 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 var firsts = firstSeqs
                 firstSeqs = [:]
                 let (written, signed) = try pool.write { db -> ([[JournalRecord]], Bool) in
-                    try EvidenceStore.insert(blobs, db: db)
-                    return try Self.write(groups, db: db, key: key, checkpointEvery: every, firstSeqs: &firsts)
+                    // The chain's head, read once: the evidence's bucket and the records' seqs follow it.
+                    let head = try Self.head(db)
+                    try EvidenceStore.insert(blobs, nextSeq: head.seq + 1, db: db)
+                    return try Self.write(groups, after: head, db: db, key: key, checkpointEvery: every, firstSeqs: &firsts)
                 }
                 firstSeqs = firsts
                 if signed { noteCheckpoint() }
@@ -510,9 +512,10 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// carries the seq of the incident's first record (`first_seq`), from `firstSeqs`, else
     /// from `incidents`, else its own (and the incident gets its row in `incidents`).
     static func write(
-        _ groups: [[Prepared]], db: Database, key: SigningKey, checkpointEvery: Int, firstSeqs: inout [String: Int64]
+        _ groups: [[Prepared]], after head: (seq: Int64, hash: String), db: Database, key: SigningKey, checkpointEvery: Int,
+        firstSeqs: inout [String: Int64]
     ) throws -> ([[JournalRecord]], Bool) {
-        var (seq, prev) = try head(db)
+        var (seq, prev) = head
         let now = Timestamp.string(Date())
         let insert = try db.cachedStatement(
             sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -591,7 +594,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         return first
     }
 
-    static func head(_ db: Database) throws -> (Int64, String) {
+    static func head(_ db: Database) throws -> (seq: Int64, hash: String) {
         if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")) {
             return (row["seq"], row["hash"])
         }
@@ -613,7 +616,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         let result: Checkpoint?
         do {
             result = try await pool.write { [key] db -> Checkpoint? in
-                try EvidenceStore.insert(blobs, db: db)
+                if !blobs.isEmpty { try EvidenceStore.insert(blobs, nextSeq: Self.head(db).seq + 1, db: db) }
                 return try Self.checkpoint(db: db, key: key)
             }
         } catch {
