@@ -156,8 +156,7 @@ public struct IncidentIndex: Sendable {
 
     /// Updates what the index knows of a finding; `.live` lets go of the oldest finding
     /// beyond the window.
-    private mutating func updateFinding(_ key: String, _ body: (inout FindingState) -> Void) {
-        let digest = Digest(key)
+    private mutating func updateFinding(_ digest: Digest, _ body: (inout FindingState) -> Void) {
         if case .live(let window) = retention, findings[digest] == nil {
             findingOrder.append(digest)
             if findingOrder.count > window { findings.removeValue(forKey: findingOrder.removeFirst()) }
@@ -167,7 +166,7 @@ public struct IncidentIndex: Sendable {
 
     private mutating func markHandled(_ playbook: String, _ key: String) {
         let ordinal = ordinal(playbook)
-        updateFinding(key) { $0.handled.insert(ordinal) }
+        updateFinding(Digest(key)) { $0.handled.insert(ordinal) }
         if var entry = unhandled[key] {
             entry.playbooks.remove(playbook)
             if entry.playbooks.isEmpty { unhandled.removeValue(forKey: key) } else { unhandled[key] = entry }
@@ -232,21 +231,25 @@ public struct IncidentIndex: Sendable {
             let key = Self.dedupeKey(d["finding"])
             let at: RecordRef = record.seq != 0 ? .seq(record.seq) : (ref ?? .seq(0))
             let matched = d["matched"]?.arrayValue
-            updateFinding(key) { state in
+            let digest = Digest(key)
+            updateFinding(digest) { state in
                 state.received = at
                 if matched?.isEmpty == true { state.unmatched = true }
             }
             if let matched, !matched.isEmpty {
                 // Playbooks that handled it already (applied before this record, which
                 // a handler may do while the record's commit is under way) are done.
-                let playbooks = Set(matched.compactMap(\.stringValue)).filter { !self.playbook($0, handled: key) }
+                let handled = findings[digest]?.handled ?? PlaybookSet()
+                let playbooks = Set(matched.compactMap(\.stringValue)).filter { name in
+                    !(playbookOrdinals[name].map(handled.contains) ?? false)
+                }
                 if !playbooks.isEmpty {
                     unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first)
                 }
             }
             return
         case RecordKind.findingUnmatched:
-            updateFinding(Self.dedupeKey(d["finding"])) { $0.unmatched = true }
+            updateFinding(Digest(Self.dedupeKey(d["finding"]))) { $0.unmatched = true }
             return
         case RecordKind.incidentOpened:
             guard let id = record.incident else { return }
