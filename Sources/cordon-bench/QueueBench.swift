@@ -16,17 +16,10 @@ struct QueueBench: AsyncParsableCommand {
             in incoming/ to its first step's action call (p50/p99), and the resident memory.
             """)
 
-    @Option(help: "The benchmark corpus directory.")
-    var corpus: String = "../shared/bench"
+    @OptionGroup var bench: BenchPlaybookOptions
 
     @Option(help: "Findings to process.")
     var findings = 2_000
-
-    @Option(help: "Playbooks to load.")
-    var playbooks = 1_000
-
-    @Option(help: "Trigger workload: exact (patterns-exact.jsonl: a matching finding opens about one incident) or mixed (patterns-mixed.jsonl: about 2.7).")
-    var workload = "exact"
 
     @Option(help: "Actions called at once, as `cordon run --concurrency` (with as many handlers as `cordon run` gives it).")
     var concurrency = 16
@@ -61,13 +54,12 @@ struct QueueBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: root) }
         let fm = FileManager.default
         try fm.createDirectory(at: root.appendingPathComponent("Playbooks"), withIntermediateDirectories: true)
-        try Self.writePlaybooks(playbooks, workload: workload, corpus: corpus, to: root.appendingPathComponent("Playbooks"))
+        try bench.writePlaybooks(to: root.appendingPathComponent("Playbooks"))
         let loadStart = ContinuousClock.now
         let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path])
         guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
         let loadTime = ContinuousClock.now - loadStart
-        let events = try Gzip.decompress(Array(Data(contentsOf: URL(fileURLWithPath: corpus + "/guardduty-events.jsonl.gz"))))
-            .split(separator: UInt8(ascii: "\n")).prefix(findings)
+        let events = try bench.events().prefix(findings)
         let secrets = SecretStore(environment: [:])
         let journal = try SQLiteJournal(directory: DataDirectory(root.appendingPathComponent("data").path), secrets: secrets)
         if journalFindings > 0 {
@@ -197,25 +189,6 @@ struct QueueBench: AsyncParsableCommand {
 
     /// Appends `findings` findings' worth of records, with random incident ids and
     /// evidence, so that the drain's commits land in indexes of that size.
-    /// Writes `count` playbooks, each a trigger of the workload and one `core.log` step.
-    static func writePlaybooks(_ count: Int, workload: String, corpus: String, to dir: URL) throws {
-        guard ["exact", "mixed"].contains(workload) else { throw ValidationError("--workload must be exact or mixed") }
-        let patterns = try String(contentsOfFile: corpus + "/patterns-\(workload).jsonl", encoding: .utf8).split(separator: "\n").prefix(count)
-        for (i, pattern) in patterns.enumerated() {
-            let text = """
-                name: bench-\(i)
-                version: 1
-                description: benchmark playbook
-                trigger: \(pattern)
-                steps:
-                  - id: noop
-                    action: core.log
-                    with: {message: "{{ detail.type }}"}
-                """
-            try text.write(to: dir.appendingPathComponent("p\(i).yaml"), atomically: false, encoding: .utf8)
-        }
-    }
-
     static func prefill(_ journal: SQLiteJournal, findings: Int) async throws {
         var generator = SystemRandomNumberGenerator()
         var evidence = (0..<2400).map { _ in UInt8.random(in: 32...126, using: &generator) }

@@ -19,14 +19,7 @@ struct RunnerBench: AsyncParsableCommand {
             and after it has processed --then more findings dropped into its queue.
             """)
 
-    @Option(help: "The benchmark corpus directory.")
-    var corpus: String = "../shared/bench"
-
-    @Option(help: "Playbooks to load.")
-    var playbooks = 1_000
-
-    @Option(help: "Trigger workload: exact or mixed (see `cordon-bench queue`).")
-    var workload = "exact"
+    @OptionGroup var bench: BenchPlaybookOptions
 
     @Option(help: "Findings handled into the journal before `cordon run` starts.")
     var journalFindings = 100_000
@@ -58,13 +51,12 @@ struct RunnerBench: AsyncParsableCommand {
         try? fm.removeItem(at: root.appendingPathComponent("queue"))
         if !reused {
             try fm.createDirectory(at: playbookDir, withIntermediateDirectories: true)
-            try QueueBench.writePlaybooks(playbooks, workload: workload, corpus: corpus, to: playbookDir)
+            try bench.writePlaybooks(to: playbookDir)
         }
         let loaded = ConfigLoader().load([playbookDir.path])
         guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
-        let events = try Gzip.decompress(Array(Data(contentsOf: URL(fileURLWithPath: corpus + "/guardduty-events.jsonl.gz"))))
-            .split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
-        guard !events.isEmpty else { throw ValidationError("no events in \(corpus)/guardduty-events.jsonl.gz") }
+        let events = try bench.events().map { String(decoding: $0, as: UTF8.self) }
+        guard !events.isEmpty else { throw ValidationError("no events in \(bench.corpus)/guardduty-events.jsonl.gz") }
 
         if reused {
             print("journal: the one in \(root.path) (its findings and playbooks as written then)")
