@@ -16,8 +16,14 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Comparabl
 
     public init(_ value: Int) { self.literal = String(value) }
 
+    /// The number nearest a double: not-a-number is 0 and an infinity the largest finite
+    /// double of its sign, since JSON has neither.
     public init(_ value: Double) {
-        if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
+        if value.isNaN {
+            self.literal = "0"
+        } else if !value.isFinite {
+            self.literal = "\(value < 0 ? -Double.greatestFiniteMagnitude : Double.greatestFiniteMagnitude)"
+        } else if value == value.rounded(), abs(value) < 1e15 {
             self.literal = String(Int64(value))
         } else {
             self.literal = "\(value)"
@@ -26,8 +32,10 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Comparabl
 
     public var description: String { literal }
 
-    /// The exact decimal value.
-    public var decimal: DecimalValue { DecimalValue(jsonLiteral: Array(literal.utf8))! }
+    /// The exact decimal value. Every literal a `JSONNumber` holds follows the JSON number
+    /// grammar (its initialisers check it), and every such literal has a decimal value,
+    /// whatever the size of its exponent; zero stands in only if that ever failed.
+    public var decimal: DecimalValue { DecimalValue(jsonLiteral: Array(literal.utf8)) ?? DecimalValue(negative: false, digits: [], exponent: 0) }
 
     /// The nearest binary double (may round; use `decimal` for exact comparisons).
     public var doubleValue: Double { Double(literal) ?? .nan }
@@ -35,7 +43,9 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Comparabl
     /// The value as an `Int` when it is an integer that fits, else `nil`.
     public var intValue: Int? {
         let d = decimal
-        guard d.isInteger else { return nil }
+        // Int's largest value has 19 digits: a larger exponent never fits (and its digits
+        // are not written out).
+        guard d.isInteger, d.exponent <= 19 else { return nil }
         return Int(d.integerString)
     }
 
@@ -100,8 +110,12 @@ struct DecimalScratch {
 
     init() { digits.reserveCapacity(32) }
 
-    /// Parses and normalises a JSON number literal. Returns false on a grammar error
-    /// or an exponent too large to represent.
+    /// An exponent's magnitude is kept exactly up to this bound and saturates beyond it:
+    /// numbers of any size parse, and two whose exponents both exceed 10^17 compare by
+    /// their digits alone (the same exponent), which no real finding or pattern meets.
+    static let exponentBound = 100_000_000_000_000_000
+
+    /// Parses and normalises a JSON number literal. Returns false on a grammar error only.
     mutating func parse(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
         negative = false
         digits.removeAll(keepingCapacity: true)
@@ -146,10 +160,9 @@ struct DecimalScratch {
             }
             guard i < n, isDigit(s[i]) else { return false }
             while i < n, isDigit(s[i]) {
-                if exp < 100_000_000 { exp = exp * 10 + Int(s[i] - 48) }
+                if exp < Self.exponentBound { exp = min(exp * 10 + Int(s[i] - 48), Self.exponentBound) }
                 i += 1
             }
-            if exp >= 100_000_000 { return false }
             if expNegative { exp = -exp }
         }
         guard i == n else { return false }

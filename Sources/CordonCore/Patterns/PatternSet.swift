@@ -283,7 +283,7 @@ enum ValueKey {
         if e < 0 { out.append(UInt8(ascii: "-")); e = -e }
         if e == 0 { out.append(UInt8(ascii: "0")); return }
         var divisor = 1
-        while divisor * 10 <= e { divisor *= 10 }
+        while divisor <= e / 10 { divisor *= 10 }
         while divisor > 0 {
             out.append(UInt8(48 + (e / divisor) % 10))
             divisor /= 10

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+
+/// Inputs that used to crash `cordon` (SIGILL from a trap) are handled or refused.
+@Suite struct PoisonInputCLITests {
+    static let fixture = "Fixtures/playbooks/guardduty-iam-credential-compromise/fires-iam-user-tor-ip-caller.json"
+
+    /// The shipped fixture with its severity replaced by `literal`.
+    static func finding(severity literal: String) throws -> String {
+        var text = try String(contentsOfFile: CLI.packageRoot.appendingPathComponent(fixture).path, encoding: .utf8)
+        let range = try #require(text.range(of: #""severity"\s*:\s*[0-9.]+"#, options: .regularExpression))
+        text.replaceSubrange(range, with: #""severity": \#(literal)"#)
+        return text
+    }
+
+    @Test(arguments: ["8e100000000", "-8e100000000", "1e-100000000"])
+    func aFindingWithAHugeSeverityRunsThePlaybook(_ literal: String) async throws {
+        let file = try CLI.temporaryFile(try Self.finding(severity: literal))
+        for mode in [["--dry-run"], ["--cloud", "simulated"]] {
+            let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-poison-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: dataDir) }
+            let run = try await CLI.run(["process", "--data-dir", dataDir] + mode + [file])
+            // 0 or 1 (a step may fail: the simulated inventory has no such user), never a signal.
+            #expect(run.status == 0 || run.status == 1, "\(mode): exit \(run.status)\n\(run.stdout)\(run.stderr)")
+            #expect(run.stdout.contains("guardduty-iam-credential-compromise"), "\(run.stdout)\(run.stderr)")
+            let verify = try await CLI.run(["journal", "verify", "--data-dir", dataDir])
+            #expect(verify.status == 0, "\(verify.stdout)")
+        }
+    }
+
+    @Test(arguments: ["8e100000000", "-8e100000000", "1e-100000000"])
+    func aPatternWithAHugeNumberMatches(_ literal: String) async throws {
+        let pattern = try CLI.temporaryFile(#"{"a": [{"numeric": ["<", \#(literal)]}]}"#)
+        let result = try await CLI.run(["match", "--pattern", pattern], stdin: "{\"a\":5}\n{\"a\":\(literal)}\n")
+        #expect(result.status == 0 || result.status == 1, "exit \(result.status): \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines == [literal.hasPrefix("-") || literal.hasPrefix("1e-") ? "no match" : "match", "no match"], "\(result.stdout)\(result.stderr)")
+    }
+}
