@@ -190,7 +190,13 @@ public struct IsolateInstanceAction: ReversibleAction {
         return PreState(instanceId: instance.id, isolationGroupId: isolationId, interfaces: interfaces, terminationProtection: protect ? tp : nil)
     }
 
-    /// The isolation group, found or created, with every rule removed.
+    /// The isolation group, found or created, with every rule removed and that verified.
+    ///
+    /// Many isolations in one VPC (an outbreak) prepare the same group at once: one
+    /// creates it and the others find it ("already exists" is success), and each removes
+    /// the rules it sees, the default egress rule of a new group among them. A rule
+    /// another isolation removed first is "already gone", also success; what counts is
+    /// the group's state read back afterwards, which must have no rule left.
     func isolationGroup(_ ec2: any EC2API, _ inputs: Inputs, vpc: String?, incident: String) async throws(ActionError) -> String {
         var id = try await ec2.findSecurityGroup(name: inputs.isolationName, vpcId: vpc)?.id
         if id == nil {
@@ -204,10 +210,36 @@ public struct IsolateInstanceAction: ReversibleAction {
             }
         }
         guard let id else { throw .retryable("IsolationGroupNotVisible", "the isolation group \(inputs.isolationName) was created but cannot be found yet") }
-        guard let group = try await ec2.describeSecurityGroups(ids: [id]).first else { throw .permanent("InvalidGroup.NotFound", "The security group '\(id)' does not exist") }
-        if !group.egress.isEmpty { try await ec2.revokeEgress(groupId: id, permissions: group.egress) }
-        if !group.ingress.isEmpty { try await ec2.revokeIngress(groupId: id, permissions: group.ingress) }
-        return id
+        for _ in 0..<Self.ruleRemovalRounds {
+            guard let group = try await ec2.describeSecurityGroups(ids: [id]).first else {
+                throw .retryable("IsolationGroupNotVisible", "the isolation group \(id) (\(inputs.isolationName)) cannot be described yet")
+            }
+            if group.egress.isEmpty && group.ingress.isEmpty { return id }
+            try await Self.removeRules(group.egress, egress: true, from: id, ec2)
+            try await Self.removeRules(group.ingress, egress: false, from: id, ec2)
+        }
+        throw .retryable("IsolationGroupNotEmpty", "rules keep appearing in the isolation group \(id) (\(inputs.isolationName)): someone is adding them while Cordon removes them")
+    }
+
+    /// How often the isolation group's rules are read and removed before giving up (a
+    /// retryable failure: the step's retries try again).
+    static let ruleRemovalRounds = 5
+
+    /// Revokes rules of a group; a rule already gone (revoked by a concurrent isolation)
+    /// counts as revoked. A batch refused because one of its rules is gone is retried
+    /// rule by rule.
+    static func removeRules(_ permissions: [IpPermission], egress: Bool, from id: String, _ ec2: any EC2API) async throws(ActionError) {
+        guard !permissions.isEmpty else { return }
+        func revoke(_ batch: [IpPermission]) async throws(ActionError) {
+            if egress { try await ec2.revokeEgress(groupId: id, permissions: batch) } else { try await ec2.revokeIngress(groupId: id, permissions: batch) }
+        }
+        do throws(ActionError) {
+            try await revoke(permissions)
+        } catch where error.code == "InvalidPermission.NotFound" {
+            for permission in permissions {
+                do throws(ActionError) { try await revoke([permission]) } catch where error.code == "InvalidPermission.NotFound" {}
+            }
+        }
     }
 
     static let allTraffic = [
