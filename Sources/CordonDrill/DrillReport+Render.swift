@@ -23,7 +23,7 @@ extension DrillReport {
 
     public var json: JSONValue {
         [
-            "scenario": .string(scenario), "description": .string(description), "seed": .number(JSONNumber(Int(seed))), "cloud": .string(cloud), "file": .string(file),
+            "scenario": .string(scenario), "description": .string(description), "seed": .number(JSONNumber(seed)), "cloud": .string(cloud), "file": .string(file),
             "passed": .bool(passed), "virtual_span": .string(virtualSpan),
             "expectations": .array(checks.map { ["expectation": .string($0.expectation), "at": .string($0.location), "met": .bool($0.met), "evidence": .string($0.evidence)] }),
             "incidents": .array(incidents.map { i in

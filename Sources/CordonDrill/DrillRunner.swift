@@ -105,7 +105,7 @@ public struct DrillRunner: Sendable {
         try await log(
             "drill.started",
             [
-                "scenario": .string(scenario.name), "description": .string(scenario.description), "seed": .number(JSONNumber(Int(seed))),
+                "scenario": .string(scenario.name), "description": .string(scenario.description), "seed": .number(JSONNumber(seed)),
                 "inventory": .string(scenario.inventorySource), "cloud": .string(label),
                 "start": .string(Timestamp.string(scenario.start)), "duration": .string(DurationParser.format(scenario.duration)),
             ])

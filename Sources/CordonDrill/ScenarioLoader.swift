@@ -15,12 +15,15 @@ public struct ScenarioLoader: Sendable {
     public static let defaultStart = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01T00:00:00Z
 
     public func load(path: String) throws(ScenarioError) -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ScenarioError([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the scenario file")])
+        let parser = YAMLParser()
+        let data: [UInt8]
+        switch BoundedFile.read(path, limit: parser.maxBytes, what: "a scenario file") {
+        case .success(let bytes): data = bytes
+        case .failure(let error): throw ScenarioError([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the scenario file: \(error.message)")])
         }
         let root: YAMLValue
         do {
-            root = try YAMLParser().parse(Array(data), file: path)
+            root = try parser.parse(data, file: path)
         } catch {
             throw ScenarioError([Diagnostic(error.location, error.message)])
         }

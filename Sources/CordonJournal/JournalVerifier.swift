@@ -58,6 +58,12 @@ public struct JournalVerifier: Sendable {
             let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM records")
             return (row?[0] ?? 1, row?[1] ?? 0, Set(try Int64.fetchAll(db, sql: "SELECT seq FROM checkpoints")))
         }
+        // Seqs start at 1 and grow by one; a seq outside what arithmetic on them can take
+        // was written by hand.
+        guard minSeq >= 1, maxSeq < Int64.max / 2 else {
+            report.fail(minSeq < 1 ? minSeq : maxSeq, "seq \(minSeq < 1 ? minSeq : maxSeq) is outside the range a journal's records take (altered)")
+            return report
+        }
         let total = max(0, maxSeq - minSeq + 1)
         let sliceCount = total > parallelThreshold ? max(2, ProcessInfo.processInfo.activeProcessorCount) : 1
         let sliceSize = (total + Int64(sliceCount) - 1) / Int64(max(1, sliceCount))

@@ -116,7 +116,8 @@ public struct RequestAuthenticator: Sendable {
         let now = self.now().timeIntervalSince1970
         let age = now - Double(t)
         guard abs(age) <= replayWindow else {
-            return reject("signature timestamp t=\(t) is \(Int(age)) s from now, outside the \(Int(replayWindow)) s replay window (check the sender's clock)")
+            // `age` may be far beyond any Int (t is whatever the client sent): written as a double.
+            return reject("signature timestamp t=\(t) is \(age.rounded()) s from now, outside the \(Int(replayWindow)) s replay window (check the sender's clock)")
         }
         let signed = Array("\(timestamp).".utf8) + body
         var valid: [UInt8]?

@@ -136,7 +136,7 @@ final class CloudSession: Sendable {
             }
             // An inventory named explicitly must be the one that seeded the saved state.
             if let explicit = options.inventory {
-                let digest = FileManager.default.contents(atPath: explicit).map { SimulatedCloudState.fingerprint(Array($0)) }
+                let digest = (try? BoundedFile.read(explicit, limit: YAMLParser().maxBytes).get()).map(SimulatedCloudState.fingerprint)
                 if digest == nil {
                     printError("cordon: --inventory: cannot read \(explicit)")
                     throw ExitCode(2)
@@ -152,13 +152,16 @@ final class CloudSession: Sendable {
             try persist(cloud, path, notes: saved.notes)
             return cloud
         }
-        guard let bytes = FileManager.default.contents(atPath: inventoryPath) else {
-            if options.inventory == nil {
+        let bytes: [UInt8]
+        switch BoundedFile.read(inventoryPath, limit: YAMLParser().maxBytes, what: "an inventory file") {
+        case .success(let read): bytes = read
+        case .failure(let error):
+            if options.inventory == nil && !FileManager.default.fileExists(atPath: inventoryPath) {
                 printError(
                     "cordon: --cloud simulated needs an inventory of the simulated accounts: no \(inventoryPath) here (run from the repository root, or give --inventory FILE; the format is in Fixtures/inventory/README.md)"
                 )
             } else {
-                printError("cordon: --inventory: cannot read \(inventoryPath)")
+                printError("cordon: --inventory: cannot read \(inventoryPath): \(error.message)")
             }
             throw ExitCode(2)
         }

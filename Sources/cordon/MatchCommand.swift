@@ -108,8 +108,12 @@ final class LineReader {
     private let handle: FileHandle
     private var buffer: [UInt8] = []
     private var start = 0
+    /// Where the search for the next newline goes on (bytes before it have none).
+    private var scanned = 0
     private var eof = false
     private(set) var error: Error?
+    /// The longest line read (an event as large as intake takes one).
+    static let maxLine = 256 << 20
 
     init(path: String?) throws {
         if let path, path != "-" {
@@ -125,10 +129,18 @@ final class LineReader {
     /// The next line without its newline, or nil at the end.
     func next() -> [UInt8]? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffer[max(start, scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[start..<newline])
                 start = newline + 1
+                scanned = start
                 return line
+            }
+            scanned = buffer.count
+            if buffer.count - start > Self.maxLine {
+                error = InputError(message: "a line is longer than \(Self.maxLine) bytes")
+                eof = true
+                start = buffer.count
+                return nil
             }
             if eof {
                 guard start < buffer.count else { return nil }
@@ -138,6 +150,7 @@ final class LineReader {
             }
             if start > 0 {
                 buffer.removeFirst(start)
+                scanned -= start
                 start = 0
             }
             do {

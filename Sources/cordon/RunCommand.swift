@@ -115,7 +115,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("give at least one source: --queue-dir DIR, --listen HOST:PORT or --sqs-url URL")
         }
         if let listen, Self.hostPort(listen) == nil { throw ValidationError("--listen: \(listen) is not HOST:PORT such as 127.0.0.1:8080") }
-        guard maxBody > 0 else { throw ValidationError("--max-body must be positive") }
+        guard (1...(256 << 20)).contains(maxBody) else { throw ValidationError("--max-body must be 1 to 268435456 (256 MiB)") }
         guard DurationParser.parse(replayWindow) != nil else { throw ValidationError("--replay-window: \(replayWindow) is not a duration such as 5m") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...20).contains(sqsWait) else { throw ValidationError("--sqs-wait must be 0 to 20") }

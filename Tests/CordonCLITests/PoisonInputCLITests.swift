@@ -36,4 +36,18 @@ import Testing
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines == [literal.hasPrefix("-") || literal.hasPrefix("1e-") ? "no match" : "match", "no match"], "\(result.stdout)\(result.stderr)")
     }
+
+    @Test func theLargestSeedRunsADrill() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-seed-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try await CLI.run(["drill", "Fixtures/drills/01-compromised-ec2-instance.yaml", "--seed", "18446744073709551615", "--data-dir", dir, "--format", "json"])
+        #expect(r.status == 0 || r.status == 1, "exit \(r.status): \(r.stderr)")
+        #expect(r.stdout.contains("\"seed\": 18446744073709551615"), "\(r.stdout.prefix(400))")
+    }
+
+    @Test func aMaxBodyBeyondWhatIntakeReadsIsRefused() async throws {
+        let r = try await CLI.run(["run", "--listen", "127.0.0.1:0", "--api-key-secret", "K", "--max-body", "9223372036854775807", "--data-dir", "/nonexistent"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--max-body must be 1 to 268435456"), "\(r.stderr)")
+    }
 }

@@ -182,3 +182,18 @@ import Testing
         #expect(!WebhookSignature.verify(header: WebhookSignature.header(body: [1, 2], secret: "k", timestamp: 100), body: [1, 2], secret: "k", now: 1000))
     }
 }
+
+/// Values from the other end of a connection that used to overflow.
+@Suite struct HostileResponseTests {
+    @Test func aHugeRetryAfterIsAYearAtMost() throws {
+        let year = Duration.seconds(366 * 86_400)
+        #expect(RetryAfter.parse("10000000000000000") == year)
+        #expect(RetryAfter.parse("99999999999999999999999") == year)
+        #expect(DurationParser.format(try #require(RetryAfter.parse("10000000000000000"))) == "366d")
+    }
+
+    @Test func aSignatureTimestampAtTheEdgeOfIntIsInvalid() {
+        #expect(!WebhookSignature.verify(header: "t=\(Int.min),v1=00", body: [], secret: "s", now: 1_767_225_600))
+        #expect(!WebhookSignature.verify(header: "t=\(Int.max),v1=00", body: [], secret: "s", now: -5))
+    }
+}

@@ -13,7 +13,7 @@ import Testing
 
     /// Appends `count` records citing nothing.
     func filler(_ journal: SQLiteJournal, _ count: Int) async throws {
-        try await journal.append((0..<count).map { i in NewRecord(kind: "test", actor: "cordon/test", data: ["i": .number(JSONNumber(i))]) })
+        _ = try await journal.append((0..<count).map { i in NewRecord(kind: "test", actor: "cordon/test", data: ["i": .number(JSONNumber(i))]) })
     }
 
     func buckets(_ dir: DataDirectory, _ hash: String) throws -> [Int64] {

@@ -296,6 +296,16 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
 
     func report(_ dir: DataDirectory) throws -> VerificationReport { try JournalVerifier(directory: dir).verify() }
 
+    /// Seqs at the edge of Int64 overflowed the verifier's arithmetic: reported instead.
+    @Test(arguments: [Int64.max, Int64.min, 0])
+    func aSeqOutsideWhatAJournalTakesIsReported(_ seq: Int64) async throws {
+        let dir = try await journal()
+        try tamper(dir, "UPDATE records SET seq = ? WHERE seq = 150", [seq])
+        let r = try report(dir)
+        #expect(!r.problems.isEmpty)
+        #expect(r.firstBadSeq == seq, "\(r.problems)")
+    }
+
     @Test func changedByteInData() async throws {
         let dir = try await journal()
         var bytes = try canonical(dir, seq: 70)

@@ -294,3 +294,17 @@ struct Spaces: AsyncSequence, Sendable {
     }
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(left: chunks) }
 }
+
+/// Signature headers built to overflow the server's arithmetic.
+@Suite struct HostileSignatureTests {
+    @Test(arguments: ["-9223372036854775808", "9223372036854775807"])
+    func anExtremeTimestampIsRejectedNotACrash(_ t: String) {
+        let authenticator = RequestAuthenticator(hmacSecrets: ["secret"])
+        let result = authenticator.authenticate(header: { $0.lowercased() == "cordon-signature" ? "t=\(t),v1=00" : nil }, body: Array("{}".utf8))
+        guard case .failure(let rejection) = result else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(rejection.message.contains("replay window"), "\(rejection.message)")
+    }
+}

@@ -209,6 +209,9 @@ public struct InventorySeeder: Sendable {
                 } else {
                     // No address in it: a /24 from the top of its VPC's range.
                     let n = spareSubnet[vpc, default: 255]
+                    guard n > 0 else {
+                        throw failure("subnet \(subnet) in \(region)", .permanent("TooManySubnets", "VPC \(vpc) has more than 255 subnets without an address: give its instances `private_ip`"))
+                    }
                     spareSubnet[vpc] = n - 1
                     block = IPv4Block(address: vpcBlock.network | (n << 8), bits: 24)
                 }

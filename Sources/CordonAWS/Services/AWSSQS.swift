@@ -62,7 +62,7 @@ public struct AWSSQS: Sendable {
             let answer = try await client.json(
                 targetPrefix: Self.target, "DeleteMessageBatch", ["QueueUrl": .string(queueURL), "Entries": .array(entries)], version: "1.0")
             for f in answer["Failed"]?.arrayValue ?? [] {
-                if let id = f["Id"]?.stringValue, let i = Int(id.dropFirst()), i < chunk.count {
+                if let id = f["Id"]?.stringValue, let i = Int(id.dropFirst()), chunk.indices.contains(i) {
                     failed[chunk[i]] = f["Message"]?.stringValue ?? f["Code"]?.stringValue ?? "failed"
                 }
             }

@@ -25,10 +25,11 @@ public struct Inventory: Sendable {
     }
 
     public static func load(path: String) throws(InventoryError) -> Inventory {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InventoryError(diagnostics: [Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the inventory file")])
+        switch BoundedFile.read(path, limit: YAMLParser().maxBytes, what: "an inventory file") {
+        case .success(let data): return try parse(data, file: path)
+        case .failure(let error):
+            throw InventoryError(diagnostics: [Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the inventory file: \(error.message)")])
         }
-        return try parse(Array(data), file: path)
     }
 
     public static func parse(_ text: String, file: String = "inventory.yaml") throws(InventoryError) -> Inventory {

@@ -31,7 +31,10 @@ public enum DurationParser {
 
     /// A duration written back in the same notation (`90s` → `1m30s`).
     public static func format(_ duration: Duration) -> String {
-        var ms = Int64(duration.components.seconds) * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        // Saturates rather than overflows: a duration from elsewhere (a service's
+        // Retry-After) may be longer than any playbook writes.
+        let (seconds, overflow) = duration.components.seconds.multipliedReportingOverflow(by: 1000)
+        var ms = overflow ? (duration.components.seconds < 0 ? Int64.min : Int64.max) : seconds.addingReportingOverflow(duration.components.attoseconds / 1_000_000_000_000_000).partialValue
         if ms == 0 { return "0s" }
         var out = ""
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where ms >= size {

@@ -62,12 +62,12 @@ public struct ConfigLoader: Sendable {
             guard seen.insert(URL(fileURLWithPath: file).standardized.path).inserted else { continue }
             if checked { config.files.append(file) }
             do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: file))
-                if data.count > yaml.maxBytes {
-                    throw YAMLError(location: SourceLocation(file: file, line: 1, column: 1),
-                                    message: "file is \(data.count) bytes, more than the limit of \(yaml.maxBytes)")
+                let data: [UInt8]
+                switch BoundedFile.read(file, limit: yaml.maxBytes, what: "a YAML file") {
+                case .success(let bytes): data = bytes
+                case .failure(let error): throw YAMLError(location: SourceLocation(file: file, line: 1, column: 1), message: error.message)
                 }
-                documents.append((file, try yaml.parse(Array(data), file: file), checked))
+                documents.append((file, try yaml.parse(data, file: file), checked))
             } catch let error as YAMLError {
                 if checked { config.diagnostics.append(Diagnostic(error.location, error.message)) }
             } catch {
@@ -214,7 +214,7 @@ func node(in value: YAMLValue, atPatternPath path: String) -> YAMLValue {
         }
         guard let next = current[String(key)] else { return current }
         current = next
-        if let index, let items = current.items, index < items.count { current = items[index] }
+        if let index, let items = current.items, items.indices.contains(index) { current = items[index] }
     }
     return current
 }

@@ -28,57 +28,10 @@ public struct FindingDecoder: Sendable {
     /// Decodes a file (gzip or not).
     public func decode(fileAtPath path: String) -> DecodeResult {
         let origin = FindingOrigin(source: path)
-        switch Self.readFile(path, limit: maxInputBytes) {
+        switch BoundedFile.read(path, limit: maxInputBytes, what: "a file of findings") {
         case .success(let bytes): return decode(bytes, source: path)
         case .failure(let error): return DecodeResult(issues: [DecodeIssue(origin: origin, message: error.message)])
         }
-    }
-
-    struct ReadError: Error { var message: String }
-
-    /// Reads a whole file with plain system calls (one open, fstat and read for a small
-    /// file: the queue directory reads thousands a second).
-    static func readFile(_ path: String, limit: Int) -> Result<[UInt8], ReadError> {
-        func failure(_ what: String) -> Result<[UInt8], ReadError> {
-            .failure(ReadError(message: "cannot read: \(what): \(String(cString: strerror(errno)))"))
-        }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return failure("open") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return failure("stat") }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            return .failure(ReadError(message: "is a directory, not a file of findings"))
-        }
-        let size = Int(info.st_size)
-        if size > limit {
-            return .failure(ReadError(message: "file is \(size) bytes, more than the limit of \(limit)"))
-        }
-        var bytes: [UInt8] = []
-        // The size may change while we read (a producer that did not rename): read to the
-        // end, never beyond the limit.
-        var capacity = max(size, 4096)
-        while true {
-            if bytes.count == capacity { capacity *= 2 }
-            let want = min(capacity, limit + 1) - bytes.count
-            if want <= 0 { break }
-            var failed = false
-            let start = bytes.count
-            bytes.append(contentsOf: repeatElement(0, count: want))
-            let got = bytes.withUnsafeMutableBytes { buffer -> Int in
-                var n: Int
-                repeat { n = read(fd, buffer.baseAddress! + start, want) } while n < 0 && errno == EINTR
-                if n < 0 { failed = true }
-                return n
-            }
-            if failed { return failure("read") }
-            bytes.removeLast(want - got)
-            if got == 0 { break }
-        }
-        if bytes.count > limit {
-            return .failure(ReadError(message: "file is more than the limit of \(limit) bytes"))
-        }
-        return .success(bytes)
     }
 
     /// Decodes bytes that came from `source` (a file name, a queue, an HTTP request).

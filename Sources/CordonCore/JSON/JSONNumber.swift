@@ -16,6 +16,8 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Comparabl
 
     public init(_ value: Int) { self.literal = String(value) }
 
+    public init(_ value: UInt64) { self.literal = String(value) }
+
     /// The number nearest a double: not-a-number is 0 and an infinity the largest finite
     /// double of its sign, since JSON has neither.
     public init(_ value: Double) {

@@ -62,6 +62,8 @@ struct EventFlattener: Sendable {
 
     mutating func flatten(_ input: UnsafeBufferPointer<UInt8>, trie: FieldTrie) throws(EventMatchError) {
         reset()
+        // Offsets are kept in 32 bits.
+        guard input.count < Int(Int32.max) else { throw EventMatchError(message: "an event of \(input.count) bytes is too large to match", offset: 0) }
         var cursor = Cursor(input: input)
         if input.count >= 3, input[0] == 0xEF, input[1] == 0xBB, input[2] == 0xBF { cursor.pos = 3 }
         cursor.skipWhitespace()
@@ -129,20 +131,20 @@ struct EventFlattener: Sendable {
             try parseArray(&c, node: node, trie: trie, depth: depth + 1)
         case UInt8(ascii: "\""):
             let (start, end, escaped) = try c.scanString()
-            if pathID >= 0 { emit(pathID, FlatValue.string, start, end, escaped) }
+            if pathID >= 0 { try emit(c, pathID, FlatValue.string, start, end, escaped) }
         case UInt8(ascii: "t"):
             try c.literal("true")
-            if pathID >= 0 { emit(pathID, FlatValue.trueValue, c.pos - 4, c.pos, false) }
+            if pathID >= 0 { try emit(c, pathID, FlatValue.trueValue, c.pos - 4, c.pos, false) }
         case UInt8(ascii: "f"):
             try c.literal("false")
-            if pathID >= 0 { emit(pathID, FlatValue.falseValue, c.pos - 5, c.pos, false) }
+            if pathID >= 0 { try emit(c, pathID, FlatValue.falseValue, c.pos - 5, c.pos, false) }
         case UInt8(ascii: "n"):
             try c.literal("null")
-            if pathID >= 0 { emit(pathID, FlatValue.null, c.pos - 4, c.pos, false) }
+            if pathID >= 0 { try emit(c, pathID, FlatValue.null, c.pos - 4, c.pos, false) }
         default:
             let start = c.pos
             try c.number()
-            if pathID >= 0 { emit(pathID, FlatValue.number, start, c.pos, false) }
+            if pathID >= 0 { try emit(c, pathID, FlatValue.number, start, c.pos, false) }
         }
     }
 
@@ -177,14 +179,23 @@ struct EventFlattener: Sendable {
         }
     }
 
+    /// Array positions kept for one event at most (8 bytes each): every value kept carries
+    /// the position in each array around it, so values deep in nested arrays cost their
+    /// depth each. An event beyond this (a crafted one: 1 MB of values 250 arrays deep
+    /// would need over 100 million) is refused instead of taking gigabytes.
+    static let maxTrailEntries = 4 << 20
+
     @inline(__always)
-    private mutating func emit(_ pathID: Int32, _ kind: UInt8, _ start: Int, _ end: Int, _ escaped: Bool) {
+    private mutating func emit(_ c: Cursor, _ pathID: Int32, _ kind: UInt8, _ start: Int, _ end: Int, _ escaped: Bool) throws(EventMatchError) {
         let p = Int(pathID)
         let head = heads[p]
         if head < 0 { touched.append(pathID) }
         var trailStart: Int32 = 0
         let trailCount = Int32(trail.count)
         if trailCount > 0 {
+            guard trailStorage.count + trail.count <= Self.maxTrailEntries else {
+                throw c.error("values nested in arrays too deeply to match: more than \(Self.maxTrailEntries) array positions to keep")
+            }
             trailStart = Int32(trailStorage.count)
             trailStorage.append(contentsOf: trail)
         }

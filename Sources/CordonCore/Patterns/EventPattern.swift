@@ -11,6 +11,12 @@ public struct EventPattern: Sendable, Hashable {
 
     /// The most alternatives one pattern may expand into through `$or`.
     public static let maxAlternatives = 1_024
+    /// The most field conditions its alternatives may hold together: `$or`s multiply the
+    /// fields beside them, and a pattern past this would take minutes and gigabytes to
+    /// compile.
+    public static let maxConditions = 100_000
+    /// The most fields one alternative may test (matching walks them one level each).
+    public static let maxFields = 1_000
     /// The deepest field nesting a pattern may have.
     public static let maxDepth = 64
 
@@ -121,8 +127,19 @@ struct PatternCompiler {
     }
 
     private func cross(_ a: [Alternative], _ b: [Alternative], path: [String]) throws(PatternError) -> [Alternative] {
-        if b.count == 1 { return a.map { $0 + b[0] } }
         guard a.count * b.count <= EventPattern.maxAlternatives else { throw tooMany(path) }
+        // Every alternative of the product holds one of `a`'s and one of `b`'s conditions.
+        let conditions = b.count * a.reduce(0) { $0 + $1.count } + a.count * b.reduce(0) { $0 + $1.count }
+        guard conditions <= EventPattern.maxConditions else {
+            throw PatternError(
+                path: dotted(path),
+                message: "the pattern's $or combinations expand into more than \(EventPattern.maxConditions) field conditions; simplify it")
+        }
+        let widest = (a.map(\.count).max() ?? 0) + (b.map(\.count).max() ?? 0)
+        guard widest <= EventPattern.maxFields else {
+            throw PatternError(path: dotted(path), message: "the pattern tests more than \(EventPattern.maxFields) fields; simplify it")
+        }
+        if b.count == 1 { return a.map { $0 + b[0] } }
         var out: [Alternative] = []
         out.reserveCapacity(a.count * b.count)
         for x in a { for y in b { out.append(x + y) } }

@@ -281,7 +281,8 @@ public struct YAMLParser: Sendable {
                 exponent = [UInt8(ascii: "e")] + (sign == UInt8(ascii: "-") ? [UInt8(ascii: "-")] : []) + expDigits
             }
             guard i == bytes.count else { return nil }
-            while integer.count > 1, integer.first == UInt8(ascii: "0") { integer.removeFirst() }
+            // Leading zeros dropped at once (one at a time is quadratic in their number).
+            integer.removeFirst(max(0, min(integer.count - 1, integer.prefix { $0 == UInt8(ascii: "0") }.count)))
             if integer.isEmpty { integer = [UInt8(ascii: "0")] }
             var literal = (negative ? "-" : "") + String(decoding: integer, as: UTF8.self)
             if !fraction.isEmpty { literal += "." + String(decoding: fraction, as: UTF8.self) }

@@ -26,8 +26,9 @@ enum RetryAfter {
     static func parse(_ text: String?, now: Date = Date()) -> Duration? {
         guard let raw = text?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
         if raw.allSatisfy(\.isASCII), raw.allSatisfy(\.isNumber) {
+            // At most a year, as for a date: nothing waits longer, and no later arithmetic overflows.
             guard let seconds = Int64(raw) else { return .seconds(Int64(366 * 86_400)) }
-            return .seconds(seconds)
+            return .seconds(min(seconds, Int64(366 * 86_400)))
         }
         for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
             let f = DateFormatter()
