@@ -124,6 +124,12 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// Whether records are found by incident through the index of schema 0 (a journal of
     /// an earlier build opened read-only, so not migrated).
     let oldIncidentIndex: Bool
+    /// Whether the records carry the journal that wrote them (schema 4; not so in an
+    /// earlier journal opened read-only).
+    let recordsWriters: Bool
+    /// This journal's mark on the records it writes (`records.writer`), random for each
+    /// opening: records without it were written by another process.
+    let writerID = Int64.random(in: 1...Int64.max)
 
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var message: String
@@ -179,7 +185,9 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         }
         // Opened for writing, the journal is at `schemaVersion` now (`migrate` brought it
         // there or threw); opened read-only, one of schema 0 is read through its old index.
-        oldIncidentIndex = try readOnly && pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } < 2
+        let version = try readOnly ? pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 } : Self.schemaVersion
+        oldIncidentIndex = version < 2
+        recordsWriters = version >= 4
     }
 
     deinit {
@@ -189,12 +197,15 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The journal's schema (`PRAGMA user_version`). 3: evidence is written to
+    /// The journal's schema (`PRAGMA user_version`). 4: each record says which opening of
+    /// the journal wrote it (`records.writer`: a runner finds the records other processes
+    /// appended), and `claims` holds the claims records made (`NewRecord.claim`). 3:
+    /// evidence is written to
     /// `evidence_items`, indexed by `(bucket, hash)` where the bucket grows with the
     /// journal (`EvidenceStore`); 2: records are found by incident through `incidents`
     /// and `records.first_seq` (an index in order of appending); 0: journals of earlier
     /// builds, indexed on `records(incident, seq)`.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     /// Creates the tables of a new journal, or brings an earlier one to `schemaVersion`
     /// (in one transaction: a failure leaves it as it was).
@@ -228,7 +239,8 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         kind TEXT NOT NULL,
                         canonical BLOB NOT NULL,
                         hash TEXT NOT NULL,
-                        first_seq INTEGER
+                        first_seq INTEGER,
+                        writer INTEGER
                     );
                     CREATE TABLE IF NOT EXISTS incidents (
                         id TEXT NOT NULL PRIMARY KEY,
@@ -253,7 +265,16 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                         bytes BLOB NOT NULL
                     );
                     CREATE UNIQUE INDEX IF NOT EXISTS evidence_items_by_bucket ON evidence_items(bucket, hash);
+                    CREATE TABLE IF NOT EXISTS claims (
+                        claim TEXT NOT NULL PRIMARY KEY,
+                        seq INTEGER NOT NULL
+                    ) WITHOUT ROWID;
                     """)
+            if existing && version < 4, try !db.columns(in: "records").contains(where: { $0.name == "writer" }) {
+                // Records of earlier journals have no writer: they count as another
+                // process's, which no runner still running can have missed.
+                try db.execute(sql: "ALTER TABLE records ADD COLUMN writer INTEGER")
+            }
             if existing && version < 2 {
                 // A journal of schema 0: index its incidents, then drop the old index.
                 if try !db.columns(in: "records").contains(where: { $0.name == "first_seq" }) {
@@ -470,24 +491,37 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             do {
                 let key = self.key
                 let every = checkpointEvery
+                let writerID = self.writerID
                 if firstSeqs.count > Self.firstSeqCacheLimit { firstSeqs.removeAll(keepingCapacity: true) }
                 var firsts = firstSeqs
                 firstSeqs = [:]
-                let (written, signed) = try pool.write { db -> ([[JournalRecord]], Bool) in
+                let (written, signed) = try pool.write { db -> ([Result<[JournalRecord], JournalClaimConflict>], Bool) in
                     // The chain's head, read once: the evidence's bucket and the records' seqs follow it.
                     let head = try Self.head(db)
                     try EvidenceStore.insert(blobs, nextSeq: head.seq + 1, db: db)
-                    return try Self.write(groups, after: head, db: db, key: key, checkpointEvery: every, firstSeqs: &firsts)
+                    return try Self.write(groups, after: head, db: db, key: key, checkpointEvery: every, writer: writerID, firstSeqs: &firsts)
                 }
                 firstSeqs = firsts
                 if signed { noteCheckpoint() }
+                // A posted group refused for its claim: the poster's view is ahead of the
+                // journal, as after a failed commit (posted records make no claims).
+                let refusedPost = zip(batch, written).first { group, result in
+                    if group.continuation == nil, case .failure = result { return true }
+                    return false
+                }
                 condition.lock()
                 commits += 1
-                committedRecords += groups.reduce(0) { $0 + $1.count }
+                committedRecords += written.reduce(0) { $0 + ((try? $1.get().count) ?? 0) }
                 writerCPU = threadCPUSeconds()
                 unwrittenPosts -= posted
+                if let refusedPost, case .failure(let conflict) = refusedPost.1 { broken = "a posted record made a claim already made: \(conflict)" }
                 condition.unlock()
-                for (i, group) in batch.enumerated() { group.continuation?.resume(returning: written[i]) }
+                for (group, result) in zip(batch, written) {
+                    switch result {
+                    case .success(let records): group.continuation?.resume(returning: records)
+                    case .failure(let conflict): group.continuation?.resume(throwing: conflict)
+                    }
+                }
             } catch {
                 evidence.restorePending(blobs)
                 condition.lock()
@@ -510,17 +544,24 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// stored in the database (so several processes can share a journal), and signs a
     /// checkpoint when `checkpointEvery` records are unsigned. A record of an incident
     /// carries the seq of the incident's first record (`first_seq`), from `firstSeqs`, else
-    /// from `incidents`, else its own (and the incident gets its row in `incidents`).
+    /// from `incidents`, else its own (and the incident gets its row in `incidents`). A
+    /// group with a record whose claim was made before (by an earlier commit, by any
+    /// process, or by a group before it in this one) is not written: its result names the
+    /// record that made the claim.
     static func write(
         _ groups: [[Prepared]], after head: (seq: Int64, hash: String), db: Database, key: SigningKey, checkpointEvery: Int,
-        firstSeqs: inout [String: Int64]
-    ) throws -> ([[JournalRecord]], Bool) {
+        writer: Int64, firstSeqs: inout [String: Int64]
+    ) throws -> ([Result<[JournalRecord], JournalClaimConflict>], Bool) {
         var (seq, prev) = head
         let now = Timestamp.string(Date())
         let insert = try db.cachedStatement(
-            sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash, first_seq) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        var out: [[JournalRecord]] = []
+            sql: "INSERT INTO records (seq, time, incident, kind, canonical, hash, first_seq, writer) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        var out: [Result<[JournalRecord], JournalClaimConflict>] = []
         for group in groups {
+            if let conflict = try claimConflict(group, db: db) {
+                out.append(.failure(conflict))
+                continue
+            }
             var written: [JournalRecord] = []
             for prepared in group {
                 let new = prepared.record
@@ -559,12 +600,15 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 if let incident = new.incident {
                     first = try firstSeq(of: incident, at: seq, db: db, cache: &firstSeqs)
                 }
-                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash, first])
+                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash, first, writer])
+                if let claim = new.claim {
+                    try db.cachedStatement(sql: "INSERT INTO claims (claim, seq) VALUES (?, ?)").execute(arguments: [claim, seq])
+                }
                 new.slot?.fill(seq)
                 prev = record.hash
                 written.append(record)
             }
-            out.append(written)
+            out.append(.success(written))
         }
         var signed = false
         // Statements run by every commit are prepared once, not parsed (and authorised by
@@ -575,6 +619,18 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
             signed = true
         }
         return (out, signed)
+    }
+
+    /// The first claim of a group already made, with the record that made it.
+    static func claimConflict(_ group: [Prepared], db: Database) throws -> JournalClaimConflict? {
+        for claim in group.compactMap(\.record.claim) {
+            guard let seq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM claims WHERE claim = ?"), arguments: [claim]) else { continue }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(recordColumns) FROM records WHERE seq = ?", arguments: [seq]) else {
+                throw Error(message: "claim \(claim) names record \(seq), which is not in the journal")
+            }
+            return JournalClaimConflict(claim: claim, existing: try record(row))
+        }
+        return nil
     }
 
     /// The seq of the first record of `incident`, which is `seq` (and is entered in
@@ -687,6 +743,20 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
         old
             ? "SELECT \(recordColumns) FROM records WHERE incident = ? ORDER BY seq"
             : "SELECT \(recordColumns) FROM records WHERE first_seq = (SELECT first_seq FROM incidents WHERE id = ?) ORDER BY seq"
+    }
+
+    public func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64) {
+        guard recordsWriters else { return ([], seq) }
+        let writerID = self.writerID
+        return try await pool.read { db in
+            // One read transaction: the head and the records are of the same moment.
+            let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM records") ?? 0
+            let records = try Row.fetchAll(
+                db, sql: "SELECT \(Self.recordColumns) FROM records WHERE seq > ? AND seq <= ? AND writer IS NOT ? ORDER BY seq LIMIT ?",
+                arguments: [seq, head, writerID, limit]
+            ).map(Self.record)
+            return (records, records.count == limit ? records.last?.seq ?? head : max(seq, head))
+        }
     }
 
     public func checkpoints(from seq: Int64 = 0) async throws -> [Checkpoint] {

@@ -93,7 +93,7 @@ import Testing
         #expect(try await migrated.records(incident: "inc-a").map(\.seq) == [cited.seq, next.seq])
         try await migrated.close()
         let db = try DatabaseQueue(path: dir.journal.path)
-        #expect(try await db.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 3)
+        #expect(try await db.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == SQLiteJournal.schemaVersion)
         #expect(try buckets(dir, new.sha256).count == 1)
         #expect(try buckets(dir, old.sha256).isEmpty, "evidence already stored is not copied")
         let report = try JournalVerifier(directory: dir).verify()

@@ -649,11 +649,11 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
     @Test func aJournalOfANewerSchemaIsRefusedWithAClearError() async throws {
         let dir = temporaryDataDirectory()
         try await SQLiteJournal(directory: dir).close()
-        try tamper(dir, "PRAGMA user_version = 4")
+        try tamper(dir, "PRAGMA user_version = \(SQLiteJournal.schemaVersion + 1)")
         #expect {
             _ = try SQLiteJournal(directory: dir)
         } throws: { error in
-            "\(error)".contains("has journal schema 4, newer than this build of Cordon knows (3)")
+            "\(error)".contains("has journal schema \(SQLiteJournal.schemaVersion + 1), newer than this build of Cordon knows (\(SQLiteJournal.schemaVersion))")
         }
     }
 

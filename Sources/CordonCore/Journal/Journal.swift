@@ -115,6 +115,12 @@ public struct NewRecord: Sendable {
     /// A member of `data` (an object) that the journal sets, when it writes the record, to
     /// the seq of a record queued before it whose seq is not yet known.
     public var seqField: SeqField?
+    /// A name only one record of the journal may carry, whatever process writes it (the
+    /// decision on one approval, the close of one incident). An append whose record makes
+    /// a claim already made is refused as a whole with `JournalClaimConflict`, which names
+    /// the record that made it first. Claims are checked for appended records only: a
+    /// posted record must not make one.
+    public var claim: String?
 
     public init(incident: String? = nil, kind: String, actor: String, data: JSONValue = [:], time: Date? = nil) {
         self.incident = incident
@@ -123,6 +129,20 @@ public struct NewRecord: Sendable {
         self.data = data
         self.time = time
     }
+}
+
+/// An append refused because one of its records makes a claim another record made first.
+public struct JournalClaimConflict: Error, Sendable, CustomStringConvertible {
+    public var claim: String
+    /// The record that made the claim.
+    public var existing: JournalRecord
+
+    public init(claim: String, existing: JournalRecord) {
+        self.claim = claim
+        self.existing = existing
+    }
+
+    public var description: String { "\(claim) was already claimed by record \(existing.seq) (\(existing.kind), \(existing.actor), \(existing.time))" }
 }
 
 /// A record's seq, known once the journal writes it. Records are written in the order
@@ -217,6 +237,10 @@ public protocol Journal: Sendable {
     func records(from seq: Int64, limit: Int) async throws -> [JournalRecord]
     /// An incident's records in `seq` order.
     func records(incident: String) async throws -> [JournalRecord]
+    /// Records after `seq` that another journal (another process) appended, at most
+    /// `limit` of them, and the seq up to which the journal was searched: how a runner
+    /// learns of a decision made with `cordon approve`, a `cordon close` or a rollback.
+    func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64)
     /// Signs the current head now (if anything is unsigned) and returns the newest checkpoint.
     @discardableResult func checkpoint() async throws -> Checkpoint?
 }
@@ -226,6 +250,9 @@ extension Journal {
     public func append(_ record: NewRecord) async throws -> JournalRecord {
         try await append([record])[0]
     }
+
+    /// A journal no other process writes to has no foreign records.
+    public func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64) { ([], seq) }
 }
 
 /// A journal that hands everything to another (`wrapped`) except what it implements
@@ -241,6 +268,9 @@ extension ForwardingJournal {
     public func durable() async throws { try await wrapped.durable() }
     public func records(from seq: Int64, limit: Int) async throws -> [JournalRecord] { try await wrapped.records(from: seq, limit: limit) }
     public func records(incident: String) async throws -> [JournalRecord] { try await wrapped.records(incident: incident) }
+    public func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64) {
+        try await wrapped.foreignRecords(after: seq, limit: limit)
+    }
     @discardableResult public func checkpoint() async throws -> Checkpoint? { try await wrapped.checkpoint() }
 }
 
