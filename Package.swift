@@ -44,12 +44,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibYAML", path: "Sources/CLibYAML", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CCordonSys", path: "Sources/CCordonSys"),
+        .target(name: "CCordonCrash"),
         .target(
             name: "CordonCore",
             dependencies: [
                 "CZlib",
                 "CLibYAML",
                 "CCordonSys",
+                "CCordonCrash",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),

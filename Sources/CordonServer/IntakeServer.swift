@@ -330,8 +330,7 @@ public final class IntakeServer: Sendable {
     }
 
     func metricsResponse() async -> Response {
-        let (open, pending) = await engine.openCounts()
-        let text = metrics.render(incidentsOpen: open, approvalsPending: pending)
+        let text = metrics.render(incidents: await engine.counts())
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -101,8 +101,43 @@ public struct ResumeService: Service {
     }
 }
 
-/// Approval timeouts (every second) and, with a queue directory, the files of runners
-/// that stopped (every 10 s). Stops on graceful shutdown.
+/// What other processes journal (decisions with `cordon approve`, `cordon close`,
+/// rollbacks), taken in every `interval` (`Engine.follow`); an incident a decision lets
+/// run on is run here. On graceful shutdown it stops looking and lets those runs finish;
+/// cancelled, they stop where they are and resume on the next start.
+public struct JournalFollowerService: Service {
+    public let engine: Engine
+    public let interval: Duration
+    let log: @Sendable (String) -> Void
+
+    public init(engine: Engine, interval: Duration = .milliseconds(250), log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.engine = engine
+        self.interval = interval
+        self.log = log
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        let (engine, interval, log) = (self.engine, self.interval, self.log)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                while !stop.isSet && !Task.isCancelled {
+                    for id in try await engine.follow() {
+                        log("cordon: \(id): a decision made elsewhere was taken in; continuing the incident")
+                        group.addTask { try await engine.run(incident: id) }
+                    }
+                    await stop.sleep(for: interval)
+                }
+            }
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+}
+
+/// Approval timeouts (every second), incidents whose quiet period passed (every 10 s)
+/// and, with a queue directory, the files of runners that stopped (every 10 s). Stops on
+/// graceful shutdown.
 public struct HousekeepingService: Service {
     public let engine: Engine
     public let queue: QueueDirectory?
@@ -118,9 +153,15 @@ public struct HousekeepingService: Service {
         let stop = StopFlag()
         try await withGracefulShutdownHandler {
             var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
+            var lastQuietCheck = ContinuousClock.now - .seconds(3600)
             while !stop.isSet && !Task.isCancelled {
                 let moved = try await engine.expireApprovals()
                 if !moved.isEmpty { log("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+                if ContinuousClock.now - lastQuietCheck > .seconds(10) {
+                    let closed = try await engine.closeQuietIncidents()
+                    if !closed.isEmpty { log("cordon: closed \(closed.joined(separator: ", ")): their playbook's quiet period passed") }
+                    lastQuietCheck = .now
+                }
                 if let queue, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
                     let recovered = (try? queue.recoverOrphans()) ?? 0
                     if recovered > 0 { log("cordon: took up \(recovered) file(s) left by a runner that stopped") }

@@ -82,9 +82,9 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// The exposition; `incidentsOpen` and `approvalsPending` are read from the engine
-    /// at scrape time.
-    public func render(incidentsOpen: [String: Int], approvalsPending: Int) -> String {
+    /// The exposition; `incidents` (by playbook and state, the approvals pending, what is
+    /// quarantined) is read from the engine at scrape time.
+    public func render(incidents: IncidentIndex.Counts) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func escape(_ v: String) -> String {
@@ -119,10 +119,19 @@ public final class ServerMetrics: Sendable {
         for (key, v) in s.matches.sorted(by: { $0.key < $1.key }) {
             out += "cordon_playbook_matches_total\(labels([("playbook", key)])) \(v)\n"
         }
-        header("cordon_incidents_open", "gauge", "Open incidents, by playbook.")
-        for (key, v) in incidentsOpen.sorted(by: { $0.key < $1.key }) {
-            out += "cordon_incidents_open\(labels([("playbook", key)])) \(v)\n"
+        let byPlaybook = incidents.byPlaybook.sorted(by: { $0.key < $1.key })
+        header("cordon_incidents", "gauge", "Incidents by playbook and state (open: steps running or waiting; contained: steps finished; closed).")
+        for (playbook, states) in byPlaybook {
+            for state in IncidentState.allCases {
+                out += "cordon_incidents\(labels([("playbook", playbook), ("state", state.rawValue)])) \(states[state] ?? 0)\n"
+            }
         }
+        header("cordon_incidents_open", "gauge", "Incidents whose steps are running or waiting, by playbook.")
+        for (playbook, states) in byPlaybook {
+            out += "cordon_incidents_open\(labels([("playbook", playbook)])) \(states[.open] ?? 0)\n"
+        }
+        header("cordon_quarantined", "gauge", "Findings and incidents quarantined after crashing the runner twice in a row.")
+        out += "cordon_quarantined \(incidents.quarantined)\n"
         header("cordon_steps_total", "counter", "Steps finished, by action and outcome (succeeded, failed, skipped, planned).")
         for (key, v) in s.steps.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             out += "cordon_steps_total\(labels([("action", key[0]), ("outcome", key[1])])) \(v)\n"
@@ -130,7 +139,7 @@ public final class ServerMetrics: Sendable {
         header("cordon_step_duration_seconds", "histogram", "Step duration from the first intent to the result, by action.")
         for (key, h) in s.stepDurations.sorted(by: { $0.key < $1.key }) { histogram("cordon_step_duration_seconds", [("action", key)], h) }
         header("cordon_approvals_pending", "gauge", "Steps waiting for an approval.")
-        out += "cordon_approvals_pending \(approvalsPending)\n"
+        out += "cordon_approvals_pending \(incidents.approvalsPending)\n"
         header("cordon_journal_append_seconds", "histogram", "Journal append latency (until durable).")
         histogram("cordon_journal_append_seconds", [], s.appendLatency)
         return out

@@ -14,7 +14,7 @@ struct Cordon: AsyncParsableCommand {
             Exit status: 0 success, 1 a run or check failed, 2 a usage or input error.
             """,
         version: CordonCore.Cordon.version,
-        subcommands: [ProcessCommand.self, RunCommand.self, IncidentsCommand.self, ShowCommand.self, ApproveCommand.self, RollbackCommand.self, ValidateCommand.self, MatchCommand.self, DecodeCommand.self, SchemaCommand.self, TimelineCommand.self, ExportCommand.self, JournalCommand.self, IAMPolicyCommand.self, DrillCommand.self])
+        subcommands: [ProcessCommand.self, RunCommand.self, IncidentsCommand.self, ShowCommand.self, ApproveCommand.self, CloseCommand.self, RollbackCommand.self, ValidateCommand.self, MatchCommand.self, DecodeCommand.self, SchemaCommand.self, TimelineCommand.self, ExportCommand.self, JournalCommand.self, IAMPolicyCommand.self, DrillCommand.self])
 
     /// Runs the command line: usage errors exit 2 (not ArgumentParser's 64), as the
     /// DESIGN's exit statuses say.

@@ -9,6 +9,28 @@ struct DataOptions: ParsableArguments {
 
     var directory: DataDirectory { DataDirectory(dataDir) }
 
+    /// Takes the data directory's lock for a command that runs incidents (`role`), waiting
+    /// for a short command that holds it; exits 2 naming the holder when a runner does,
+    /// with `advice` on what to do instead.
+    func lock(role: String, advice: String) throws -> DataDirectoryLock {
+        do {
+            return try DataDirectoryLock.acquire(directory, role: role, wait: true) { holder in
+                printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(dataDir)")
+            }
+        } catch let busy as DataDirectoryLock.Busy {
+            printError("cordon: \(busy.holder.map(\.description) ?? "another cordon process") runs incidents on \(dataDir): \(advice)")
+            throw ExitCode(2)
+        } catch {
+            printError("cordon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// The runner (`cordon run`) holding the data directory, if one does.
+    var runner: DataDirectoryLock.Holder? {
+        DataDirectoryLock.holder(of: directory).flatMap { $0.role == "run" ? $0 : nil }
+    }
+
     /// Opens the journal; exits 2 with a clear message when it cannot.
     func openJournal(create: Bool = false, secrets: SecretStore = SecretStore()) throws -> SQLiteJournal {
         if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {

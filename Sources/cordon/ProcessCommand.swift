@@ -46,6 +46,35 @@ func openEngine(
     return (journal, engine)
 }
 
+/// Quarantines what was in progress when the last two runs on the data directory
+/// crashed, then records this run's start and installs the crash handler (`CrashLog`).
+func beginRun(_ engine: Engine, _ data: DataOptions) async throws -> CrashLog {
+    let crashes = CrashLog(data.directory)
+    if let (items, reason) = crashes.inProgressAtTwoCrashes() {
+        let quarantined = try await engine.quarantine(items, reason: reason)
+        if !quarantined.isEmpty {
+            printError(
+                "cordon: quarantined \(quarantined.count) finding(s) or incident(s) that were in progress when the last two runs crashed; they are not taken up again automatically (see `cordon incidents`)"
+            )
+        }
+    }
+    try crashes.begin()
+    return crashes
+}
+
+/// One line per step of an incident's latest evaluation, as summaries print them.
+func stepLines(_ incident: IncidentIndex.Incident) -> [String] {
+    incident.steps.values.filter { $0.round == incident.rounds }.map { s in
+        "    \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")"
+    }
+}
+
+/// `STATE (STATUS)` as the listings print an incident, with its dry-run mark.
+func stateText(_ incident: IncidentIndex.Incident) -> String {
+    let status = incident.status == incident.state.rawValue ? incident.status : "\(incident.state.rawValue) (\(incident.status))"
+    return status + (incident.dryRun ? " [dry run]" : "")
+}
+
 func runnerName() -> String {
     "cordon/\(CordonCore.Cordon.version)@\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
 }
@@ -100,7 +129,12 @@ struct ProcessCommand: AsyncParsableCommand {
             inputErrors += result.issues.count
             findings += result.findings
         }
+        // One process runs incidents on a data directory at a time.
+        let lock = try data.lock(
+            role: "process",
+            advice: "hand it findings through its queue directory, webhook or SQS queue, or give `cordon process` a --data-dir of its own (a dry run too)")
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, dryRun: dryRun)
+        let crashes = try await beginRun(engine, data)
         if !dryRun {
             let resumed = try await engine.resumeUnfinished()
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
@@ -110,23 +144,25 @@ struct ProcessCommand: AsyncParsableCommand {
         var shown: [String: IncidentIndex.Incident] = [:]
         for id in Set(outcomes.flatMap(\.incidents)) { shown[id] = try await engine.incident(id) }
         try await journal.close()
+        crashes.end()
+        withExtendedLifetime(lock) {}
         let touched = shown.keys.sorted { (shown[$0]?.openedAt ?? "", $0) < (shown[$1]?.openedAt ?? "", $1) }
-        var anyFailed = false
+        // What this run evaluated: each incident's latest evaluation, not an earlier one's failure.
+        let anyFailed = touched.contains { id in
+            shown[id].map { incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == "failed" } } ?? false
+        }
         switch output {
         case .text:
             print("\(findings.count) finding(s): \(outcomes.filter(\.duplicate).count) duplicate(s), \(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count) matched no playbook, \(touched.count) incident(s)\(dryRun ? " (dry run: nothing was called)" : session.kind == .simulated ? " (simulated cloud: \(session.statePath ?? ""))" : "")")
             for id in touched {
                 guard let incident = shown[id] else { continue }
-                print("\(id)  \(incident.status)  \(incident.playbook)  \(incident.title ?? incident.key)")
-                for step in incident.steps.values {
-                    print("    \(step.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(step.id) (\(step.action))\(step.error.map { ": \($0)" } ?? "")")
-                    if step.status == "failed" { anyFailed = true }
-                }
+                let round = incident.rounds > 1 ? " (evaluation \(incident.rounds): finding \(incident.findings.last ?? "?") attached)" : ""
+                print("\(id)  \(stateText(incident))  \(incident.playbook)  \(incident.title ?? incident.key)\(round)")
+                for line in stepLines(incident) { print(line) }
             }
         case .json:
             let incidents = touched.compactMap { shown[$0]?.json }
             print(JSONWriter.pretty(["findings": .number(JSONNumber(findings.count)), "dry_run": .bool(dryRun), "incidents": .array(incidents)]))
-            anyFailed = touched.contains { id in shown[id]?.steps.values.contains { $0.status == "failed" } ?? false }
         }
         if inputErrors > 0 { throw ExitCode(2) }
         if anyFailed { throw ExitCode(1) }
@@ -148,10 +184,18 @@ struct IncidentsCommand: AsyncParsableCommand {
         case .text:
             if index.incidents.isEmpty { print("no incidents") }
             for incident in index.incidents.values {
-                print("\(incident.id)  \(incident.openedAt)  \(incident.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(incident.playbook)  \(incident.title ?? incident.key)")
+                print("\(incident.id)  \(incident.openedAt)  \(stateText(incident).padding(toLength: 29, withPad: " ", startingAt: 0)) \(incident.playbook)  \(incident.title ?? incident.key)")
+            }
+            if !index.quarantinedFindings.isEmpty {
+                print("quarantined findings (never taken up again automatically):")
+                for (_, q) in index.quarantinedFindings {
+                    print("  \(q.finding["id"]?.stringValue ?? "?")  \(q.finding["type"]?.stringValue ?? "")  \(q.reason)")
+                }
             }
         case .json:
-            print(JSONWriter.pretty(.array(index.incidents.values.map(\.json))))
+            var incidents = index.incidents.values.map(\.json)
+            incidents += index.quarantinedFindings.values.map { ["quarantined_finding": $0.finding, "reason": .string($0.reason)] }
+            print(JSONWriter.pretty(.array(incidents)))
         }
     }
 }
@@ -185,19 +229,23 @@ struct ShowCommand: AsyncParsableCommand {
             o["pending_approval"] = i.pendingApproval.map(JSONValue.string) ?? .null
             print(JSONWriter.pretty(.object(o)))
         case .text:
-            print("incident  \(i.id)\(i.dryRun ? "  (dry run)" : "")")
+            print("incident  \(i.id)\(i.dryRun ? "  (dry run: nothing was called)" : "")")
             print("title     \(i.title ?? "-")")
             print("playbook  \(i.playbook) v\(i.playbookVersion)")
             print("key       \(i.key)")
-            print("status    \(i.status)")
+            print("state     \(stateText(i))")
             print("opened    \(i.openedAt)")
-            print("findings  \(i.findings.joined(separator: ", "))")
+            if let follows = i.follows { print("follows   \(follows) (closed; this key's findings since open this one)") }
+            if let closure = i.closure { print("closed    \(closure.time) by \(closure.by)\(closure.reason.map { ": \($0)" } ?? "")") }
+            if let quarantine = i.quarantine { print("quarantined  \(quarantine)") }
+            print("findings  \(i.findings.joined(separator: ", "))\(i.rounds > 1 ? " (\(i.rounds) evaluations)" : "")")
             if let pending = i.pendingApproval {
-                print("approval  step \(pending) awaits a decision: cordon approve \(i.id) \(pending) --by NAME [--deny --reason TEXT]")
+                print("approval  step \(pending) awaits a decision: cordon approve \(i.id) \(pending) --by NAME [--deny --reason TEXT] --data-dir \(data.dataDir)")
             }
             print("steps")
             for s in i.steps.values {
-                print("  \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.target.map { " → \($0)" } ?? "")\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")")
+                let earlier = s.round < i.rounds ? " [evaluation \(s.round)]" : ""
+                print("  \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.target.map { " → \($0)" } ?? "")\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")\(earlier)")
                 if let e = s.error { print("      \(e)") }
                 for h in s.evidence { print("      evidence \(h)") }
             }
@@ -212,7 +260,10 @@ struct ApproveCommand: AsyncParsableCommand {
         discussion: """
             Approving runs the step and the rest of the playbook; --deny skips the step \
             (later steps see its status) and continues. The decision and the person are \
-            journaled.
+            journaled. The first decision on an approval is final: a second one (or one \
+            after the approval's timeout applied) is refused, naming the first. When `cordon \
+            run` is running on the data directory, it takes the decision in within a second \
+            and continues the incident; otherwise this command does.
             """)
 
     @Argument(help: "The incident id.")
@@ -242,18 +293,37 @@ struct ApproveCommand: AsyncParsableCommand {
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
         do {
-            try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason)
+            try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason, continuing: false)
         } catch let error as EngineError {
             printError("cordon: \(error)")
             throw ExitCode(2)
         }
+        let decided = "\(deny ? "denied" : "approved") \(step) of \(incident) by \(by)"
+        // A runner on the data directory takes the decision in and continues the incident.
+        if let runner = data.runner {
+            try await journal.close()
+            print("\(decided); \(runner) continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            return
+        }
+        let lock: DataDirectoryLock
+        do {
+            lock = try DataDirectoryLock.acquire(data.directory, role: "approve", wait: true) { holder in
+                printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(data.dataDir)")
+            }
+        } catch let busy as DataDirectoryLock.Busy {
+            try await journal.close()
+            print("\(decided); \(busy.holder.map(\.description) ?? "a runner") continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            return
+        }
+        // What other processes journaled meanwhile, then the incident.
+        _ = try await engine.follow()
+        try await engine.run(incident: incident)
         let state = try await engine.incident(incident)
         try await journal.close()
-        print("\(deny ? "denied" : "approved") \(step) of \(incident) by \(by); incident is now \(state?.status ?? "?")")
-        for s in state?.steps.values.map({ $0 }) ?? [] {
-            print("    \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")")
-        }
-        if state?.steps.values.contains(where: { $0.status == "failed" }) == true { throw ExitCode(1) }
+        withExtendedLifetime(lock) {}
+        print("\(decided); incident is now \(state.map(stateText) ?? "?")")
+        for line in state.map(stepLines) ?? [] { print(line) }
+        if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == "failed" } }) == true { throw ExitCode(1) }
     }
 }
 
@@ -287,6 +357,12 @@ struct RollbackCommand: AsyncParsableCommand {
     }
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
+        // A rollback is a person's decision: it goes ahead beside a runner (which takes its
+        // records in), and otherwise keeps other commands from running incidents meanwhile.
+        let lock = data.runner == nil
+            ? try? DataDirectoryLock.acquire(data.directory, role: "rollback", wait: true) { holder in
+                printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(data.dataDir)")
+            } : nil
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
         let results: [Engine.RollbackResult]
         do {
@@ -296,8 +372,69 @@ struct RollbackCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         try await journal.close()
+        withExtendedLifetime(lock) {}
         if results.isEmpty { print("nothing to roll back: no step of \(incident) recorded a pre-state") }
-        for r in results { print("\(r.status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(r.step)\(r.detail.map { ": \($0)" } ?? "")") }
+        for r in results {
+            print("\(r.status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(r.step)\(r.target.map { " → \($0)" } ?? "")\(r.detail.map { ": \($0)" } ?? "")")
+        }
         if results.contains(where: { $0.status == "failed" }) { throw ExitCode(1) }
+    }
+}
+
+struct CloseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "close",
+        abstract: "Close an incident: later findings with its key open a new incident.",
+        discussion: """
+            An incident is open while its playbook's steps run or wait, contained once they \
+            have finished, and closed by this command or by its playbook's quiet period \
+            (`incident.close_after`). A finding that attaches to an incident that is not \
+            closed makes its playbook evaluate again for that finding; after the close, such \
+            a finding opens a new incident that follows this one. Closing withdraws a \
+            pending approval and runs nothing more. An incident is closed once: closing it \
+            again is refused, naming who closed it.
+            """)
+
+    @Argument(help: "The incident id.")
+    var incident: String
+
+    @Option(help: "Who closes it (journaled as the actor).")
+    var by: String
+
+    @Option(help: "Why (journaled).")
+    var reason: String?
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
+    func run() async throws {
+        let journal = try data.openJournal()
+        // The incident alone: closing needs nothing else of the journal.
+        var index = IncidentIndex()
+        guard let open = try await IncidentIndex.load(incident: incident, from: journal) else {
+            printError("cordon: no incident \(incident) (see `cordon incidents`)")
+            throw ExitCode(2)
+        }
+        index.adopt(open)
+        let engine = Engine(
+            config: LoadedConfig(), actions: [:], journal: journal, evidence: journal.evidence, secrets: SecretStore(), actor: runnerName(), index: index)
+        do {
+            try await engine.close(incident: incident, by: by, reason: reason)
+        } catch let error as EngineError {
+            try await journal.close()
+            printError("cordon: \(error)")
+            throw ExitCode(2)
+        }
+        let closed = try await IncidentIndex.load(incident: incident, from: journal)
+        try await journal.close()
+        switch output {
+        case .text:
+            print("closed \(incident) by \(by)\(reason.map { ": \($0)" } ?? "")")
+            if let follows = closed?.follows { print("it followed \(follows)") }
+        case .json:
+            print(JSONWriter.pretty(closed?.json ?? .null))
+        }
     }
 }

@@ -153,9 +153,16 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
+        // One runner per data directory: it runs every incident, and other commands
+        // journal decisions and closes for it to take in.
+        let lock = try data.lock(
+            role: "run",
+            advice: "one runner per data directory: stop it first, or give this one a --data-dir of its own (runners may share a queue directory)")
+        defer { withExtendedLifetime(lock) {} }
         let metrics = ServerMetrics()
         let (journal, engine) = try await openEngine(
             loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow), wrapJournal: { MetricsJournal($0, metrics: metrics) })
+        let crashes = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()
         journal.startCheckpointTimer()
@@ -256,6 +263,7 @@ struct RunCommand: AsyncParsableCommand {
                     receipts: receipts, engine: engine, concurrency: handlers,
                     onCancelled: onCancelled)),
             service(HousekeepingService(engine: engine, queue: queue, log: { printError($0) })),
+            service(JournalFollowerService(engine: engine, log: { printError($0) })),
         ]
         if let queue {
             let runner = QueueRunner(
@@ -307,8 +315,10 @@ struct RunCommand: AsyncParsableCommand {
             // A source or the handlers stopped on an error (e.g. the journal could not
             // commit): what is durable resumes on the next start, but this run failed.
             printError("cordon: stopped after an error; journal signed up to what is durable")
+            crashes.end()
             throw ExitCode(1)
         }
+        crashes.end()
         printError("cordon: stopped; journal signed")
     }
 

@@ -184,9 +184,10 @@ import Testing
         try await s.waitForFinished(Self.count, seconds: 180)
         last.terminate()
         await CLI.waitForExit(last)
+        #expect(last.terminationStatus == 0, "\(s.stderr)")
         let isolated = try await Self.isolated(ids, moto)
         #expect(isolated.count == Self.count, "\(isolated.count) of \(Self.count) isolated; not: \(Set(ids).subtracting(isolated).sorted())\n\(s.stderr)")
         let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data])
-        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.status == 0, "\(verify.stdout)\n\(s.stderr)")
     }
 }

@@ -289,7 +289,8 @@ let basicPlaybook = """
         let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
         #expect(action.count == 0)
         let planned = try await h.records(id).filter { $0.kind == "step.planned" }
-        #expect(planned.map { $0.data["step"] } == ["first", "second"])
+        // The branch a real run takes when the steps work: `log` runs after `second` succeeded.
+        #expect(planned.map { $0.data["step"] } == ["first", "second", "log"])
         #expect(planned[0].data["inputs"]?["target"] == "i-1")
     }
 
@@ -681,6 +682,10 @@ final class IsolateAction: ReversibleAction, @unchecked Sendable {
     func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
         let target = request.inputs["target"]?.stringValue ?? ""
         return state.withLock { $0[target] } == "isolated" ? ActionOutcome(alreadyDone: true) : nil
+    }
+
+    func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        ["state": .string(state.withLock { $0[request.inputs["target"]?.stringValue ?? ""] } ?? "open")]
     }
 
     func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {

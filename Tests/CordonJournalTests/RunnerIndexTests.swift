@@ -88,12 +88,11 @@ import Testing
         #expect(everything.open(playbook: "demo", key: "i-3") == nil)
         #expect(live.playbook("demo", handled: IncidentIndex.dedupeKey(id: "f3", updatedAt: "2026-03-01T10:00:00Z")))
         // The metrics read the same from both.
-        #expect(live.openCounts.byPlaybook == ["demo": 2] && live.openCounts.approvalsPending == 1)
-        #expect(everything.openCounts.byPlaybook == live.openCounts.byPlaybook)
-        #expect(everything.openCounts.approvalsPending == 1)
+        #expect(live.counts.byPlaybook == ["demo": [.contained: 1, .open: 1, .closed: 1]] && live.counts.approvalsPending == 1)
+        #expect(everything.counts == live.counts)
         live.apply(Self.record(RecordKind.incidentClosed, incident: "inc-a"))
         #expect(live.open(playbook: "demo", key: "i-1") == nil)
-        #expect(live.openCounts.byPlaybook == ["demo": 1])
+        #expect(live.counts.byPlaybook == ["demo": [.open: 1, .closed: 2]])
     }
 
     @Test func aRunnerNeverRunsAStepTwiceForAFindingThatLeftTheWindow() async throws {
@@ -122,14 +121,14 @@ import Testing
         #expect(full.findings == ["f1", "f2", "f2"])
         #expect(full.steps.values.map(\.status) == ["succeeded", "succeeded", "succeeded"])
         #expect(try await engine.incident("inc-none") == nil)
-        #expect(await engine.openCounts().byPlaybook == ["demo": 3])
+        #expect(await engine.counts().byPlaybook == ["demo": [.contained: 3]])
 
         // A restarted runner's index agrees with the whole journal's.
         let restarted = try await h.engine(["test.record": action], retention: .live(findings: 2))
         let whole = try await IncidentIndex.load(from: h.journal)
         #expect(whole.incidents.count == 3)
         for id in whole.incidents.keys { #expect(await restarted.index.knows(incident: id)) }
-        #expect(await restarted.openCounts().byPlaybook == whole.openCounts.byPlaybook)
+        #expect(await restarted.counts() == whole.counts)
         #expect(try await restarted.process([EngineHarness.finding(id: "f1")]).first?.duplicate == true)
         #expect(try await restarted.process([EngineHarness.finding(id: "f5")]).first?.incidents == [a])
         #expect(action.count == 6)

@@ -165,7 +165,7 @@ import Testing
         // With the decoder's reason after the colon.
         #expect(bad.allSatisfy { ($0.components(separatedBy: "left for the queue's redrive policy: ").dropFirst().first ?? "").count > 5 }, "\(bad)")
         #expect(try h.count(RecordKind.findingReceived) == 1)
-        #expect(h.metrics.render(incidentsOpen: [:], approvalsPending: 0).contains(#"cordon_sqs_messages_total{outcome="undecodable"} 2"#))
+        #expect(h.metrics.render(incidents: IncidentIndex.Counts()).contains(#"cordon_sqs_messages_total{outcome="undecodable"} 2"#))
         let left = try await sqs.receiveMessage(queueURL: url, max: 10, wait: 1, visibilityTimeout: 1)
         #expect(left.isEmpty, "\(left.map(\.body))")
         await h.stop()

@@ -65,6 +65,14 @@ public struct AWSActionEnvironment: Sendable {
 
 extension CloudScope {
     var json: JSONValue { ["account": account.map(JSONValue.string) ?? .null, "region": .string(region)] }
+
+    /// A reversible action's pre-state as the journal keeps it: the model's members and
+    /// the scope it was read in (a rollback acts there).
+    func preState<T: Encodable>(_ model: T) -> JSONValue {
+        guard case .object(var o) = JSONBridge.value(model) else { return .null }
+        o["scope"] = json
+        return .object(o)
+    }
 }
 
 extension ActionRequest {

@@ -9,8 +9,8 @@ enum InlinePolicies {
         var policyName: String
         /// The document before the step (nil: there was none).
         var previousDocument: String?
-        /// The document the step wrote.
-        var document: String
+        /// The document the step wrote (nil in the pre-state captured before it wrote).
+        var document: String?
     }
 
     static func principal(_ p: PreState) -> Principal? {
@@ -36,15 +36,21 @@ enum InlinePolicies {
         return CanonicalJSON.bytes(x) == CanonicalJSON.bytes(y)
     }
 
-    static func preStateJSON(_ pre: PreState, _ scope: CloudScope) -> JSONValue {
-        guard case .object(var o) = JSONBridge.value(pre) else { return .null }
-        o["scope"] = scope.json
-        return .object(o)
+    /// The inline policy as it is before the step.
+    static func capture(_ env: AWSActionEnvironment, _ request: ActionRequest, _ principal: Principal, policy: String, document: String?) async throws(ActionError) -> JSONValue {
+        let scope = try env.scope(request, global: true)
+        let iam = try await env.cloud.iam(scope)
+        let (kind, name) = self.kind(principal)
+        return scope.preState(PreState(principal: kind, name: name, policyName: policy, previousDocument: try await iam.inlinePolicy(principal, name: policy), document: document))
     }
 
     /// Puts the previous document back (or deletes the policy when there was none),
-    /// unless someone changed the policy since the step wrote it.
-    static func rollback(_ env: AWSActionEnvironment, _ request: ActionRequest, _ preState: JSONValue, action: String) async throws(ActionError) -> ActionOutcome {
+    /// unless someone changed the policy since the step wrote it: the policy must be the
+    /// document the step wrote or, when that is not recorded (the step failed or was cut
+    /// short), one it writes (`written`).
+    static func rollback(
+        _ env: AWSActionEnvironment, _ request: ActionRequest, _ preState: JSONValue, action: String, written: (String?) -> Bool
+    ) async throws(ActionError) -> ActionOutcome {
         guard let pre = JSONBridge.decode(PreState.self, from: preState), let principal = principal(pre) else {
             throw .permanent("InvalidPreState", "the recorded pre-state of \(action) cannot be read: \(JSONWriter.string(preState))")
         }
@@ -53,7 +59,7 @@ enum InlinePolicies {
         if same(current, pre.previousDocument) {
             return ActionOutcome(outputs: ["restored": .string(pre.previousDocument == nil ? "deleted" : "previous document")], target: pre.name, alreadyDone: true)
         }
-        guard same(current, pre.document) else {
+        guard pre.document.map({ same(current, $0) }) ?? written(current) else {
             throw .permanent(
                 "ChangedSinceStep",
                 "the inline policy \(pre.policyName) of \(principal) changed after Cordon wrote it; not rolled back. Its document before the step was: \(pre.previousDocument ?? "(none)")")
@@ -104,6 +110,10 @@ public struct RevokeRoleSessionsAction: ReversibleAction {
         return time >= opened
     }
 
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        try await InlinePolicies.capture(env, request, .role(try request.required("role_name")), policy: Self.policyName, document: nil)
+    }
+
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
         let role = try request.required("role_name")
         let iam = try await env.cloud.iam(try env.scope(request, global: true))
@@ -132,11 +142,11 @@ public struct RevokeRoleSessionsAction: ReversibleAction {
                 "kind": "cordon.iam.revoke-role-sessions", "time": .string(time), "scope": scope.json, "incident": .string(request.incidentId),
                 "role_name": .string(role), "previous_document": previous.map(JSONValue.string) ?? .null, "document": .string(document),
             ], name: "iam-revoke-sessions-\(role).json")
-        return ActionOutcome(outputs: ["revoked_before": .string(time)], target: role, evidence: [ref], preState: InlinePolicies.preStateJSON(pre, scope))
+        return ActionOutcome(outputs: ["revoked_before": .string(time)], target: role, evidence: [ref], preState: scope.preState(pre))
     }
 
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
-        try await InlinePolicies.rollback(env, request, preState, action: Self.name)
+        try await InlinePolicies.rollback(env, request, preState, action: Self.name) { Self.revokedBefore($0) != nil }
     }
 }
 
@@ -158,6 +168,10 @@ public struct AttachDenyAllAction: ReversibleAction {
         case (nil, let role?): return .role(role)
         default: throw .permanent("InvalidInput", "\(name) needs exactly one of `user_name` and `role_name`")
         }
+    }
+
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        try await InlinePolicies.capture(env, request, try Self.principal(request), policy: Self.policyName, document: Self.document)
     }
 
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
@@ -186,11 +200,11 @@ public struct AttachDenyAllAction: ReversibleAction {
                 "kind": "cordon.iam.deny-all", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json, "incident": .string(request.incidentId),
                 "principal": .string(principal.description), "previous_document": previous.map(JSONValue.string) ?? .null, "document": .string(Self.document),
             ], name: "iam-deny-all-\(kind)-\(name).json")
-        return ActionOutcome(outputs: ["policy_name": .string(Self.policyName)], target: name, evidence: [ref], preState: InlinePolicies.preStateJSON(pre, scope))
+        return ActionOutcome(outputs: ["policy_name": .string(Self.policyName)], target: name, evidence: [ref], preState: scope.preState(pre))
     }
 
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
-        try await InlinePolicies.rollback(env, request, preState, action: Self.name)
+        try await InlinePolicies.rollback(env, request, preState, action: Self.name) { InlinePolicies.same($0, Self.document) }
     }
 }
 
@@ -220,6 +234,14 @@ public struct DeactivateAccessKeysAction: ReversibleAction {
             throw .permanent("NoSuchEntity", "The Access Key with id \(one) cannot be found (user \(user) has \(keys.isEmpty ? "no keys" : keys.map(\.id).joined(separator: ", ")))")
         }
         return [key]
+    }
+
+    /// The status of every key the step may deactivate.
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        let user = try request.required("user_name")
+        let scope = try env.scope(request, global: true)
+        let keys = try await targets(request, try await env.cloud.iam(scope), user)
+        return scope.preState(PreState(userName: user, keys: keys.map { .init(id: $0.id, status: $0.status) }))
     }
 
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
@@ -254,12 +276,9 @@ public struct DeactivateAccessKeysAction: ReversibleAction {
                 "kind": "cordon.iam.deactivate-access-keys", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json,
                 "incident": .string(request.incidentId), "user_name": .string(user), "keys_before": JSONBridge.value(keys), "keys_after": JSONBridge.value(after),
             ], name: "iam-access-keys-\(user).json")
-        var pre = JSONBridge.value(PreState(userName: user, keys: active.map { .init(id: $0.id, status: $0.status) }))
-        if case .object(var o) = pre {
-            o["scope"] = scope.json
-            pre = .object(o)
-        }
-        return ActionOutcome(outputs: ["deactivated": deactivated, "already_inactive": inactive], target: user, evidence: [ref], preState: pre)
+        return ActionOutcome(
+            outputs: ["deactivated": deactivated, "already_inactive": inactive], target: user, evidence: [ref],
+            preState: scope.preState(PreState(userName: user, keys: active.map { .init(id: $0.id, status: $0.status) })))
     }
 
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {

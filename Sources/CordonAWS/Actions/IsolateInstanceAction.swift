@@ -34,7 +34,8 @@ public struct IsolateInstanceAction: ReversibleAction {
             var groups: [String]
         }
         var instanceId: String
-        var isolationGroupId: String
+        /// nil in the pre-state captured before the step (the group may not exist yet).
+        var isolationGroupId: String?
         var interfaces: [Interface]
         /// nil when the step did not manage termination protection.
         var terminationProtection: Bool?
@@ -51,6 +52,29 @@ public struct IsolateInstanceAction: ReversibleAction {
             isolationName = request.text("isolation_group") ?? "cordon-quarantine"
             protect = request.inputs["termination_protection"]?.boolValue ?? true
         }
+    }
+
+    // MARK: - Capture
+
+    /// Every interface's groups and (when the step manages it) termination protection,
+    /// read before anything changes. On an instance Cordon isolated earlier, the groups
+    /// its tags recorded before that isolation.
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        let inputs = try Inputs(request)
+        let scope = try env.scope(request)
+        let ec2 = try await env.cloud.ec2(scope)
+        let instance = try await ec2.describeInstance(inputs.instanceId)
+        let protection = inputs.protect ? try await ec2.terminationProtection(inputs.instanceId) : nil
+        var pre = PreState(
+            instanceId: inputs.instanceId, isolationGroupId: nil, interfaces: instance.networkInterfaces.map { .init(id: $0.id, groups: $0.groups.map(\.id)) },
+            terminationProtection: protection)
+        if let tagged = Self.recorded(instance, isolationId: "", untrackId: nil, protect: inputs.protect),
+            instance.tags.contains(where: { $0.key == Self.isolatedByTag })
+        {
+            pre.interfaces = tagged.interfaces
+            pre.terminationProtection = tagged.terminationProtection ?? protection
+        }
+        return scope.preState(pre)
     }
 
     // MARK: - Check
@@ -159,12 +183,7 @@ public struct IsolateInstanceAction: ReversibleAction {
         var outputs: JSONObject = ["isolation_group_id": .string(isolationId), "previous_groups": .object(previous)]
         if let untrackId { outputs["untrack_group_id"] = .string(untrackId) }
         if let tp = pre?.terminationProtection { outputs["termination_protection_before"] = .bool(tp) }
-        var preState: JSONValue? = nil
-        if let pre, case .object(var o) = JSONBridge.value(pre) {
-            o["scope"] = scope.json
-            preState = .object(o)
-        }
-        return ActionOutcome(outputs: outputs, target: inputs.instanceId, evidence: evidence, preState: preState, alreadyDone: alreadyDone)
+        return ActionOutcome(outputs: outputs, target: inputs.instanceId, evidence: evidence, preState: pre.map(scope.preState), alreadyDone: alreadyDone)
     }
 
     // MARK: - Groups

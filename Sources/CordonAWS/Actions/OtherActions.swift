@@ -17,6 +17,14 @@ public struct BlockPublicAccessAction: ReversibleAction {
         var previous: PublicAccessBlock?
     }
 
+    /// The bucket's configuration before the step (none: nil).
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        let bucket = try request.required("bucket")
+        let scope = try env.scope(request, global: true)
+        let s3 = try await env.cloud.s3(scope)
+        return scope.preState(PreState(bucket: bucket, previous: try await s3.publicAccessBlock(bucket: bucket)))
+    }
+
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
         let bucket = try request.required("bucket")
         let s3 = try await env.cloud.s3(try env.scope(request, global: true))
@@ -42,12 +50,7 @@ public struct BlockPublicAccessAction: ReversibleAction {
                 "kind": "cordon.s3.block-public-access", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json,
                 "incident": .string(request.incidentId), "bucket": .string(bucket), "before": previousJSON, "after": JSONBridge.value(PublicAccessBlock.allBlocked),
             ], name: "s3-public-access-block-\(bucket).json")
-        var pre = JSONBridge.value(PreState(bucket: bucket, previous: previous))
-        if case .object(var o) = pre {
-            o["scope"] = scope.json
-            pre = .object(o)
-        }
-        return ActionOutcome(outputs: ["previous": previousJSON], target: bucket, evidence: [ref], preState: pre)
+        return ActionOutcome(outputs: ["previous": previousJSON], target: bucket, evidence: [ref], preState: scope.preState(PreState(bucket: bucket, previous: previous)))
     }
 
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
@@ -81,26 +84,35 @@ public struct StartLoggingAction: Action {
 
     public var checkable: Bool { true }
 
-    func scope(_ request: ActionRequest, _ trail: String) throws(ActionError) -> CloudScope {
+    /// Where to call, and the trail as that region knows it: an ARN gives its home region
+    /// and account, where the trail's name names it (moto answers 500 to an ARN).
+    func locate(_ request: ActionRequest) throws(ActionError) -> (CloudScope, String) {
+        let trail = try request.required("trail")
         let arn = ARN(trail).flatMap { $0.service == "cloudtrail" ? $0 : nil }
-        return try env.scope(request, regionHint: arn?.region, accountHint: arn?.account)
+        let scope = try env.scope(request, regionHint: arn?.region, accountHint: arn?.account)
+        if let arn, arn.region == scope.region, scope.account == nil || scope.account == arn.account, arn.resource.hasPrefix("trail/") {
+            return (scope, String(arn.resource.dropFirst("trail/".count)))
+        }
+        return (scope, trail)
     }
 
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
         let trail = try request.required("trail")
-        let cloudTrail = try await env.cloud.cloudTrail(try scope(request, trail))
-        guard try await cloudTrail.isLogging(trail: trail) else { return nil }
+        let (scope, name) = try locate(request)
+        let cloudTrail = try await env.cloud.cloudTrail(scope)
+        guard try await cloudTrail.isLogging(trail: name) else { return nil }
         return ActionOutcome(outputs: ["logging": true], target: trail, alreadyDone: true)
     }
 
     public func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
         let trail = try request.required("trail")
-        let cloudTrail = try await env.cloud.cloudTrail(try scope(request, trail))
-        if try await cloudTrail.isLogging(trail: trail) {
+        let (scope, name) = try locate(request)
+        let cloudTrail = try await env.cloud.cloudTrail(scope)
+        if try await cloudTrail.isLogging(trail: name) {
             return ActionOutcome(outputs: ["was_logging": true, "logging": true], target: trail, alreadyDone: true)
         }
-        try await cloudTrail.startLogging(trail: trail)
-        guard try await cloudTrail.isLogging(trail: trail) else {
+        try await cloudTrail.startLogging(trail: name)
+        guard try await cloudTrail.isLogging(trail: name) else {
             throw .retryable("LoggingNotVerified", "trail \(trail) does not report logging yet")
         }
         return ActionOutcome(outputs: ["was_logging": false, "logging": true], target: trail)

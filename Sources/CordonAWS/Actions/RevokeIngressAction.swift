@@ -63,6 +63,16 @@ public struct RevokeIngressAction: ReversibleAction {
         }
     }
 
+    /// The rules the step would revoke, read before it does.
+    public func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue {
+        let groupId = try request.required("group_id")
+        let selector = try Self.selector(request)
+        let scope = try env.scope(request)
+        let ec2 = try await env.cloud.ec2(scope)
+        let (found, _) = matching(selector, try await ec2.describeSecurityGroupRules(groupId: groupId), groupId: groupId)
+        return scope.preState(PreState(groupId: groupId, rules: found))
+    }
+
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? {
         let groupId = try request.required("group_id")
         let selector = try Self.selector(request)
@@ -101,12 +111,8 @@ public struct RevokeIngressAction: ReversibleAction {
             "group_id": .string(groupId), "rules_before": JSONBridge.value(before), "rules_after": JSONBridge.value(after),
         ]
         let ref = try request.storeEvidence(document, name: "ec2-revoke-ingress-\(groupId).json")
-        var pre = JSONBridge.value(PreState(groupId: groupId, rules: found))
-        if case .object(var o) = pre {
-            o["scope"] = scope.json
-            pre = .object(o)
-        }
-        return ActionOutcome(outputs: ["revoked": JSONBridge.value(found), "already_absent": absent], target: groupId, evidence: [ref], preState: pre)
+        return ActionOutcome(
+            outputs: ["revoked": JSONBridge.value(found), "already_absent": absent], target: groupId, evidence: [ref], preState: scope.preState(PreState(groupId: groupId, rules: found)))
     }
 
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {

@@ -13,6 +13,8 @@ public struct LoadedConfig: Sendable {
 
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
+
+    public init() {}
 }
 
 /// Loads playbooks and integrations from files and directories, checking everything
@@ -143,7 +145,9 @@ struct TemplateScope {
 
     static let eventRoots = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
     static let stepFields = ["status", "output", "error", "attempts", "started_at", "finished_at"]
-    static let incidentFields = ["id", "key", "title", "severity", "playbook", "status", "opened_at", "steps", "rollback", "url", "findings"]
+    static let incidentFields = [
+        "id", "key", "title", "severity", "playbook", "state", "status", "opened_at", "steps", "rollback", "url", "findings", "rounds", "follows", "dry_run",
+    ]
 
     /// A message for each bad reference in the template.
     func problems(_ template: Template) -> [String] {

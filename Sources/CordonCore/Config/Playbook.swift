@@ -15,6 +15,9 @@ public struct Playbook: Sendable {
         public var key: Template?
         public var title: Template?
         public var severity: Template?
+        /// Closed by itself once no finding has attached for this long; nil: only a
+        /// person closes it (`cordon close`).
+        public var closeAfter: Duration?
     }
 
     public struct Step: Sendable {
@@ -62,6 +65,7 @@ public struct Playbook: Sendable {
                 .init("key", .template, "findings with the same key share an incident (default: the finding id)"),
                 .init("title", .template, "the incident's title"),
                 .init("severity", .template, "the incident's severity"),
+                .init("close_after", .duration, "close the incident once no finding has attached for this long (default: only `cordon close` closes it)"),
             ]), "how findings become incidents"),
         .init("vars", .map(.templateValue, keyPattern: "[A-Za-z_][A-Za-z0-9_]*", keyHelp: "letters, digits and '_'"), "named values for the steps"),
         .init("steps", .list(stepShape, minItems: 1), required: true, "the steps, run in order"),

@@ -48,6 +48,7 @@ struct PlaybookChecker {
             incident.key = template(node["key"], scope: scope)
             incident.title = template(node["title"], scope: scope)
             incident.severity = template(node["severity"], scope: scope)
+            incident.closeAfter = node["close_after"]?.string.flatMap(DurationParser.parse)
         }
 
         var steps: [Playbook.Step] = []

@@ -15,7 +15,13 @@ public protocol Action: Sendable {
     func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome
     /// Whether `rollback` can undo the effect (conform to `ReversibleAction`).
     var reversible: Bool { get }
-    /// Restores the recorded pre-state.
+    /// The state the action may change, read before it changes anything: the engine
+    /// journals it with the step's first intent, so that a rollback can restore it even
+    /// when the step fails or is cut short after its first change. Nil for an action that
+    /// is not reversible.
+    func capture(_ request: ActionRequest) async throws(ActionError) -> JSONValue?
+    /// Restores the recorded pre-state (captured before the step, or the one its success
+    /// reported): what is already as recorded is left alone.
     func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome
 }
 
@@ -23,6 +29,7 @@ extension Action {
     public var checkable: Bool { false }
     public func check(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome? { nil }
     public var reversible: Bool { false }
+    public func capture(_ request: ActionRequest) async throws(ActionError) -> JSONValue? { nil }
     public func rollback(_ request: ActionRequest, preState: JSONValue) async throws(ActionError) -> ActionOutcome {
         throw .permanent("NotReversible", "\(request.action) cannot be rolled back")
     }
@@ -30,10 +37,15 @@ extension Action {
 
 /// An action whose effect `cordon rollback` can undo from the pre-state it recorded.
 /// Rolling back twice must be harmless (restore what is recorded, skip what is already so).
-public protocol ReversibleAction: Action {}
+/// Its `capturePreState` reads what it may change before the first change, in the form
+/// its `rollback` takes.
+public protocol ReversibleAction: Action {
+    func capturePreState(_ request: ActionRequest) async throws(ActionError) -> JSONValue
+}
 
 extension ReversibleAction {
     public var reversible: Bool { true }
+    public func capture(_ request: ActionRequest) async throws(ActionError) -> JSONValue? { try await capturePreState(request) }
 }
 
 /// What a step asks of its action.

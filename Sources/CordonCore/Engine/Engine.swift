@@ -31,7 +31,10 @@ public actor Engine {
     /// flight) without slowing how fast incidents reach their actions.
     public nonisolated var actionsInFlight: Int? { actionSlots?.count }
     let actionSlots: ActionSlots?
-    public private(set) var index: IncidentIndex
+    public internal(set) var index: IncidentIndex
+    /// The journal's seq up to which records other processes appended have been taken in
+    /// (`follow`): from the end of the replay the index was built from.
+    var followCursor: Int64
 
     /// What happened to one finding.
     public struct Outcome: Sendable {
@@ -55,13 +58,14 @@ public actor Engine {
         self.actor = actor
         self.dryRun = dryRun
         self.index = index
+        self.followCursor = index.loadedThrough
         self.clock = clock
         self.jitter = jitter
         self.actionSlots = actionsInFlight.map { ActionSlots($0) }
     }
 
     /// The record with the clock's time when the clock stamps records (drills).
-    private func stamped(_ record: NewRecord) -> NewRecord {
+    func stamped(_ record: NewRecord) -> NewRecord {
         guard clock.stampsRecords, record.time == nil else { return record }
         var r = record
         r.time = clock.now
@@ -69,7 +73,7 @@ public actor Engine {
     }
 
     @discardableResult
-    private func append(_ record: NewRecord) async throws -> JournalRecord {
+    func append(_ record: NewRecord) async throws -> JournalRecord {
         try await append([record])[0]
     }
 
@@ -78,19 +82,24 @@ public actor Engine {
     /// queued behind every record before it and becomes durable with the commit that
     /// writes it, so the incident waits neither for an fsync nor for the writer. Intake,
     /// intents, failures, approvals and rollbacks wait for durability (`append`).
-    private func record(_ record: NewRecord) {
+    func record(_ record: NewRecord, ref: RecordRef? = nil) {
         let (records, opening) = withDeferredOpening([record])
         // Stamped with the commit's time by the journal (or the drill's clock here); the
         // index keeps what it needs of it now.
         let stampedRecords = records.map(stamped)
         journal.post(stampedRecords)
         let now = clock.now
-        _ = applied(stampedRecords.map { JournalRecord(unwritten: $0, now: now) }, opening: opening)
+        _ = applied(stampedRecords.map { JournalRecord(unwritten: $0, now: now) }, opening: opening, ref: ref)
     }
 
-    /// Appends records in one commit, in order.
+    /// Appends records in one commit, in order. An append whose record makes a claim
+    /// (`NewRecord.claim`) may be refused (`JournalClaimConflict`): an opening deferred
+    /// into it goes ahead on its own first.
     @discardableResult
-    private func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
+    func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
+        if records.contains(where: { $0.claim != nil }), let id = records.first?.incident, let opening = deferredOpenings.removeValue(forKey: id) {
+            journal.post([opening])
+        }
         let (all, opening) = withDeferredOpening(records.map(stamped))
         let written = try await journal.append(all)
         return applied(written, opening: opening)
@@ -108,20 +117,16 @@ public actor Engine {
 
     /// Applies written records to the index (an opening deferred into them was applied
     /// when it was made: only its time is taken from the journal) and returns the rest.
-    private func applied(_ written: [JournalRecord], opening: Bool) -> [JournalRecord] {
-        guard opening else {
-            for record in written { index.apply(record) }
-            return written
-        }
-        let rest = Array(written.dropFirst())
-        for record in rest { index.apply(record) }
+    private func applied(_ written: [JournalRecord], opening: Bool, ref: RecordRef? = nil) -> [JournalRecord] {
+        let rest = opening ? Array(written.dropFirst()) : written
+        for record in rest { index.apply(record, ref: ref) }
         return rest
     }
 
     /// Opens an incident in the index now and in the journal with its next record. The
     /// record is stamped with the time of opening, so that what the first step sees of the
     /// incident (`incident.opened_at`) is what the journal says when it is resumed.
-    private func open(_ record: NewRecord, finding: RecordRef) {
+    func open(_ record: NewRecord, finding: RecordRef) {
         var opening = stamped(record)
         guard let id = opening.incident else { return }
         let time = opening.time ?? clock.now
@@ -139,14 +144,14 @@ public actor Engine {
     private var busy: Set<String> = []
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
 
-    private func acquire(_ key: String) async {
+    func acquire(_ key: String) async {
         while busy.contains(key) {
             await withCheckedContinuation { waiting[key, default: []].append($0) }
         }
         busy.insert(key)
     }
 
-    private func release(_ key: String) {
+    func release(_ key: String) {
         busy.remove(key)
         for continuation in waiting.removeValue(forKey: key) ?? [] { continuation.resume() }
     }
@@ -179,6 +184,8 @@ public actor Engine {
         /// What records say about the finding (`Engine.summary`), computed once at intake.
         public let summary: JSONValue
         public var id: String { finding.id ?? "unknown" }
+        /// How a crash record names the finding while it is handled (`CrashGuard`).
+        public var crashID: String { CrashGuard.findingID(dedupe) }
 
         init(finding: Finding, dedupe: String, received: RecordRef, pending: [Int], duplicate: Bool, summary: JSONValue? = nil) {
             self.finding = finding
@@ -230,7 +237,7 @@ public actor Engine {
             let event = finding.event
             return Arrival(
                 finding: finding, summary: Self.summary(finding),
-                dedupe: IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event)),
+                dedupe: IncidentIndex.dedupeKey(id: finding.id ?? "unknown", updatedAt: Self.updatedAt(event), dryRun: dryRun),
                 // The bytes received when they are the event unchanged (a document of its
                 // own, which the parser checked, duplicate keys included): matching them
                 // saves writing the event out again.
@@ -327,7 +334,7 @@ public actor Engine {
             let dedupe = arrival.dedupe
             if seen[dedupe] != nil {
                 // The same finding twice in one batch: the second is a duplicate delivery.
-                records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+                records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: .object(findingData(summary))))
                 plans.append((finding, dedupe, .duplicate, [], summary))
                 continue
             }
@@ -337,14 +344,15 @@ public actor Engine {
                 // Received before: only what was cut short (a crash between receiving it
                 // and opening its incidents) remains to do; otherwise a duplicate.
                 let pending = matched.filter { !index.playbook(playbooks[$0].name, handled: dedupe) }
-                let cutShort = matched.isEmpty ? !index.unmatched(dedupe) : !pending.isEmpty
+                // A quarantined finding is never taken up again automatically.
+                let cutShort = !index.quarantined(finding: dedupe) && (matched.isEmpty ? !index.unmatched(dedupe) : !pending.isEmpty)
                 if cutShort {
                     if matched.isEmpty {
-                        records.append(Self.referring(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: ["finding": summary]), to: ref))
+                        records.append(Self.referring(NewRecord(kind: RecordKind.findingUnmatched, actor: actor, data: .object(findingData(summary))), to: ref))
                     }
                     plans.append((finding, dedupe, .earlier(ref), pending, summary))
                 } else {
-                    records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
+                    records.append(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: .object(findingData(summary))))
                     plans.append((finding, dedupe, .duplicate, [], summary))
                 }
                 continue
@@ -354,13 +362,20 @@ public actor Engine {
             // `matched: []` says the finding matched no playbook: nothing remains to do
             // for it (journals of earlier versions follow it with `finding.unmatched`).
             plans.append((finding, dedupe, .new(records.count), matched, summary))
-            var received = NewRecord(
-                kind: RecordKind.findingReceived, actor: actor,
-                data: ["finding": summary, "matched": .array(matched.map { .string(playbooks[$0].name) }), "evidence": [ref]])
+            var data = findingData(summary)
+            data["matched"] = .array(matched.map { .string(playbooks[$0].name) })
+            data["evidence"] = [ref]
+            var received = NewRecord(kind: RecordKind.findingReceived, actor: actor, data: .object(data))
             received.slot = RecordSlot()
             records.append(received)
         }
         return (records, plans)
+    }
+
+    /// What a record about a finding says of it: its summary, and that it was taken in a
+    /// dry run (whose findings and incidents are kept apart from real ones).
+    func findingData(_ summary: JSONValue) -> JSONObject {
+        dryRun ? ["finding": summary, "dry_run": true] : ["finding": summary]
     }
 
     /// The record with `finding_seq`, the seq of the finding's `finding.received` record:
@@ -380,69 +395,91 @@ public actor Engine {
     }
 
     /// Opens or attaches an incident for each playbook a received finding matched (in
-    /// name order) and runs the new incidents' steps. Safe to call concurrently.
+    /// name order) and runs what that starts: the new incident's steps, or a new
+    /// evaluation of the open incident's playbook for this finding. Safe to call
+    /// concurrently.
     public func handle(_ receipt: Receipt) async throws -> Outcome {
         let event = receipt.finding.event
-        let id = receipt.id
-        let summary = receipt.summary
         var incidents: [String] = []
         var handledElsewhere = 0
         for i in receipt.pending {
             let playbook = playbooks[i]
-            let eventRoot = event.objectValue ?? [:]
-            let key = (try? playbook.incident.key?.render(TemplateContext(root: eventRoot)).value).map(Template.text) ?? id
+            let key = (try? playbook.incident.key?.render(TemplateContext(root: event.objectValue ?? [:])).value).map(Template.text) ?? receipt.id
+            // Deciding where the finding goes is serialised by playbook and key; running
+            // what that starts is serialised by incident (`run`).
             let lock = "incident\u{0}\(playbook.name)\u{0}\(key)"
             await acquire(lock)
-            defer { release(lock) }
-            // Another delivery of the same finding may have got here first.
-            if index.playbook(playbook.name, handled: receipt.dedupe) {
+            let placed: Placement
+            do {
+                placed = try await CrashGuard.tracking("f:" + receipt.crashID) { try await place(receipt, playbook: playbook, key: key) }
+            } catch {
+                release(lock)
+                throw error
+            }
+            release(lock)
+            guard case .placed(let incident, let round) = placed else {
                 handledElsewhere += 1
                 continue
             }
-            // Named by what opened it (the playbook, the key, the finding's version), which
-            // a resumed opening repeats, and which its seq (not known before the finding's
-            // commit) need not be part of.
-            let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(receipt.dedupe)".utf8)).hex.prefix(12))
-            // This finding opened it: delivered again after the dedupe window let go of it
-            // (a runner's index keeps every incident's id, not every finding's key).
-            if index.knows(incident: incidentID) {
-                handledElsewhere += 1
-                continue
-            }
-            if let open = index.open(playbook: playbook.name, key: key) {
-                record(
-                    Self.referring(
-                        NewRecord(incident: open, kind: RecordKind.findingAttached, actor: actor, data: ["finding": summary]), to: receipt.received))
-                incidents.append(open)
-                continue
-            }
-            let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
-            let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
-            open(
-                Self.referring(
-                    NewRecord(
-                        incident: incidentID, kind: RecordKind.incidentOpened, actor: actor,
-                        data: [
-                            "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
-                            "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": summary,
-                            "dry_run": .bool(dryRun),
-                        ]), to: receipt.received),
-                finding: receipt.received)
-            incidents.append(incidentID)
-            try await run(incident: incidentID, event: event)
+            incidents.append(incident)
+            try await run(incident: incident, hint: (round, event))
         }
         if !receipt.pending.isEmpty && handledElsewhere == receipt.pending.count {
             // A second delivery that raced the first: it changed nothing.
-            record(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: ["finding": summary]))
-            return Outcome(finding: id, incidents: [], duplicate: true)
+            record(NewRecord(kind: RecordKind.findingDuplicate, actor: actor, data: .object(findingData(receipt.summary))))
+            return Outcome(finding: receipt.id, incidents: [], duplicate: true)
         }
-        return Outcome(finding: id, incidents: incidents, duplicate: receipt.duplicate)
+        return Outcome(finding: receipt.id, incidents: incidents, duplicate: receipt.duplicate)
+    }
+
+    /// Where a finding went for one playbook: into an incident (opened, or attached to
+    /// the open one) as its evaluation `round`, or nowhere (another delivery of it got
+    /// there first).
+    enum Placement {
+        case placed(incident: String, round: Int)
+        case elsewhere
+    }
+
+    /// Opens an incident for a finding or attaches it to the open incident of the
+    /// playbook and key; called under the key's lock. An open incident whose quiet period
+    /// has passed is closed first, and the finding opens one that follows it.
+    private func place(_ receipt: Receipt, playbook: Playbook, key: String) async throws -> Placement {
+        // Another delivery of the same finding may have got here first.
+        if index.playbook(playbook.name, handled: receipt.dedupe) { return .elsewhere }
+        // Named by what opened it (the playbook, the key, the finding's version), which
+        // a resumed opening repeats, and which its seq (not known before the finding's
+        // commit) need not be part of.
+        let incidentID = "inc-" + String(SHA256.hash(data: Array("\(playbook.name)\u{0}\(key)\u{0}\(receipt.dedupe)".utf8)).hex.prefix(12))
+        // This finding opened it: delivered again after the dedupe window let go of it
+        // (a runner's index keeps every incident's id, not every finding's key).
+        if index.knows(incident: incidentID) { return .elsewhere }
+        if let open = index.open(playbook: playbook.name, key: key, dryRun: dryRun) {
+            if try await !closeIfQuiet(open, playbook: playbook) {
+                try await load(open)
+                guard let incident = index.incidents[open] else { throw EngineError(message: "incident \(open) is not in the journal") }
+                let round = incident.rounds + 1
+                var data = findingData(receipt.summary)
+                data["round"] = .number(JSONNumber(round))
+                record(Self.referring(NewRecord(incident: open, kind: RecordKind.findingAttached, actor: actor, data: .object(data)), to: receipt.received), ref: receipt.received)
+                return .placed(incident: open, round: round)
+            }
+        }
+        let eventRoot = receipt.finding.event.objectValue ?? [:]
+        let title = (try? playbook.incident.title?.render(TemplateContext(root: eventRoot)).value).map(Template.text)
+        let severity = try? playbook.incident.severity?.render(TemplateContext(root: eventRoot)).value
+        var data: JSONObject = [
+            "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
+            "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": receipt.summary, "dry_run": .bool(dryRun),
+        ]
+        if let closed = index.lastClosed(playbook: playbook.name, key: key, dryRun: dryRun) { data["follows"] = .string(closed) }
+        open(Self.referring(NewRecord(incident: incidentID, kind: RecordKind.incidentOpened, actor: actor, data: .object(data)), to: receipt.received), finding: receipt.received)
+        return .placed(incident: incidentID, round: 1)
     }
 
     /// `when` and `approval.when` patterns, compiled once.
     private var conditionSets: [String: PatternSet] = [:]
 
-    private func holds(_ pattern: EventPattern, key: String, on root: JSONObject) -> Bool {
+    func holds(_ pattern: EventPattern, key: String, on root: JSONObject) -> Bool {
         let set: PatternSet
         if let cached = conditionSets[key] {
             set = cached
@@ -465,425 +502,10 @@ public actor Engine {
             "format": .string(finding.format.rawValue), "origin": .string(finding.origin.description),
         ]
     }
-
-    // MARK: - Steps
-
-    /// Runs (or resumes) an incident's steps from the first one without a result.
-    public func run(incident id: String, event: JSONValue) async throws {
-        await acquire("run\u{0}" + id)
-        defer { release("run\u{0}" + id) }
-        guard let state = index.incidents[id], let playbook = playbooks.first(where: { $0.name == state.playbook }) else { return }
-        var root = event.objectValue ?? [:]
-        var vars = JSONObject()
-        for (name, tree) in playbook.vars {
-            root["vars"] = .object(vars)
-            if let value = try? tree.render(TemplateContext(root: root, secret: secrets.lookup)).value { vars[name] = value }
-        }
-        root["vars"] = .object(vars)
-        var failed = false
-        for step in playbook.steps {
-            guard let current = index.incidents[id] else { return }
-            if let existing = current.steps[step.id], ["succeeded", "failed", "skipped"].contains(existing.status) {
-                // As when it ran: only a failure with on_error: abort stops what follows.
-                if existing.status == "failed" && step.onError == .abort { failed = true }
-                continue
-            }
-            root["steps"] = current.stepsContext
-            root["incident"] = current.json
-            if failed {
-                record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "an earlier step failed (on_error: abort)"]))
-                continue
-            }
-            if let when = step.when {
-                if !holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}when", on: root) {
-                    record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": "`when` did not match"]))
-                    continue
-                }
-            }
-            if let decision = current.approvals[step.id], decision != "approved" {
-                if decision == "aborted" {
-                    try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "error": "approval timed out (on_timeout: abort)", "retryable": false]))
-                    failed = true
-                } else {
-                    record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: ["step": .string(step.id), "action": .string(step.action), "reason": .string("approval \(decision)")]))
-                }
-                continue
-            }
-            if let approval = step.approval, !dryRun, current.approvals[step.id] == nil {
-                var applies = true
-                if let when = approval.when {
-                    applies = holds(when, key: "\(playbook.name)\u{0}\(step.id)\u{0}approval", on: root)
-                }
-                if applies {
-                    try await append(
-                        NewRecord(incident: id, kind: RecordKind.approvalRequested, actor: actor,
-                                  data: ["step": .string(step.id), "action": .string(step.action),
-                                         "timeout": approval.timeout.map { .string(DurationParser.format($0)) } ?? .null,
-                                         "on_timeout": .string(approval.onTimeout.rawValue)]))
-                    return
-                }
-            }
-            let ok = try await runStep(step, playbook: playbook, incident: id, root: root)
-            if !ok && step.onError == .abort { failed = true }
-        }
-        let status = failed ? "failed" : "completed"
-        record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(status)]))
-    }
-
-    /// The event of the finding that opened an incident (from the evidence store).
-    func event(of incident: IncidentIndex.Incident) async throws -> JSONValue {
-        guard let seq = incident.findingSeq, let record = try await journal.records(from: seq, limit: 1).first, record.seq == seq,
-            let hash = record.evidenceHashes.first
-        else { throw EngineError(message: "cannot find the finding that opened \(incident.id)") }
-        return try JSONParser.parse(try evidence.load(hash, citedAt: seq))
-    }
-
-    /// What the last runner left unfinished (a crash, a kill, a shutdown cut short).
-    public struct Unfinished: Sendable {
-        /// Findings received whose incidents were not all opened, in the order received.
-        public var receipts: [Receipt]
-        /// Incidents that were running.
-        public var incidents: [String]
-        public var isEmpty: Bool { receipts.isEmpty && incidents.isEmpty }
-    }
-
-    /// What `resume` would take up again.
-    public func unfinished() throws -> Unfinished {
-        var receipts: [Receipt] = []
-        for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
-            let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
-            guard !pending.isEmpty, let hash = entry.evidence else { continue }
-            let event = try JSONParser.parse(try evidence.load(hash, citedAt: entry.seq))
-            let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
-            receipts.append(Receipt(finding: finding, dedupe: dedupe, received: entry.ref, pending: pending, duplicate: false))
-        }
-        let incidents = index.incidents.values.filter { $0.status == "running" && !$0.dryRun }.map(\.id)
-        return Unfinished(receipts: receipts, incidents: incidents)
-    }
-
-    /// Resumes every incident that was running when the last runner stopped (a crash or
-    /// kill): steps with a result are not run again; an intent without one is checked.
-    /// Returns the incidents opened or resumed.
-    @discardableResult
-    public func resumeUnfinished() async throws -> [String] {
-        try await resume(try unfinished())
-    }
-
-    /// Takes up `work` (`unfinished()`), `width` findings and incidents at a time: one
-    /// slow step never holds up the others. Safe to run beside new intake: openings and
-    /// runs are serialised by incident.
-    public nonisolated func resume(_ work: Unfinished, width: Int = 16) async throws -> [String] {
-        enum Item: Sendable {
-            case receipt(Receipt)
-            case incident(String)
-        }
-        let items = work.receipts.map(Item.receipt) + work.incidents.map(Item.incident)
-        return try await withThrowingTaskGroup(of: [String].self) { group in
-            var resumed: [String] = []
-            for (i, item) in items.enumerated() {
-                if i >= max(1, width), let done = try await group.next() { resumed += done }
-                group.addTask {
-                    switch item {
-                    case .receipt(let receipt): return try await self.handle(receipt).incidents
-                    case .incident(let id): return try await self.resume(incident: id) ? [id] : []
-                    }
-                }
-            }
-            for try await done in group { resumed += done }
-            return resumed
-        }
-    }
-
-    /// Runs a running incident's remaining steps; false when it is not (or no longer)
-    /// running.
-    private func resume(incident id: String) async throws -> Bool {
-        guard let incident = index.incidents[id], incident.status == "running", !incident.dryRun else { return false }
-        try await run(incident: id, event: try await event(of: incident))
-        return true
-    }
-
-    /// An incident in full: from the index, or replayed from its records when the index
-    /// let go of it (finished, in a runner's index).
-    public func incident(_ id: String) async throws -> IncidentIndex.Incident? {
-        if let incident = index.incidents[id] { return incident }
-        guard index.knows(incident: id) else { return nil }
-        return try await IncidentIndex.load(incident: id, from: journal)
-    }
-
-    /// Incidents not closed, by playbook, and the approvals pending (metrics).
-    public func openCounts() -> (byPlaybook: [String: Int], approvalsPending: Int) { index.openCounts }
-
-    /// Decides a pending approval (`cordon approve`) and continues the incident.
-    public func decide(incident id: String, step: String, by person: String, approve: Bool, reason: String?) async throws {
-        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
-        guard incident.pendingApproval == step else {
-            throw EngineError(
-                message: incident.pendingApproval.map { "incident \(id) awaits approval of step \($0), not \(step)" }
-                    ?? "incident \(id) has no pending approval (status: \(incident.status))")
-        }
-        var data: JSONObject = ["step": .string(step), "decision": .string(approve ? "approved" : "denied"), "by": .string(person)]
-        if let reason { data["reason"] = .string(reason) }
-        try await append(NewRecord(incident: id, kind: RecordKind.approvalDecided, actor: "user:\(person)", data: .object(data)))
-        try await run(incident: id, event: try await event(of: incident))
-    }
-
-    /// Applies `on_timeout` to approvals that waited longer than their `timeout`:
-    /// `proceed` runs the step, `skip` skips it, `abort` fails it and stops the incident.
-    /// Returns the incidents that moved on.
-    @discardableResult
-    public func expireApprovals(now: Date? = nil) async throws -> [String] {
-        let now = now ?? clock.now
-        var moved: [String] = []
-        for incident in index.incidents.values where incident.status == "awaiting-approval" {
-            guard let step = incident.pendingApproval, let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
-                let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
-            else { continue }
-            guard now.timeIntervalSince(requested) >= timeout.seconds else { continue }
-            let onTimeout = incident.approvalOnTimeout ?? "abort"
-            let decision = onTimeout == "proceed" ? "approved" : onTimeout == "skip" ? "denied" : "aborted"
-            try await append(
-                NewRecord(incident: incident.id, kind: RecordKind.approvalDecided, actor: actor,
-                          data: ["step": .string(step), "decision": .string(decision), "by": "timeout", "timed_out": true,
-                                 "reason": .string("nobody decided within \(incident.approvalTimeout ?? "") (on_timeout: \(onTimeout))")]))
-            try await run(incident: incident.id, event: try await event(of: incident))
-            moved.append(incident.id)
-        }
-        return moved
-    }
-
-    /// What `cordon rollback` did for one step.
-    public struct RollbackResult: Sendable {
-        public var step: String
-        public var status: String
-        public var detail: String?
-    }
-
-    /// Undoes containment from the recorded pre-state: every step that succeeded with a
-    /// pre-state (or only `step`), newest first. Steps already rolled back are skipped,
-    /// so running it again is harmless.
-    public func rollback(incident id: String, step only: String? = nil, by person: String? = nil) async throws -> [RollbackResult] {
-        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
-        await acquire("run\u{0}" + id)
-        defer { release("run\u{0}" + id) }
-        let records = try await journal.records(incident: id)
-        let rolledBack = Set(records.filter { $0.kind == RecordKind.rollbackSucceeded }.compactMap { $0.data["step"]?.stringValue })
-        var candidates = records.filter { $0.kind == RecordKind.stepSucceeded && $0.data["pre_state"] != nil }
-        if let only {
-            guard incident.steps[only] != nil else { throw EngineError(message: "incident \(id) has no step \(only)") }
-            candidates = candidates.filter { $0.data["step"]?.stringValue == only }
-            if candidates.isEmpty { throw EngineError(message: "step \(only) of \(id) changed nothing that can be rolled back (no recorded pre-state)") }
-        }
-        let who = person.map { "user:\($0)" } ?? actor
-        var results: [RollbackResult] = []
-        for record in candidates.reversed() {
-            let step = record.data["step"]?.stringValue ?? ""
-            let actionName = record.data["action"]?.stringValue ?? ""
-            if rolledBack.contains(step) {
-                results.append(RollbackResult(step: step, status: "already rolled back"))
-                continue
-            }
-            guard let action = actions[actionName], action.reversible else {
-                results.append(RollbackResult(step: step, status: "not reversible", detail: "\(actionName) cannot be rolled back by Cordon"))
-                continue
-            }
-            var base: JSONObject = ["step": .string(step), "action": .string(actionName)]
-            if let target = record.data["target"] { base["target"] = target }
-            try await append(NewRecord(incident: id, kind: RecordKind.rollbackIntent, actor: who, data: .object(base)))
-            let request = ActionRequest(
-                action: actionName, inputs: record.data["inputs"]?.objectValue ?? [:],
-                idempotencyKey: (record.data["idempotency_key"]?.stringValue ?? "") + ":rollback", incident: incident.json,
-                evidence: evidence, secrets: secrets)
-            let result: Result<ActionOutcome, ActionError>
-            do throws(ActionError) {
-                result = .success(try await action.rollback(request, preState: record.data["pre_state"] ?? .null))
-            } catch {
-                result = .failure(error)
-            }
-            switch result {
-            case .success(let outcome):
-                var done = base
-                done["outputs"] = .object(outcome.outputs)
-                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
-                try await append(NewRecord(incident: id, kind: RecordKind.rollbackSucceeded, actor: who, data: .object(done)))
-                results.append(RollbackResult(step: step, status: "rolled back"))
-            case .failure(let error):
-                var failed = base
-                failed["error"] = .string(error.description)
-                try await append(NewRecord(incident: id, kind: RecordKind.rollbackFailed, actor: who, data: .object(failed)))
-                results.append(RollbackResult(step: step, status: "failed", detail: error.description))
-            }
-        }
-        return results
-    }
-
-    /// One step, with its retries; true when it succeeded.
-    private func runStep(_ step: Playbook.Step, playbook: Playbook, incident id: String, root: JSONObject) async throws -> Bool {
-        let spec = config.registry[step.action]
-        let kind = spec?.kind.rawValue ?? "utility"
-        var base: JSONObject = ["step": .string(step.id), "action": .string(step.action), "action_kind": .string(kind)]
-        // Render the inputs; a template error is permanent.
-        var inputs = JSONObject()
-        do {
-            for (name, tree) in step.with {
-                inputs[name] = try tree.render(TemplateContext(root: root, secret: secrets.lookup)).value
-            }
-            for input in spec?.inputs ?? [] where inputs[input.name] == nil {
-                if let d = input.defaultValue { inputs[input.name] = d }
-            }
-            for input in spec?.inputs ?? [] {
-                if let value = inputs[input.name], !input.type.accepts(value) {
-                    throw TemplateError(template: input.name, offset: 0, message: "input \(input.name) must be \(input.type.rawValue), got \(JSONWriter.string(value))")
-                }
-            }
-        } catch {
-            base["error"] = .string("\(error)")
-            try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
-            return false
-        }
-        let key = SHA256.hash(data: Array("\(id)\u{0}\(playbook.name)\u{0}\(playbook.version)\u{0}\(step.id)\u{0}".utf8) + CanonicalJSON.bytes(.object(inputs))).hex
-        base["inputs"] = .object(inputs)
-        base["idempotency_key"] = .string(key)
-        if let target = Self.target(inputs) { base["target"] = .string(target) }
-        if dryRun {
-            if step.approval != nil { base["approval"] = "would be requested if its condition holds" }
-            record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(base)))
-            return true
-        }
-        guard let action = actions[step.action] else {
-            base["error"] = .string("\(step.action) is not implemented in Cordon \(Cordon.version); run with --dry-run to see the plan")
-            base["retryable"] = false
-            try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(base)))
-            return false
-        }
-        // `root` holds the incident as `run` just read it from the index, unchanged since.
-        let request = ActionRequest(
-            action: step.action, inputs: inputs, idempotencyKey: key, incident: root["incident"] ?? index.incidents[id]?.json ?? .null,
-            evidence: evidence, secrets: secrets)
-        // An intent without a result (a crash or kill during the action): ask the action
-        // whether its effect is in place before acting again.
-        if index.incidents[id]?.steps[step.id]?.status == "running", action.checkable {
-            if let outcome = try await Self.check(action, request, slots: actionSlots) {
-                var done = base
-                done["outputs"] = .object(outcome.outputs)
-                done["already_done"] = true
-                done["recovered"] = true
-                if let target = outcome.target { done["target"] = .string(target) }
-                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
-                if let pre = outcome.preState { done["pre_state"] = pre }
-                record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
-                return true
-            }
-        }
-        var started = clock.now
-        // A step stopped between its attempts (the runner stopped during the backoff)
-        // goes on with the next attempt.
-        var attempt = index.incidents[id]?.steps[step.id].flatMap { $0.status == "retrying" ? $0.attempts : nil } ?? 0
-        while true {
-            attempt += 1
-            var intent = base
-            intent["attempt"] = .number(JSONNumber(attempt))
-            try await append(NewRecord(incident: id, kind: RecordKind.stepIntent, actor: actor, data: .object(intent)))
-            // The intent is durable; the call waits for a place among the actions in
-            // flight (time that does not count against the step's timeout). Cancelled
-            // while waiting (the runner stopping), the intent stays without a result and
-            // the next start resolves it as after a crash.
-            let (result, waited) = try await Self.attempt(
-                action, request, timeout: step.timeout.map { $0 - .seconds(clock.now.timeIntervalSince(started)) }, clock: clock, slots: actionSlots)
-            started = started.addingTimeInterval(waited.seconds)
-            // The runner stopping (its task cancelled: the shutdown timeout) is not the
-            // action's failure: the intent stays without a result, and the next start
-            // resolves it as after a crash (a check, or the action again with the same
-            // idempotency key).
-            if case .failure = result, Task.isCancelled { throw CancellationError() }
-            switch result {
-            case .success(let outcome):
-                var done = base
-                done["attempt"] = .number(JSONNumber(attempt))
-                done["outputs"] = .object(outcome.outputs)
-                if let target = outcome.target { done["target"] = .string(target) }
-                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
-                if let pre = outcome.preState { done["pre_state"] = pre }
-                if outcome.alreadyDone { done["already_done"] = true }
-                let succeeded = NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done))
-                if action.checkable { record(succeeded) } else { try await append(succeeded) }
-                return true
-            case .failure(let error):
-                var failed = base
-                failed["attempt"] = .number(JSONNumber(attempt))
-                failed["error"] = .string(error.description)
-                failed["retryable"] = .bool(error.retryable)
-                let elapsed = Duration.seconds(clock.now.timeIntervalSince(started))
-                var delay = Self.backoff(attempt: attempt, retry: step.retry, jitter: jitter)
-                // The service's Retry-After is a floor, within the step's timeout (or,
-                // without one, within max_backoff).
-                if let after = error.retryAfter {
-                    failed["retry_after"] = .string(DurationParser.format(after))
-                    delay = max(delay, after)
-                }
-                let timeLeft = step.timeout.map { elapsed + delay < $0 } ?? (error.retryAfter == nil || delay <= step.retry.maxBackoff)
-                if error.retryable && attempt < step.retry.attempts && timeLeft {
-                    failed["will_retry_in"] = .string(DurationParser.format(delay))
-                    try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
-                    try await clock.sleep(for: delay)
-                    continue
-                }
-                try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
-                return false
-            }
-        }
-    }
-
-    /// Runs one attempt once it has a place among `slots` (its timeout counted from then),
-    /// off the engine's actor: the place is given back as soon as the action returns.
-    /// Returns the result and how long it waited for its place.
-    static func attempt(
-        _ action: any Action, _ request: ActionRequest, timeout: Duration?, clock: any CordonClock, slots: ActionSlots?
-    ) async throws -> (Result<ActionOutcome, ActionError>, Duration) {
-        let waited = try await slots?.acquire() ?? .zero
-        defer { slots?.release() }
-        do throws(ActionError) {
-            return (.success(try await attempt(action, request, timeout: timeout, clock: clock)), waited)
-        } catch {
-            return (.failure(error), waited)
-        }
-    }
-
-    /// An action's check of its effect (after a crash), with a place among `slots`; nil
-    /// when the check fails.
-    static func check(_ action: any Action, _ request: ActionRequest, slots: ActionSlots?) async throws -> ActionOutcome? {
-        _ = try await slots?.acquire()
-        defer { slots?.release() }
-        return try? await action.check(request)
-    }
-
-    /// Runs one attempt, cancelled at the timeout (on the engine's clock).
-    static func attempt(_ action: any Action, _ request: ActionRequest, timeout: Duration?, clock: any CordonClock = SystemClock()) async throws(ActionError) -> ActionOutcome {
-        guard let timeout else { return try await action.run(request) }
-        guard timeout > .zero else { throw .retryable("Timeout", "the step's timeout was reached") }
-        let result: Result<ActionOutcome, ActionError>? = await clock.withTimeout(timeout) {
-            do throws(ActionError) { return .success(try await action.run(request)) } catch { return .failure(error) }
-        }
-        return try (result ?? .failure(.retryable("Timeout", "no answer within \(DurationParser.format(timeout))"))).get()
-    }
-
-    /// Exponential backoff with full jitter: random in [0, min(max, base × 2^(attempt-1))].
-    static func backoff(attempt: Int, retry: Playbook.Retry, jitter: JitterSource = .system) -> Duration {
-        let cap = retry.backoff * Double(1 << min(attempt - 1, 30))
-        let ceiling = min(cap, retry.maxBackoff)
-        let ms = Double(ceiling.components.seconds) * 1000 + Double(ceiling.components.attoseconds) / 1e15
-        return .milliseconds(Int64(jitter.random(in: 0...max(ms, 0))))
-    }
-
-    /// The resource a step acts on, from its inputs.
-    static func target(_ inputs: JSONObject) -> String? {
-        for key in ["instance_id", "role_name", "user_name", "access_key_id", "bucket", "group_id", "trail", "topic_arn"] {
-            if let v = inputs[key]?.stringValue { return v }
-        }
-        return nil
-    }
 }
 
 public struct EngineError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }

@@ -1,5 +1,14 @@
+import Foundation
 import DequeModule
 import OrderedCollections
+
+/// Where an incident is in its lifecycle: `open` while a playbook's steps run or wait
+/// (for an approval, or for an earlier evaluation to finish), `contained` once they have
+/// all finished, `closed` once someone closed it or its quiet period passed. A finding
+/// attaches to an incident that is not closed, and makes its playbook evaluate again.
+public enum IncidentState: String, Sendable, CaseIterable {
+    case open, contained, closed
+}
 
 /// What the journal says about incidents, rebuilt by replaying records: the engine
 /// keeps it current as it appends, `cordon incidents` and `cordon show` read it.
@@ -7,13 +16,31 @@ public struct IncidentIndex: Sendable {
     public struct Step: Sendable {
         public var id: String
         public var action: String
-        /// planned, running, succeeded, failed, skipped or awaiting-approval.
+        /// In the incident's latest evaluation of it: planned, running, retrying,
+        /// succeeded, failed, skipped, awaiting-approval, approved, denied or rolled-back.
         public var status: String
         public var attempts: Int
         public var outputs: JSONValue?
         public var error: String?
         public var target: String?
         public var evidence: [String]
+        /// The evaluation (1 for the finding that opened the incident, one more for each
+        /// finding attached) these fields describe.
+        public var round: Int = 1
+        /// The state the step's action captured before its first change in this round.
+        public var preState: JSONValue?
+        /// The decision on this round's approval of the step: approved, denied or aborted.
+        public var decision: String?
+        /// Every run of the step that succeeded, by idempotency key, with its outputs: a
+        /// later evaluation with the same inputs is done already.
+        public var succeeded: [String: JSONValue] = [:]
+    }
+
+    /// Who closed an incident, when and why.
+    public struct Closure: Sendable {
+        public var time: String
+        public var by: String
+        public var reason: String?
     }
 
     public struct Incident: Sendable {
@@ -24,15 +51,21 @@ public struct IncidentIndex: Sendable {
         public var title: String?
         public var severity: JSONValue?
         public var openedAt: String
-        /// running, awaiting-approval, completed, failed or closed.
+        /// running, awaiting-approval, completed, failed, closed or quarantined: derived
+        /// from the rest (`refreshStatus`).
         public var status: String
         public var findings: [String]
         public var steps: OrderedDictionary<String, Step>
         public var pendingApproval: String?
         public var dryRun: Bool
-        /// Decided approvals: step id → approved, denied or aborted.
-        public var approvals: [String: String] = [:]
-        /// The pending approval's request time, timeout and on_timeout.
+        /// Decided approvals of the latest round: step id → approved, denied or aborted.
+        public var approvals: [String: String] {
+            var out: [String: String] = [:]
+            for step in steps.values { if let d = step.decision { out[step.id] = d } }
+            return out
+        }
+        /// The pending approval's request (its record's seq and time), timeout and on_timeout.
+        public var approvalRequestSeq: Int64?
         public var approvalRequestedAt: String?
         public var approvalTimeout: String?
         public var approvalOnTimeout: String?
@@ -42,30 +75,84 @@ public struct IncidentIndex: Sendable {
         public var findingSeq: Int64? { findingRef?.seq }
         /// The summary of the finding that opened it (id, type, account, region…).
         public var finding: JSONValue = .null
+        /// Evaluations started: 1 for the opening finding, one more per finding attached.
+        public var rounds = 1
+        /// Evaluations whose steps have all finished.
+        public var completedRounds = 0
+        /// The finding.received record of each evaluation not yet finished.
+        public var roundFindings: [Int: RecordRef] = [:]
+        /// How the latest finished evaluation ended: completed or failed.
+        public var outcome: String?
+        /// When the latest finding opened or attached to it (a quiet period counts from here).
+        public var lastActivity: String = ""
+        public var closure: Closure?
+        /// The closed incident of the same playbook and key that this one follows.
+        public var follows: String?
+        /// Why it is quarantined: its handling was in progress during crashes.
+        public var quarantine: String?
 
-        public var isOpen: Bool { status != "closed" }
+        public var isOpen: Bool { closure == nil }
 
-        /// The step statuses as templates and `when` patterns see them (`steps.ID.status`).
-        public var stepsContext: JSONValue {
+        public var state: IncidentState {
+            if closure != nil { return .closed }
+            return ["completed", "failed"].contains(status) ? .contained : .open
+        }
+
+        /// Whether steps remain to run and nothing holds them (an approval, a close, a quarantine).
+        public var isRunnable: Bool {
+            closure == nil && quarantine == nil && pendingApproval == nil && completedRounds < rounds
+        }
+
+        mutating func refreshStatus() {
+            if closure != nil {
+                status = "closed"
+            } else if quarantine != nil {
+                status = "quarantined"
+            } else if pendingApproval != nil {
+                status = "awaiting-approval"
+            } else if completedRounds < rounds {
+                status = "running"
+            } else {
+                status = outcome ?? "completed"
+            }
+        }
+
+        /// The step statuses as templates and `when` patterns see them (`steps.ID.status`):
+        /// those of the steps already evaluated in `round`. In a dry run a planned step
+        /// reads as succeeded (the branch a real run takes when it works).
+        public func stepsContext(round: Int, dryRun: Bool = false) -> JSONValue {
             var o = JSONObject()
-            for (id, step) in steps {
-                var s: JSONObject = ["status": .string(step.status), "attempts": .number(JSONNumber(step.attempts))]
+            for (id, step) in steps where step.round == round {
+                let status = dryRun && step.status == "planned" ? "succeeded" : step.status
+                var s: JSONObject = ["status": .string(status), "attempts": .number(JSONNumber(step.attempts))]
                 if let outputs = step.outputs { s["output"] = outputs }
                 if let error = step.error { s["error"] = .string(error) }
+                if dryRun && step.status == "planned" { s["planned"] = true }
                 o[id] = .object(s)
             }
             return .object(o)
         }
 
+        /// The step statuses of the latest round.
+        public var stepsContext: JSONValue { stepsContext(round: rounds) }
+
         public var json: JSONValue {
-            [
+            var o: JSONObject = [
                 "id": .string(id), "key": .string(key), "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null,
-                "playbook": .string(playbook), "status": .string(status), "opened_at": .string(openedAt),
+                "playbook": .string(playbook), "state": .string(state.rawValue), "status": .string(status), "opened_at": .string(openedAt),
                 "findings": .array(findings.map(JSONValue.string)), "finding": finding,
                 "account": finding["account"] ?? .null, "region": finding["region"] ?? .null,
                 "steps": .array(steps.values.map { ["id": .string($0.id), "action": .string($0.action), "status": .string($0.status)] }),
-                "rollback": .string("cordon rollback \(id)"),
+                "rollback": .string("cordon rollback \(id)"), "dry_run": .bool(dryRun), "rounds": .number(JSONNumber(rounds)),
             ]
+            if let closure {
+                o["closed_at"] = .string(closure.time)
+                o["closed_by"] = .string(closure.by)
+                o["close_reason"] = closure.reason.map(JSONValue.string) ?? .null
+            }
+            if let follows { o["follows"] = .string(follows) }
+            if let quarantine { o["quarantined"] = .string(quarantine) }
+            return .object(o)
         }
     }
 
@@ -75,13 +162,15 @@ public struct IncidentIndex: Sendable {
         /// and drill reports read.
         case everything
         /// What a long-running runner needs, so that its memory does not grow with the
-        /// journal: incidents in full while they run or await an approval, finished ones
-        /// (completed, failed, closed) by their id, playbook and key only, enough to attach
-        /// later findings and never to open one twice; and what was done with the last
-        /// `findings` findings received (the dedupe window). A finding delivered again
-        /// after it left the window is still never handled twice by a playbook whose
-        /// incident it opened (the incident's id says so); one it was attached to gets
-        /// a second `finding.attached`, and no step runs again.
+        /// journal: incidents in full while they run or await an approval, contained and
+        /// closed ones by their id, playbook and key only (enough to attach later findings,
+        /// to close them after their quiet period and never to open one twice; the engine
+        /// reads one in full from the journal when a finding attaches to it); and what was
+        /// done with the last `findings` findings received (the dedupe window). A finding
+        /// delivered again after it left the window is still never handled twice by a
+        /// playbook whose incident it opened (the incident's id says so); one it was
+        /// attached to gets a second `finding.attached`, whose evaluation finds every step
+        /// done already.
         case live(findings: Int)
 
         /// The dedupe window of `cordon run` unless `--dedupe-window` says otherwise.
@@ -90,20 +179,25 @@ public struct IncidentIndex: Sendable {
 
     public let retention: Retention
 
-    /// Incidents kept in full: all of them, or (`.live`) those not finished.
+    /// Incidents kept in full: all of them, or (`.live`) those not contained or closed.
     public private(set) var incidents: OrderedDictionary<String, Incident> = [:]
 
-    /// A finished incident whose state was let go (`.live`).
+    /// An incident let go of (`.live`): what attaching, closing and the counts need.
     struct Finished: Sendable {
         var playbook: Int32
         /// Its `playbook\0key`.
         var key: Digest
-        /// Not closed: later findings with its key attach to it.
-        var open: Bool
+        var closed: Bool
+        var dryRun: Bool
+        /// Evaluations started and finished (one started since it was let go of means it
+        /// must be read in full again to run).
+        var rounds: Int32
+        var completedRounds: Int32
+        /// When its latest finding came, in seconds since 1970.
+        var lastActivity: Int64
+        var state: IncidentState { closed ? .closed : completedRounds < rounds ? .open : .contained }
     }
     private var finished: [StoredID: Finished] = [:]
-    /// Finished incidents not closed, by playbook.
-    private var finishedOpen: [Int32: Int] = [:]
 
     /// What was done with a finding.
     struct FindingState: Sendable {
@@ -116,22 +210,29 @@ public struct IncidentIndex: Sendable {
         /// The playbooks that opened or attached an incident for it.
         var handled = PlaybookSet()
     }
-    /// By the digest of `id|updatedAt`.
+    /// By the digest of the finding's dedupe key.
     private var findings: [Digest: FindingState] = [:]
     /// `.live`: the findings in the order they were first seen, oldest first.
     private var findingOrder: Deque<Digest> = []
 
     /// Findings received whose matching playbooks have not all opened or attached an
-    /// incident (their handling was cut short), by `id|updatedAt`. A plain dictionary:
-    /// an entry is removed as each finding is handled, which an ordered one does in time
+    /// incident (their handling was cut short), by dedupe key. A plain dictionary: an
+    /// entry is removed as each finding is handled, which an ordered one does in time
     /// proportional to its size (thousands under load); resuming orders them by `seq`.
-    /// Never let go of before it is handled.
+    /// Never let go of before it is handled or quarantined.
     public private(set) var unhandled: [String: Unhandled] = [:]
-    /// The open incident of each `playbook\0key`.
+    /// Findings quarantined before an incident was opened for them, by dedupe key, with
+    /// the reason and the finding's summary.
+    public private(set) var quarantinedFindings: OrderedDictionary<String, (reason: String, finding: JSONValue)> = [:]
+    /// The open incident of each `playbook\0key`, and the latest closed one.
     private var openByKey: [Digest: StoredID] = [:]
+    private var closedByKey: [Digest: StoredID] = [:]
     /// Playbook names by ordinal, and their ordinals.
     private var playbookNames: [String] = []
     private var playbookOrdinals: [String: Int32] = [:]
+    /// The highest seq `load(from:)` replayed: records after it are those appended since
+    /// (by this process, or by others: `Journal.foreignRecords`).
+    public private(set) var loadedThrough: Int64 = 0
 
     public struct Unhandled: Sendable {
         public var ref: RecordRef
@@ -139,6 +240,8 @@ public struct IncidentIndex: Sendable {
         public var playbooks: Set<String>
         /// The finding's evidence (its hash).
         public var evidence: String?
+        /// What records say about it.
+        public var finding: JSONValue = .null
     }
 
     public init(retention: Retention = .everything) {
@@ -179,6 +282,9 @@ public struct IncidentIndex: Sendable {
     /// Whether a finding received before (within the window) matched no playbook.
     public func unmatched(_ key: String) -> Bool { findings[Digest(key)]?.unmatched ?? false }
 
+    /// Whether a finding was quarantined before its incidents were opened.
+    public func quarantined(finding key: String) -> Bool { quarantinedFindings[key] != nil }
+
     /// Whether a playbook has already opened or attached an incident for this finding
     /// (within the window).
     public func playbook(_ name: String, handled key: String) -> Bool {
@@ -186,49 +292,103 @@ public struct IncidentIndex: Sendable {
         return findings[Digest(key)]?.handled.contains(ordinal) ?? false
     }
 
-    /// Whether an incident was ever opened (in full or finished).
+    /// Whether an incident was ever opened (in full or let go of).
     public func knows(incident id: String) -> Bool { incidents[id] != nil || finished[StoredID(id)] != nil }
 
     /// The open incident of a playbook with this key, if any.
-    public func open(playbook: String, key: String) -> String? {
-        guard let stored = openByKey[Digest(playbook: playbook, key: key)] else { return nil }
+    public func open(playbook: String, key: String, dryRun: Bool = false) -> String? {
+        guard let stored = openByKey[Self.keyDigest(playbook, key, dryRun: dryRun)] else { return nil }
         let id = stored.id
         if let incident = incidents[id] { return incident.isOpen ? id : nil }
-        return finished[stored]?.open == true ? id : nil
+        return finished[stored]?.closed == false ? id : nil
     }
 
-    /// Incidents not closed, by playbook, and the approvals pending.
-    public var openCounts: (byPlaybook: [String: Int], approvalsPending: Int) {
-        var open: [String: Int] = [:]
-        for (ordinal, count) in finishedOpen where count > 0 { open[playbookNames[Int(ordinal)]] = count }
-        var pending = 0
-        for incident in incidents.values where incident.isOpen {
-            open[incident.playbook, default: 0] += 1
-            if incident.pendingApproval != nil { pending += 1 }
+    /// The latest closed incident of a playbook with this key, if any.
+    public func lastClosed(playbook: String, key: String, dryRun: Bool = false) -> String? {
+        closedByKey[Self.keyDigest(playbook, key, dryRun: dryRun)]?.id
+    }
+
+    /// When the latest finding of an incident came (in full or let go of).
+    public func lastActivity(of id: String) -> Date? {
+        if let incident = incidents[id] { return Timestamp.parse(incident.lastActivity) }
+        return finished[StoredID(id)].map { Date(timeIntervalSince1970: Double($0.lastActivity)) }
+    }
+
+    /// Contained incidents not kept in full, with their playbook and latest finding: those
+    /// whose quiet period may pass (`.live`).
+    public var containedLetGo: [(id: String, playbook: String, lastActivity: Date)] {
+        finished.compactMap { stored, f in
+            guard f.state == .contained, !f.dryRun else { return nil }
+            return (stored.id, playbookNames[Int(f.playbook)], Date(timeIntervalSince1970: Double(f.lastActivity)))
         }
-        return (open, pending)
+    }
+
+    /// Incidents let go of whose evaluations are not all finished (a finding attached after
+    /// they were let go of, then a stop): they resume from the journal.
+    public var unfinishedLetGo: [String] {
+        finished.compactMap { stored, f in f.state == .open && !f.dryRun ? stored.id : nil }
+    }
+
+    /// Incidents by playbook and state (dry runs left out), the approvals pending and the
+    /// quarantined incidents and findings: what the metrics show.
+    public struct Counts: Sendable, Equatable {
+        public var byPlaybook: [String: [IncidentState: Int]] = [:]
+        public var approvalsPending = 0
+        public var quarantined = 0
+        public init() {}
+        /// Incidents in `state`, all playbooks together.
+        public func total(_ state: IncidentState) -> Int { byPlaybook.values.reduce(0) { $0 + ($1[state] ?? 0) } }
+    }
+
+    public var counts: Counts {
+        var counts = Counts()
+        for f in finished.values where !f.dryRun { counts.byPlaybook[playbookNames[Int(f.playbook)], default: [:]][f.state, default: 0] += 1 }
+        for incident in incidents.values where !incident.dryRun {
+            counts.byPlaybook[incident.playbook, default: [:]][incident.state, default: 0] += 1
+            if incident.pendingApproval != nil { counts.approvalsPending += 1 }
+            if incident.quarantine != nil { counts.quarantined += 1 }
+        }
+        counts.quarantined += quarantinedFindings.count
+        return counts
     }
 
     /// How many incidents and findings the index holds, in full and in part (benchmarks).
     public var sizes: (incidents: Int, finished: Int, findings: Int) { (incidents.count, finished.count, findings.count) }
 
-    public static func dedupeKey(id: String, updatedAt: String?) -> String { id + "|" + (updatedAt ?? "") }
+    public static func dedupeKey(id: String, updatedAt: String?, dryRun: Bool = false) -> String {
+        (dryRun ? "dry-run\u{0}" : "") + id + "|" + (updatedAt ?? "")
+    }
 
-    static func dedupeKey(_ summary: JSONValue?) -> String {
-        dedupeKey(id: summary?["id"]?.stringValue ?? "", updatedAt: summary?["updated_at"]?.stringValue)
+    /// The dedupe key of the finding a record is about (`data.finding`, and `data.dry_run`:
+    /// a dry run's findings are kept apart, so that they never suppress a real run).
+    static func dedupeKey(_ data: JSONValue) -> String {
+        let summary = data["finding"]
+        return dedupeKey(id: summary?["id"]?.stringValue ?? "", updatedAt: summary?["updated_at"]?.stringValue, dryRun: data["dry_run"] == .bool(true))
+    }
+
+    /// The digest of a playbook's incident key; a dry run's incidents have keys of their own.
+    static func keyDigest(_ playbook: String, _ key: String, dryRun: Bool) -> Digest {
+        Digest(playbook: dryRun ? "dry-run\u{0}" + playbook : playbook, key: key)
     }
 
     /// A playbook's name, shared with every incident of that playbook.
     private mutating func interned(_ name: String) -> String { playbookNames[Int(ordinal(name))] }
 
+    /// Takes an incident read in full from the journal (`load(incident:from:)`) in place of
+    /// what was kept of it (`.live`), so that it can run again.
+    public mutating func adopt(_ incident: Incident) {
+        finished.removeValue(forKey: StoredID(incident.id))
+        incidents[incident.id] = incident
+    }
+
     /// Applies a record. `ref` says where a record not yet written (`seq` 0) will be: for
-    /// `finding.received`, its own slot; for `incident.opened`, its finding's record when
-    /// `finding_seq` is set by the journal as it writes it.
+    /// `finding.received`, its own slot; for `incident.opened` and `finding.attached`, its
+    /// finding's record when `finding_seq` is set by the journal as it writes it.
     public mutating func apply(_ record: JournalRecord, ref: RecordRef? = nil) {
         let d = record.data
         switch record.kind {
         case RecordKind.findingReceived:
-            let key = Self.dedupeKey(d["finding"])
+            let key = Self.dedupeKey(d)
             let at: RecordRef = record.seq != 0 ? .seq(record.seq) : (ref ?? .seq(0))
             let matched = d["matched"]?.arrayValue
             let digest = Digest(key)
@@ -244,94 +404,130 @@ public struct IncidentIndex: Sendable {
                     !(playbookOrdinals[name].map(handled.contains) ?? false)
                 }
                 if !playbooks.isEmpty {
-                    unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first)
+                    unhandled[key] = Unhandled(ref: at, playbooks: playbooks, evidence: record.evidenceHashes.first, finding: d["finding"] ?? .null)
                 }
             }
             return
         case RecordKind.findingUnmatched:
-            updateFinding(Digest(Self.dedupeKey(d["finding"]))) { $0.unmatched = true }
+            updateFinding(Digest(Self.dedupeKey(d))) { $0.unmatched = true }
+            return
+        case RecordKind.findingQuarantined where record.incident == nil:
+            let key = Self.dedupeKey(d)
+            unhandled.removeValue(forKey: key)
+            quarantinedFindings[key] = (d["reason"]?.stringValue ?? "", d["finding"] ?? .null)
             return
         case RecordKind.incidentOpened:
             guard let id = record.incident else { return }
             let playbook = interned(d["playbook"]?.stringValue ?? "")
-            if d["playbook"]?.stringValue != nil { markHandled(playbook, Self.dedupeKey(d["finding"])) }
-            if let earlier = finished.removeValue(forKey: StoredID(id)), earlier.open { finishedOpen[earlier.playbook, default: 1] -= 1 }
-            openByKey[Digest(playbook: playbook, key: d["key"]?.stringValue ?? "")] = StoredID(id)
+            let dryRun = d["dry_run"] == .bool(true)
+            if d["playbook"]?.stringValue != nil { markHandled(playbook, Self.dedupeKey(d)) }
+            finished.removeValue(forKey: StoredID(id))
+            openByKey[Self.keyDigest(playbook, d["key"]?.stringValue ?? "", dryRun: dryRun)] = StoredID(id)
             var findingRef = ref
             if let seq = d["finding_seq"]?.numberValue?.intValue { findingRef = RecordRef.seq(Int64(seq)) }
-            incidents[id] = Incident(
+            var incident = Incident(
                 id: id, playbook: playbook, playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
                 status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
-                dryRun: d["dry_run"] == .bool(true), findingRef: findingRef,
-                finding: d["finding"] ?? .null)
+                dryRun: dryRun, findingRef: findingRef, finding: d["finding"] ?? .null)
+            incident.lastActivity = record.time
+            incident.follows = d["follows"]?.stringValue
+            if let findingRef { incident.roundFindings[1] = findingRef }
+            incidents[id] = incident
             return
         default:
             break
         }
         guard let id = record.incident else { return }
         guard let position = incidents.index(forKey: id) else {
-            applyFinished(record, d, id)
+            applyLetGo(record, d, id)
             return
         }
         let playbook = incidents.values[position].playbook
         let key = incidents.values[position].key
+        let dryRun = incidents.values[position].dryRun
         switch record.kind {
         case RecordKind.findingAttached:
-            markHandled(playbook, Self.dedupeKey(d["finding"]))
+            markHandled(playbook, Self.dedupeKey(d))
         case RecordKind.incidentClosed:
-            let digest = Digest(playbook: playbook, key: key)
+            let digest = Self.keyDigest(playbook, key, dryRun: dryRun)
             if openByKey[digest] == StoredID(id) { openByKey.removeValue(forKey: digest) }
+            closedByKey[digest] = StoredID(id)
         default:
             break
         }
         // Mutated in place (taking it out and writing it back would copy its steps).
-        Self.apply(record, d, to: &incidents.values[position])
+        Self.apply(record, d, to: &incidents.values[position], ref: ref)
         if case .live = retention {
             let incident = incidents.values[position]
-            if ["completed", "failed", "closed"].contains(incident.status) && incident.pendingApproval == nil {
+            if incident.state != .open && incident.pendingApproval == nil {
                 incidents.remove(at: position)
-                let ordinal = ordinal(playbook)
-                finished[StoredID(id)] = Finished(playbook: ordinal, key: Digest(playbook: playbook, key: key), open: incident.isOpen)
-                if incident.isOpen { finishedOpen[ordinal, default: 0] += 1 }
+                finished[StoredID(id)] = Finished(
+                    playbook: ordinal(playbook), key: Self.keyDigest(playbook, key, dryRun: dryRun), closed: incident.closure != nil,
+                    dryRun: dryRun, rounds: Int32(incident.rounds), completedRounds: Int32(incident.completedRounds),
+                    lastActivity: Int64(Timestamp.parse(incident.lastActivity)?.timeIntervalSince1970 ?? 0))
             }
         }
     }
 
-    /// A record of a finished incident let go of: only what attaches findings to it
-    /// and closes it matters.
-    private mutating func applyFinished(_ record: JournalRecord, _ d: JSONValue, _ id: String) {
+    /// A record of an incident let go of: only what attaches findings to it, finishes its
+    /// evaluations and closes it matters (the engine reads it in full to run it again).
+    private mutating func applyLetGo(_ record: JournalRecord, _ d: JSONValue, _ id: String) {
         let stored = StoredID(id)
-        guard let incident = finished[stored] else { return }
+        guard var incident = finished[stored] else { return }
         switch record.kind {
         case RecordKind.findingAttached:
-            markHandled(playbookNames[Int(incident.playbook)], Self.dedupeKey(d["finding"]))
-        case RecordKind.incidentClosed where incident.open:
-            finished[stored]?.open = false
-            finishedOpen[incident.playbook, default: 1] -= 1
+            markHandled(playbookNames[Int(incident.playbook)], Self.dedupeKey(d))
+            if let round = d["round"]?.numberValue?.intValue { incident.rounds = max(incident.rounds, Int32(clamping: round)) }
+            incident.lastActivity = Int64(Timestamp.parse(record.time)?.timeIntervalSince1970 ?? Double(incident.lastActivity))
+        case RecordKind.incidentCompleted:
+            incident.completedRounds = Int32(clamping: d["round"]?.numberValue?.intValue ?? Int(incident.rounds))
+        case RecordKind.incidentClosed where !incident.closed:
+            incident.closed = true
             if openByKey[incident.key] == stored { openByKey.removeValue(forKey: incident.key) }
+            closedByKey[incident.key] = stored
         default:
-            break
+            return
         }
+        finished[stored] = incident
     }
 
-    private static func apply(_ record: JournalRecord, _ d: JSONValue, to incident: inout Incident) {
+    private static func apply(_ record: JournalRecord, _ d: JSONValue, to incident: inout Incident, ref: RecordRef?) {
         let stepID = d["step"]?.stringValue ?? ""
+        let round = d["round"]?.numberValue?.intValue ?? 1
         func updateStep(_ body: (inout Step) -> Void) {
             var step = incident.steps[stepID] ?? Step(id: stepID, action: d["action"]?.stringValue ?? "", status: "planned", attempts: 0, evidence: [])
+            if round > step.round {
+                // The first record of a later evaluation of the step: its fields describe that one.
+                step = Step(id: stepID, action: step.action, status: "planned", attempts: 0, evidence: [], round: round, succeeded: step.succeeded)
+            }
             body(&step)
             incident.steps[stepID] = step
         }
         switch record.kind {
         case RecordKind.findingAttached:
             if let f = d["finding"]?["id"]?.stringValue { incident.findings.append(f) }
+            // Attachments of earlier versions carry no round: they evaluated nothing again.
+            if let attached = d["round"]?.numberValue?.intValue {
+                incident.rounds = max(incident.rounds, attached)
+                if let seq = d["finding_seq"]?.numberValue?.intValue {
+                    incident.roundFindings[attached] = .seq(Int64(seq))
+                } else if let ref {
+                    incident.roundFindings[attached] = ref
+                }
+                incident.lastActivity = record.time
+            }
         case RecordKind.stepPlanned:
-            updateStep { $0.status = "planned" }
+            updateStep {
+                $0.status = "planned"
+                $0.error = d["problems"]?.arrayValue?.compactMap(\.stringValue).joined(separator: "; ")
+            }
         case RecordKind.stepIntent:
             updateStep {
                 $0.status = "running"
                 $0.attempts = d["attempt"]?.numberValue?.intValue ?? $0.attempts + 1
                 $0.target = d["target"]?.stringValue ?? $0.target
+                if let pre = d["pre_state"], $0.preState == nil { $0.preState = pre }
             }
         case RecordKind.stepSucceeded:
             updateStep {
@@ -340,6 +536,7 @@ public struct IncidentIndex: Sendable {
                 $0.error = nil
                 $0.target = d["target"]?.stringValue ?? $0.target
                 $0.evidence = record.evidenceHashes
+                if let key = d["idempotency_key"]?.stringValue { $0.succeeded[key] = d["outputs"] ?? .null }
             }
         case RecordKind.stepFailed:
             updateStep {
@@ -355,28 +552,44 @@ public struct IncidentIndex: Sendable {
             }
         case RecordKind.approvalRequested:
             updateStep { $0.status = "awaiting-approval" }
-            incident.status = "awaiting-approval"
             incident.pendingApproval = stepID
+            incident.approvalRequestSeq = record.seq != 0 ? record.seq : nil
             incident.approvalRequestedAt = record.time
             incident.approvalTimeout = d["timeout"]?.stringValue
             incident.approvalOnTimeout = d["on_timeout"]?.stringValue
         case RecordKind.approvalDecided:
-            incident.pendingApproval = nil
-            incident.status = "running"
-            incident.approvals[stepID] = d["decision"]?.stringValue ?? "denied"
-            incident.approvalRequestedAt = nil
-            updateStep { $0.status = d["decision"]?.stringValue == "approved" ? "approved" : "denied" }
+            // Only the pending approval is decided (a decision names it by its request).
+            if incident.pendingApproval == stepID {
+                incident.pendingApproval = nil
+                incident.approvalRequestSeq = nil
+                incident.approvalRequestedAt = nil
+            }
+            updateStep {
+                let decision = d["decision"]?.stringValue ?? "denied"
+                $0.decision = decision
+                $0.status = decision == "approved" ? "approved" : "denied"
+            }
         case RecordKind.rollbackSucceeded:
-            updateStep { $0.status = "rolled-back" }
+            if incident.steps[stepID] != nil { incident.steps[stepID]?.status = "rolled-back" }
         case RecordKind.rollbackFailed:
-            updateStep { $0.error = "rollback failed: " + (d["error"]?.stringValue ?? "") }
+            if incident.steps[stepID] != nil { incident.steps[stepID]?.error = "rollback failed: " + (d["error"]?.stringValue ?? "") }
         case RecordKind.incidentCompleted:
-            incident.status = d["status"]?.stringValue ?? "completed"
+            let finishedRound = d["round"]?.numberValue?.intValue ?? incident.rounds
+            incident.completedRounds = max(incident.completedRounds, finishedRound)
+            for r in incident.roundFindings.keys where r <= finishedRound { incident.roundFindings.removeValue(forKey: r) }
+            incident.outcome = d["status"]?.stringValue ?? "completed"
         case RecordKind.incidentClosed:
-            incident.status = "closed"
+            incident.closure = Closure(time: record.time, by: d["by"]?.stringValue ?? record.actor, reason: d["reason"]?.stringValue)
+            // A close withdraws a pending approval: nobody decides it any more.
+            incident.pendingApproval = nil
+            incident.approvalRequestSeq = nil
+            incident.approvalRequestedAt = nil
+        case RecordKind.findingQuarantined:
+            incident.quarantine = d["reason"]?.stringValue ?? "quarantined"
         default:
-            break
+            return
         }
+        incident.refreshStatus()
     }
 
     /// Replays the records of one incident only: its state is built from them alone
@@ -397,6 +610,7 @@ public struct IncidentIndex: Sendable {
             for record in batch { index.apply(record) }
             guard let last = batch.last else { break }
             next = last.seq + 1
+            index.loadedThrough = last.seq
         }
         return index
     }

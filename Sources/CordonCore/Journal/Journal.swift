@@ -280,6 +280,8 @@ public enum RecordKind {
     public static let findingAttached = "finding.attached"
     public static let findingDuplicate = "finding.duplicate"
     public static let incidentOpened = "incident.opened"
+    /// Closed by a person (`cordon close`) or by the playbook's quiet period: later
+    /// findings with its key open a new incident.
     public static let incidentClosed = "incident.closed"
     /// Every step of the playbook has run (or the run stopped on a failure).
     public static let incidentCompleted = "incident.completed"
@@ -296,6 +298,9 @@ public enum RecordKind {
     public static let rollbackIntent = "rollback.intent"
     public static let rollbackSucceeded = "rollback.succeeded"
     public static let rollbackFailed = "rollback.failed"
+    /// A finding (or the incident it was being handled in) whose handling was in progress
+    /// during two crashes in a row: never taken up again automatically.
+    public static let findingQuarantined = "finding.quarantined"
 }
 
 /// RFC 3339 UTC timestamps with microseconds, as records carry them.

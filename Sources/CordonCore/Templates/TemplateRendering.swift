@@ -5,10 +5,17 @@ public struct TemplateContext: Sendable {
     public var root: JSONObject
     /// Looks a secret up by name (environment or file); nil when it is not set.
     public var secret: @Sendable (String) -> String?
+    /// What stands for a value missing from `root` that is not known yet (a dry run's
+    /// planned step has no outputs); nil: the path is missing.
+    public var notYetKnown: (@Sendable (TemplatePath) -> JSONValue?)?
 
-    public init(root: JSONObject, secret: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    public init(
+        root: JSONObject, secret: @escaping @Sendable (String) -> String? = { _ in nil },
+        notYetKnown: (@Sendable (TemplatePath) -> JSONValue?)? = nil
+    ) {
         self.root = root
         self.secret = secret
+        self.notYetKnown = notYetKnown
     }
 }
 
@@ -66,6 +73,7 @@ extension Template {
         } else {
             (value, missing) = Self.lookup(e.path, in: context.root)
         }
+        if value == nil, let placeholder = context.notYetKnown?(e.path) { value = placeholder }
         for filter in e.filters {
             if case .defaultValue(let fallback) = filter {
                 if value == nil || value == .null { value = fallback }

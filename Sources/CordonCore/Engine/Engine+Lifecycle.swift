@@ -1,0 +1,202 @@
+import Foundation
+
+/// An incident's lifecycle (open → contained → closed), taking up unfinished work after a
+/// stop, and quarantining what crashed the runner.
+extension Engine {
+    // MARK: - Reading incidents
+
+    /// An incident in full: from the index, or replayed from its records when the index
+    /// let go of it (contained or closed, in a runner's index).
+    public func incident(_ id: String) async throws -> IncidentIndex.Incident? {
+        if let incident = index.incidents[id] { return incident }
+        guard index.knows(incident: id) else { return nil }
+        return try await IncidentIndex.load(incident: id, from: journal)
+    }
+
+    /// Makes sure the index holds an incident in full (a runner's index lets go of
+    /// contained ones), reading it from the journal if need be.
+    func load(_ id: String) async throws {
+        guard index.incidents[id] == nil, index.knows(incident: id) else { return }
+        guard let full = try await IncidentIndex.load(incident: id, from: journal) else {
+            throw EngineError(message: "incident \(id) is in the index but not in the journal")
+        }
+        index.adopt(full)
+    }
+
+    /// Incidents by playbook and state, the approvals pending and what is quarantined.
+    public func counts() -> IncidentIndex.Counts { index.counts }
+
+    // MARK: - Closing
+
+    /// The claim of an incident's close: an incident is closed once.
+    static func closeClaim(_ id: String) -> String { "close:\(id)" }
+
+    /// Closes an incident (`cordon close`): later findings with its key open a new one that
+    /// follows it. A pending approval is withdrawn; steps still to run are not run. An
+    /// incident closed already stays as it was: the error names who closed it and when.
+    public func close(incident id: String, by person: String, reason: String?) async throws {
+        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        if let closure = incident.closure { throw EngineError(message: Self.alreadyClosed(id, closure)) }
+        var data: JSONObject = ["by": .string("user:\(person)")]
+        if let reason { data["reason"] = .string(reason) }
+        if let pending = incident.pendingApproval { data["withdrew_approval"] = .string(pending) }
+        var record = NewRecord(incident: id, kind: RecordKind.incidentClosed, actor: "user:\(person)", data: .object(data))
+        record.claim = Self.closeClaim(id)
+        do {
+            try await append(record)
+        } catch let conflict as JournalClaimConflict {
+            let d = conflict.existing.data
+            throw EngineError(message: Self.alreadyClosed(id, .init(time: conflict.existing.time, by: d["by"]?.stringValue ?? conflict.existing.actor, reason: d["reason"]?.stringValue)))
+        }
+    }
+
+    static func alreadyClosed(_ id: String, _ closure: IncidentIndex.Closure) -> String {
+        "incident \(id) was already closed by \(closure.by) at \(closure.time)\(closure.reason.map { ": \($0)" } ?? "")"
+    }
+
+    /// Closes an incident whose playbook's quiet period (`incident.close_after`) has passed
+    /// since its latest finding, if its steps have all finished; true when it is closed.
+    func closeIfQuiet(_ id: String, playbook: Playbook, now: Date? = nil) async throws -> Bool {
+        guard let quiet = playbook.incident.closeAfter, let last = index.lastActivity(of: id) else { return false }
+        let now = now ?? clock.now
+        guard now.timeIntervalSince(last) >= quiet.seconds else { return false }
+        if let incident = index.incidents[id], incident.state != .contained { return false }
+        var record = NewRecord(
+            incident: id, kind: RecordKind.incidentClosed, actor: actor,
+            data: [
+                "by": "quiet period", "quiet_period": .string(DurationParser.format(quiet)),
+                "reason": .string("no finding for \(DurationParser.format(quiet)) since \(Timestamp.string(last)) (incident.close_after)"),
+            ])
+        record.claim = Self.closeClaim(id)
+        do {
+            try await append(record)
+        } catch is JournalClaimConflict {
+            // Closed elsewhere meanwhile.
+            _ = try await follow()
+        }
+        return true
+    }
+
+    /// Closes every contained incident whose quiet period has passed (a runner's
+    /// housekeeping; drills as their virtual clock moves on). Returns those closed.
+    @discardableResult
+    public func closeQuietIncidents(now: Date? = nil) async throws -> [String] {
+        var candidates = index.incidents.values.filter { $0.state == .contained && !$0.dryRun }.map { ($0.id, $0.playbook) }
+        candidates += index.containedLetGo.map { ($0.id, $0.playbook) }
+        var closed: [String] = []
+        for (id, name) in candidates {
+            guard let playbook = playbooks.first(where: { $0.name == name }), playbook.incident.closeAfter != nil else { continue }
+            if try await closeIfQuiet(id, playbook: playbook, now: now) { closed.append(id) }
+        }
+        return closed
+    }
+
+    /// When the next quiet period ends (drills move their clock to it), if any.
+    public func nextQuietClose() -> Date? {
+        var next: Date?
+        for incident in index.incidents.values where incident.state == .contained && !incident.dryRun {
+            guard let quiet = playbooks.first(where: { $0.name == incident.playbook })?.incident.closeAfter,
+                let last = Timestamp.parse(incident.lastActivity)
+            else { continue }
+            let due = last.addingTimeInterval(quiet.seconds)
+            if next.map({ due < $0 }) ?? true { next = due }
+        }
+        return next
+    }
+
+    // MARK: - Unfinished work
+
+    /// What the last runner left unfinished (a crash, a kill, a shutdown cut short).
+    public struct Unfinished: Sendable {
+        /// Findings received whose incidents were not all opened, in the order received.
+        public var receipts: [Receipt]
+        /// Incidents whose evaluations were running.
+        public var incidents: [String]
+        public var isEmpty: Bool { receipts.isEmpty && incidents.isEmpty }
+        /// How a crash record names each of them (`CrashGuard`).
+        public var crashIDs: [String] { receipts.map { "f:" + $0.crashID } + incidents.map { "i:" + $0 } }
+    }
+
+    /// What `resume` would take up again (quarantined work left out).
+    public func unfinished() throws -> Unfinished {
+        var receipts: [Receipt] = []
+        for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
+            let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
+            guard !pending.isEmpty, let hash = entry.evidence else { continue }
+            let event = try JSONParser.parse(try evidence.load(hash, citedAt: entry.seq))
+            let finding = Finding(event: event, format: .eventBridge, origin: FindingOrigin(source: "journal seq \(entry.seq)"))
+            receipts.append(Receipt(finding: finding, dedupe: dedupe, received: entry.ref, pending: pending, duplicate: false))
+        }
+        let running = index.incidents.values.filter { $0.isRunnable && !$0.dryRun }.map(\.id)
+        return Unfinished(receipts: receipts, incidents: running + index.unfinishedLetGo)
+    }
+
+    /// Resumes every incident that was running when the last runner stopped (a crash or
+    /// kill): steps with a result are not run again; an intent without one is checked.
+    /// Returns the incidents opened or resumed.
+    @discardableResult
+    public func resumeUnfinished() async throws -> [String] {
+        try await resume(try unfinished())
+    }
+
+    /// Takes up `work` (`unfinished()`), `width` findings and incidents at a time: one
+    /// slow step never holds up the others. Safe to run beside new intake: openings and
+    /// runs are serialised by incident.
+    public nonisolated func resume(_ work: Unfinished, width: Int = 16) async throws -> [String] {
+        enum Item: Sendable {
+            case receipt(Receipt)
+            case incident(String)
+        }
+        let items = work.receipts.map(Item.receipt) + work.incidents.map(Item.incident)
+        return try await withThrowingTaskGroup(of: [String].self) { group in
+            var resumed: [String] = []
+            for (i, item) in items.enumerated() {
+                if i >= max(1, width), let done = try await group.next() { resumed += done }
+                group.addTask {
+                    switch item {
+                    case .receipt(let receipt): return try await self.handle(receipt).incidents
+                    case .incident(let id): return try await self.resume(incident: id) ? [id] : []
+                    }
+                }
+            }
+            for try await done in group { resumed += done }
+            return resumed
+        }
+    }
+
+    /// Runs a running incident's remaining steps; false when it is not (or no longer)
+    /// running.
+    private func resume(incident id: String) async throws -> Bool {
+        try await load(id)
+        guard let incident = index.incidents[id], incident.isRunnable, !incident.dryRun else { return false }
+        try await run(incident: id)
+        return true
+    }
+
+    // MARK: - Quarantine
+
+    /// Quarantines the unfinished work named by `crashIDs` (`Unfinished.crashIDs`): each
+    /// finding or incident gets `finding.quarantined` with `reason`, and is never taken
+    /// up again automatically. Returns what was quarantined, as the ids were given.
+    @discardableResult
+    public func quarantine(_ crashIDs: Set<String>, reason: String) async throws -> [String] {
+        guard !crashIDs.isEmpty else { return [] }
+        let work = try unfinished()
+        var done: [String] = []
+        for receipt in work.receipts where crashIDs.contains("f:" + receipt.crashID) {
+            var data = findingData(receipt.summary)
+            data["reason"] = .string(reason)
+            var record = NewRecord(kind: RecordKind.findingQuarantined, actor: actor, data: .object(data))
+            record = Self.referring(record, to: receipt.received)
+            try await append(record)
+            done.append("f:" + receipt.crashID)
+        }
+        for id in work.incidents where crashIDs.contains("i:" + id) {
+            try await load(id)
+            let finding = index.incidents[id]?.finding ?? .null
+            try await append(NewRecord(incident: id, kind: RecordKind.findingQuarantined, actor: actor, data: ["reason": .string(reason), "finding": finding]))
+            done.append("i:" + id)
+        }
+        return done
+    }
+}
