@@ -91,7 +91,6 @@ static void put_number(struct out *o, long value) {
 }
 
 static void on_fault(int signal, siginfo_t *info, void *context) {
-    (void)info;
     (void)context;
     if (crash_fd >= 0) {
         struct out o;
@@ -113,16 +112,27 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
         flush(&o);
         fsync(crash_fd);
     }
-    // Put the previous disposition back: returning re-runs the faulting instruction (or,
-    // for abort(), it raises again), which then goes where it would have gone without us.
+    if (info == NULL || info->si_code <= 0) {
+        // Sent by a process (kill, raise, abort): returning would re-run nothing. The
+        // default action ends the process now (a handler before ours, such as Swift's
+        // backtracer, might return and let it go on).
+        struct sigaction fallback;
+        memset(&fallback, 0, sizeof(fallback));
+        fallback.sa_handler = SIG_DFL;
+        sigemptyset(&fallback.sa_mask);
+        sigaction(signal, &fallback, NULL);
+        raise(signal);
+        return;
+    }
+    // A fault: put the previous disposition back; returning re-runs the faulting
+    // instruction, which then goes where it would have gone without us (Swift's backtracer
+    // reports it and ends the process).
     for (size_t k = 0; k < FAULT_SIGNAL_COUNT; k++) {
         if (fault_signals[k] == signal) {
             sigaction(signal, &previous_actions[k], NULL);
             break;
         }
     }
-    // A SIGABRT sent by another process would otherwise be survived now.
-    if (signal == SIGABRT) raise(signal);
 }
 
 int cordon_crash_install(const char *path) {

@@ -184,7 +184,8 @@ struct IncidentsCommand: AsyncParsableCommand {
         case .text:
             if index.incidents.isEmpty { print("no incidents") }
             for incident in index.incidents.values {
-                print("\(incident.id)  \(incident.openedAt)  \(stateText(incident).padding(toLength: 29, withPad: " ", startingAt: 0)) \(incident.playbook)  \(incident.title ?? incident.key)")
+                let state = stateText(incident)
+                print("\(incident.id)  \(incident.openedAt)  \(state)\(String(repeating: " ", count: max(1, 31 - state.count)))\(incident.playbook)  \(incident.title ?? incident.key)")
             }
             if !index.quarantinedFindings.isEmpty {
                 print("quarantined findings (never taken up again automatically):")

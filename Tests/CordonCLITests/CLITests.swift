@@ -7,7 +7,10 @@ struct CLI {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The built `cordon`, or the one `CORDON_TEST_EXECUTABLE` names (to run these tests
+    /// against another build, such as the one before a fix).
     static var executable: URL {
+        if let other = ProcessInfo.processInfo.environment["CORDON_TEST_EXECUTABLE"], !other.isEmpty { return URL(fileURLWithPath: other) }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         // On Linux the runner is <products>/CordonPackageTests.xctest; be tolerant of bundles.
         for _ in 0..<4 {

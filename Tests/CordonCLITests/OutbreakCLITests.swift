@@ -131,9 +131,10 @@ import Testing
 
         /// Incidents whose playbook has finished (read while a runner may be writing).
         func finished() async throws -> Int {
-            guard FileManager.default.fileExists(atPath: data + "/journal.sqlite") else { return 0 }
-            let journal = try SQLiteJournal(directory: DataDirectory(data), readOnly: true)
-            return try await IncidentIndex.load(from: journal).incidents.values.filter { ["completed", "failed"].contains($0.status) }.count
+            guard FileManager.default.fileExists(atPath: data + "/journal.sqlite"), let journal = try? SQLiteJournal(directory: DataDirectory(data), readOnly: true),
+                let index = try? await IncidentIndex.load(from: journal)
+            else { return 0 }
+            return index.incidents.values.filter { ["completed", "failed"].contains($0.status) }.count
         }
 
         func waitForFinished(_ n: Int, seconds: Double) async throws {
