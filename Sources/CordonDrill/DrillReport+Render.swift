@@ -30,6 +30,7 @@ extension DrillReport {
                 [
                     "id": .string(i.id), "playbook": .string(i.playbook), "key": .string(i.key), "title": .string(i.title), "status": .string(i.status),
                     "time_to_detect": i.timeToDetect.map(JSONValue.string) ?? .null, "time_to_contain": i.timeToContain.map(JSONValue.string) ?? .null,
+                    "time_to_close": i.timeToClose.map(JSONValue.string) ?? .null,
                     "steps": .array(i.steps.map { s in
                         ["id": .string(s.id), "action": .string(s.action), "status": .string(s.status), "attempts": .number(JSONNumber(s.attempts)), "error": s.error.map(JSONValue.string) ?? .null]
                     }),
@@ -60,7 +61,7 @@ extension DrillReport {
         if incidents.isEmpty { out.append("  none") }
         for i in incidents {
             out.append("  \(i.id)  \(i.status)  \(i.playbook)  \(i.title)")
-            out.append("      time to detect \(i.timeToDetect ?? "-"), time to contain \(i.timeToContain ?? "not contained")")
+            out.append("      time to detect \(i.timeToDetect ?? "-"), time to contain \(i.timeToContain ?? "not contained"), time to close \(i.timeToClose ?? "not closed")")
             for s in i.steps {
                 out.append("      \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")\(s.error.map { ": \($0)" } ?? "")")
             }
@@ -113,7 +114,7 @@ extension DrillReport {
         for i in incidents {
             out.append("### \(i.id) — \(Self.mdEscape(i.title))")
             out.append("")
-            out.append("Playbook `\(i.playbook)`, status **\(i.status)**, time to detect \(i.timeToDetect ?? "-"), time to contain \(i.timeToContain ?? "not contained").")
+            out.append("Playbook `\(i.playbook)`, status **\(i.status)**, time to detect \(i.timeToDetect ?? "-"), time to contain \(i.timeToContain ?? "not contained"), time to close \(i.timeToClose ?? "not closed").")
             out.append("")
             out.append("| step | action | status | attempts | error |")
             out.append("|---|---|---|---|---|")
@@ -156,7 +157,7 @@ extension DrillReport {
         for c in checks { out.append("<tr><td class=\"\(c.met ? "met" : "missed")\">\(c.met ? "met" : "missed")</td><td>\(Self.h(c.expectation))</td><td>\(Self.h(c.evidence))</td></tr>") }
         out.append("</table><h2>Incidents</h2>")
         for i in incidents {
-            out.append("<h3>\(Self.h(i.id)) — \(Self.h(i.title))</h3><p>Playbook <code>\(Self.h(i.playbook))</code>, status <b>\(Self.h(i.status))</b>, time to detect \(Self.h(i.timeToDetect ?? "-")), time to contain \(Self.h(i.timeToContain ?? "not contained")).</p>")
+            out.append("<h3>\(Self.h(i.id)) — \(Self.h(i.title))</h3><p>Playbook <code>\(Self.h(i.playbook))</code>, status <b>\(Self.h(i.status))</b>, time to detect \(Self.h(i.timeToDetect ?? "-")), time to contain \(Self.h(i.timeToContain ?? "not contained")), time to close \(Self.h(i.timeToClose ?? "not closed")).</p>")
             out.append("<table><tr><th>step</th><th>action</th><th>status</th><th>attempts</th><th>error</th></tr>")
             for s in i.steps { out.append("<tr><td>\(Self.h(s.id))</td><td><code>\(Self.h(s.action))</code></td><td>\(Self.h(s.status))</td><td>\(s.attempts)</td><td>\(Self.h(s.error ?? ""))</td></tr>") }
             out.append("</table>")

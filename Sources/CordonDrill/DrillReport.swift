@@ -29,6 +29,8 @@ public struct DrillReport: Sendable {
         public var status: String
         public var timeToDetect: String?
         public var timeToContain: String?
+        /// From the finding's creation to the incident's close (nil: open at the end).
+        public var timeToClose: String?
         public var steps: [(id: String, action: String, status: String, attempts: Int, error: String?)]
     }
 
@@ -132,7 +134,7 @@ public struct DrillReport: Sendable {
             let m = metrics[incident.id]
             incidents.append(.init(
                 id: incident.id, playbook: incident.playbook, key: incident.key, title: incident.title ?? incident.key, status: incident.status,
-                timeToDetect: m?.timeToDetect.map(duration), timeToContain: m?.timeToContain.map(duration),
+                timeToDetect: m?.timeToDetect.map(duration), timeToContain: m?.timeToContain.map(duration), timeToClose: m?.timeToClose.map(duration),
                 steps: incident.steps.values.map { ($0.id, $0.action, $0.status, $0.attempts, $0.error) }))
             for step in incident.steps.values {
                 if step.status == "failed" {

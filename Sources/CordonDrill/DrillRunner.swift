@@ -144,6 +144,15 @@ public struct DrillRunner: Sendable {
                 }
                 // Journaled as user:NAME (drill), so that no record of a drill passes for a real decision.
                 try await engine.decide(incident: incident.id, step: step, by: "\(by) (drill)", approve: approve, reason: reason)
+            case .close(let playbook, let key, let by, let reason):
+                try await log("drill.injected", ["injection": "close", "playbook": .string(playbook), "by": .string(by)])
+                let index = await engine.index
+                guard let incident = index.incidents.values.first(where: { $0.playbook == playbook && (key == nil || $0.key == key) && $0.isOpen }) else {
+                    notes.append(.init(at: offset(clock.now), kind: "gap", text: "\(by) wanted to close the incident of \(playbook), but none was open"))
+                    continue
+                }
+                // Journaled as user:NAME (drill), as decisions are.
+                try await engine.close(incident: incident.id, by: "\(by) (drill)", reason: reason)
             case .fault(let fault):
                 try await log("drill.injected", ["injection": "fault", "fault": .string(fault.description)])
                 if let simulated {
@@ -173,22 +182,25 @@ public struct DrillRunner: Sendable {
         return report
     }
 
-    /// Applies approval deadlines that fall before `date`, in order, then moves there.
+    /// Applies approval deadlines and quiet periods (`incident.close_after`) that fall
+    /// before `date`, in order, then moves there.
     static func advance(_ engine: Engine, _ clock: VirtualClock, to date: Date) async throws {
         while true {
             let index = await engine.index
-            var next: Date? = nil
+            var next: Date? = await engine.nextQuietClose()
             for incident in index.incidents.values where incident.status == "awaiting-approval" {
                 guard let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
                     let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
                 else { continue }
                 let deadline = requested.addingTimeInterval(timeout.seconds)
-                if deadline <= date, next.map({ deadline < $0 }) ?? true { next = deadline }
+                if next.map({ deadline < $0 }) ?? true { next = deadline }
             }
-            guard let next else { break }
+            guard let next, next <= date else { break }
             clock.advance(to: next)
-            let moved = try await engine.expireApprovals(now: max(next, clock.now))
-            if moved.isEmpty { break }
+            let now = max(next, clock.now)
+            let moved = try await engine.expireApprovals(now: now)
+            let closed = try await engine.closeQuietIncidents(now: now)
+            if moved.isEmpty && closed.isEmpty { break }
         }
         clock.advance(to: date)
     }

@@ -31,6 +31,8 @@ public struct Scenario: Sendable {
             /// A finding, created `detectedAfter` before it is delivered.
             case finding(finding: Finding, label: String, detectedAfter: Duration)
             case decision(playbook: String, key: String?, step: String, by: String, approve: Bool, reason: String?)
+            /// Someone closes the playbook's incident (`cordon close`).
+            case close(playbook: String, key: String?, by: String, reason: String?)
             case fault(Fault)
             /// A notification target (an integration, an integration action, `core.email`)
             /// that fails while down.
@@ -75,7 +77,7 @@ public struct Scenario: Sendable {
     /// `name` values the scenario format accepts.
     static let namePattern = "[a-z0-9][a-z0-9-]{0,63}"
     static let stepStatuses = ["succeeded", "failed", "skipped", "not_run", "awaiting_approval"]
-    static let incidentStatuses = ["completed", "failed", "awaiting-approval", "running"]
+    static let incidentStatuses = ["completed", "failed", "awaiting-approval", "running", "closed", "quarantined"]
     static let faultEffects = ["throttle", "access_denied", "outage", "timeout", "down"]
     static let notificationChannels = ["slack", "pagerduty", "teams", "opsgenie", "webhook", "email", "sns"]
 
@@ -112,6 +114,14 @@ public struct Scenario: Sendable {
                 ]), "deliver a finding"),
             .init("approve", decision, "approve a pending approval"),
             .init("deny", decision, "deny a pending approval"),
+            .init(
+                "close",
+                .object([
+                    .init("playbook", .string(), required: true, "the playbook whose incident is closed"),
+                    .init("key", .string(), "the incident key, when the playbook has several incidents"),
+                    .init("by", .string(), required: true, "who closes it (journaled as user:NAME)"),
+                    .init("reason", .string(), "why"),
+                ]), "close an incident, as `cordon close` does"),
             .init(
                 "fault",
                 .object([

@@ -106,7 +106,7 @@ public struct ScenarioLoader: Sendable {
             last = max(last, at)
             guard
                 let (kind, body) = single(
-                    item, of: ["finding", "approve", "deny", "fault"], none: "a timeline entry needs one of finding, approve, deny or fault",
+                    item, of: ["finding", "approve", "deny", "close", "fault"], none: "a timeline entry needs one of finding, approve, deny, close or fault",
                     several: { "a timeline entry holds one injection; found \($0): split it into entries with the same `at`" })
             else { continue }
             switch kind {
@@ -140,6 +140,11 @@ public struct ScenarioLoader: Sendable {
                     kind: .decision(
                         playbook: body["playbook"]?.string ?? "", key: body["key"]?.string, step: body["step"]?.string ?? "",
                         by: body["by"]?.string ?? "", approve: kind == "approve", reason: body["reason"]?.string),
+                    location: item.location))
+            case "close":
+                checkPlaybook(body["playbook"], step: nil)
+                timeline.append(.init(
+                    at: at, kind: .close(playbook: body["playbook"]?.string ?? "", key: body["key"]?.string, by: body["by"]?.string ?? "", reason: body["reason"]?.string),
                     location: item.location))
             default:
                 let effect = body["effect"]?.string ?? ""

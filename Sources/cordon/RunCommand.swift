@@ -36,8 +36,13 @@ struct RunCommand: AsyncParsableCommand {
             may share one queue directory (each with its own --data-dir); none processes a \
             file twice. New files are noticed at once (inotify), or within --poll-interval.
 
+            One runner per data directory: it holds DATA/runner.lock, takes in decisions made \
+            with `cordon approve` and closes made with `cordon close` within a second, and \
+            closes incidents whose playbook's quiet period passed.
+
             On start, incidents left unfinished by a crash (and findings journaled but not yet \
-            handled) are resumed. SIGTERM or SIGINT stops the sources (no more files claimed, \
+            handled) are resumed; what was in progress when the last two runs crashed is \
+            quarantined instead (see docs/engine.md). SIGTERM or SIGINT stops the sources (no more files claimed, \
             HTTP requests in progress answered, the SQS long poll abandoned), lets the incidents \
             in progress finish (at most --shutdown-timeout; what is cut short resumes on the \
             next start), writes a signed checkpoint and exits 0.

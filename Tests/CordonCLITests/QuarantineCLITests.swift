@@ -35,11 +35,12 @@ import Testing
         }
 
         /// A finding whose step waits `duration`.
-        func drop(_ id: String, duration: String) throws {
-            let text = #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"1","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"\#(duration)","severity":2,"updatedAt":"2026-03-01T10:00:00Z"}}"#
-            let tmp = queue.appendingPathComponent(".\(id).tmp")
+        func drop(_ id: String, duration: String, updatedAt: String = "2026-03-01T10:00:00Z") throws {
+            let text = #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"1","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"\#(duration)","severity":2,"updatedAt":"\#(updatedAt)"}}"#
+            let name = "\(id)-\(updatedAt.filter(\.isNumber))"
+            let tmp = queue.appendingPathComponent(".\(name).tmp")
             try text.write(to: tmp, atomically: true, encoding: .utf8)
-            try FileManager.default.moveItem(at: tmp, to: queue.appendingPathComponent("incoming/\(id).json"))
+            try FileManager.default.moveItem(at: tmp, to: queue.appendingPathComponent("incoming/\(name).json"))
         }
 
         func start() throws -> ListenCLITests.Runner {
@@ -114,6 +115,13 @@ import Testing
         #expect(status == 200)
         #expect(metrics.contains("cordon_quarantined 1"), "\(metrics)")
         #expect(metrics.contains(#"cordon_incidents{playbook="slow",state="contained"} 1"#), "\(metrics)")
+        // A newer version of the quarantined finding (same key): a new incident follows it.
+        try s.drop("f-poison", duration: "1ms", updatedAt: "2026-03-01T11:00:00Z")
+        let followDeadline = Date().addingTimeInterval(30)
+        while try await !s.incidents().contains(where: { $0.follows == incident && $0.state == .contained }) && Date() < followDeadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await s.incidents().contains { $0.follows == incident && $0.state == .contained }, "containment goes on for the key")
         #expect(await third.stop() == 0, "\(third.text)")
 
         // Never taken up again automatically: a fourth start resumes nothing.

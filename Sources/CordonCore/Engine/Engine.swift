@@ -453,8 +453,12 @@ public actor Engine {
         // This finding opened it: delivered again after the dedupe window let go of it
         // (a runner's index keeps every incident's id, not every finding's key).
         if index.knows(incident: incidentID) { return .elsewhere }
+        var quarantined: String?
         if let open = index.open(playbook: playbook.name, key: key, dryRun: dryRun) {
-            if try await !closeIfQuiet(open, playbook: playbook) {
+            // A quarantined incident runs nothing more: the finding opens one that follows it.
+            if index.incidents[open]?.quarantine != nil {
+                quarantined = open
+            } else if try await !closeIfQuiet(open, playbook: playbook) {
                 try await load(open)
                 guard let incident = index.incidents[open] else { throw EngineError(message: "incident \(open) is not in the journal") }
                 let round = incident.rounds + 1
@@ -471,7 +475,7 @@ public actor Engine {
             "playbook": .string(playbook.name), "playbook_version": .number(JSONNumber(playbook.version)), "key": .string(key),
             "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null, "finding": receipt.summary, "dry_run": .bool(dryRun),
         ]
-        if let closed = index.lastClosed(playbook: playbook.name, key: key, dryRun: dryRun) { data["follows"] = .string(closed) }
+        if let follows = quarantined ?? index.lastClosed(playbook: playbook.name, key: key, dryRun: dryRun) { data["follows"] = .string(follows) }
         open(Self.referring(NewRecord(incident: incidentID, kind: RecordKind.incidentOpened, actor: actor, data: .object(data)), to: receipt.received), finding: receipt.received)
         return .placed(incident: incidentID, round: 1)
     }

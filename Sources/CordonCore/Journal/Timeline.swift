@@ -89,7 +89,7 @@ public struct Timeline: Sendable {
                 if metrics.received == nil { metrics.received = Timestamp.parse(record.time) }
             case RecordKind.findingAttached:
                 what = "Finding attached: \(d["finding"]?["id"]?.stringValue ?? "")"
-                outcome = "attached"
+                outcome = d["round"].map { "attached: the playbook evaluates again (evaluation \(JSONWriter.string($0)))" } ?? "attached"
             case RecordKind.findingDuplicate:
                 what = "Duplicate finding ignored"
                 outcome = "duplicate"
@@ -144,9 +144,12 @@ public struct Timeline: Sendable {
                 if record.kind == RecordKind.rollbackFailed { outcome += ": " + (d["error"]?.stringValue ?? "") }
             case RecordKind.incidentClosed:
                 phase = .postIncident
-                what = "Incident closed"
+                what = "Incident closed" + (d["by"]?.stringValue.map { " by \($0)" } ?? "") + (d["reason"]?.stringValue.map { ": \($0)" } ?? "")
                 outcome = d["status"]?.stringValue ?? "closed"
                 metrics.closed = Timestamp.parse(record.time)
+            case RecordKind.findingQuarantined:
+                what = "Quarantined: " + (d["reason"]?.stringValue ?? "")
+                outcome = "quarantined"
             default:
                 what = record.kind
             }
