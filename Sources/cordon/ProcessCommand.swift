@@ -27,7 +27,7 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 func openEngine(
     _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
     actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .live(findings: IncidentIndex.Retention.defaultWindow),
-    wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
+    followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
@@ -42,7 +42,8 @@ func openEngine(
     }
     let engine = Engine(
         config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
-        dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention), actionsInFlight: actionsInFlight)
+        dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention), actionsInFlight: actionsInFlight,
+        followsBetweenSteps: followsBetweenSteps)
     return (journal, engine)
 }
 

@@ -166,7 +166,9 @@ struct RunCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let metrics = ServerMetrics()
         let (journal, engine) = try await openEngine(
-            loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow), wrapJournal: { MetricsJournal($0, metrics: metrics) })
+            loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow),
+            // The runner follows the journal on its own schedule (JournalFollowerService).
+            followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) })
         let crashes = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()

@@ -79,7 +79,7 @@ extension Engine {
                 try await append(record)
             } catch is JournalClaimConflict {
                 // Decided elsewhere a moment ago: that decision stands.
-                _ = try await follow()
+                try await takeIn()
             }
             try await run(incident: incident.id)
             moved.append(incident.id)
@@ -92,17 +92,27 @@ extension Engine {
     /// caller to run. A runner calls it about four times a second, so that a decision made
     /// with `cordon approve` reaches it within a second.
     public func follow() async throws -> [String] {
-        var runnable: [String] = []
+        try await takeIn()
+        defer { runnableFromElsewhere = [] }
+        return runnableFromElsewhere
+    }
+
+    /// Applies what other processes journaled since the cursor (one caller at a time, so
+    /// that nothing is applied twice); incidents a decision among it lets run on wait in
+    /// `runnableFromElsewhere` for the next `follow`.
+    func takeIn() async throws {
+        await acquire("follow")
+        defer { release("follow") }
         while true {
             let (records, through) = try await journal.foreignRecords(after: followCursor, limit: 1_000)
             for record in records {
                 index.apply(record)
-                if record.kind == RecordKind.approvalDecided, let id = record.incident, index.incidents[id]?.isRunnable == true, !runnable.contains(id) {
-                    runnable.append(id)
+                if record.kind == RecordKind.approvalDecided, let id = record.incident, index.incidents[id]?.isRunnable == true, !runnableFromElsewhere.contains(id) {
+                    runnableFromElsewhere.append(id)
                 }
             }
             followCursor = max(followCursor, through)
-            if records.count < 1_000 { return runnable }
+            if records.count < 1_000 { return }
         }
     }
 }

@@ -16,17 +16,26 @@ extension Engine {
     /// Makes sure the index holds an incident in full (a runner's index lets go of
     /// contained ones), reading it from the journal if need be.
     func load(_ id: String) async throws {
-        guard index.incidents[id] == nil, index.knows(incident: id) else { return }
-        guard let full = try await IncidentIndex.load(incident: id, from: journal) else {
-            throw EngineError(message: "incident \(id) is in the index but not in the journal")
+        while index.incidents[id] == nil, index.knows(incident: id) {
+            let before = index.changes(ofLetGo: id)
+            guard let full = try await IncidentIndex.load(incident: id, from: journal) else {
+                throw EngineError(message: "incident \(id) is in the index but not in the journal")
+            }
+            // Read again if a record of it was applied meanwhile (it may be missing from
+            // this reading), or if another task read it first.
+            guard index.incidents[id] == nil, index.changes(ofLetGo: id) == before else { continue }
+            index.adopt(full)
         }
-        index.adopt(full)
     }
 
     /// Incidents by playbook and state, the approvals pending and what is quarantined.
     public func counts() -> IncidentIndex.Counts { index.counts }
 
     // MARK: - Closing
+
+    /// Held while a finding is attached to an incident, and while its quiet period is
+    /// checked: a finding never attaches to an incident its quiet period is closing.
+    static func attachLock(_ id: String) -> String { "attach\u{0}" + id }
 
     /// The claim of an incident's close: an incident is closed once.
     static func closeClaim(_ id: String) -> String { "close:\(id)" }
@@ -56,11 +65,11 @@ extension Engine {
 
     /// Closes an incident whose playbook's quiet period (`incident.close_after`) has passed
     /// since its latest finding, if its steps have all finished; true when it is closed.
+    /// Called with the incident's attach lock held (`attachLock`).
     func closeIfQuiet(_ id: String, playbook: Playbook, now: Date? = nil) async throws -> Bool {
         guard let quiet = playbook.incident.closeAfter, let last = index.lastActivity(of: id) else { return false }
         let now = now ?? clock.now
-        guard now.timeIntervalSince(last) >= quiet.seconds else { return false }
-        if let incident = index.incidents[id], incident.state != .contained { return false }
+        guard now.timeIntervalSince(last) >= quiet.seconds, index.state(of: id) == .contained else { return false }
         var record = NewRecord(
             incident: id, kind: RecordKind.incidentClosed, actor: actor,
             data: [
@@ -72,7 +81,7 @@ extension Engine {
             try await append(record)
         } catch is JournalClaimConflict {
             // Closed elsewhere meanwhile.
-            _ = try await follow()
+            try await takeIn()
         }
         return true
     }
@@ -86,6 +95,8 @@ extension Engine {
         var closed: [String] = []
         for (id, name) in candidates {
             guard let playbook = playbooks.first(where: { $0.name == name }), playbook.incident.closeAfter != nil else { continue }
+            await acquire(Self.attachLock(id))
+            defer { release(Self.attachLock(id)) }
             if try await closeIfQuiet(id, playbook: playbook, now: now) { closed.append(id) }
         }
         return closed
@@ -121,6 +132,8 @@ extension Engine {
     public func unfinished() throws -> Unfinished {
         var receipts: [Receipt] = []
         for (dedupe, entry) in index.unhandled.sorted(by: { $0.value.seq < $1.value.seq }) {
+            // A dry run's findings are taken up by a dry run only (and a real run's by a real one).
+            guard IncidentIndex.isDryRun(dedupe) == dryRun else { continue }
             let pending = playbooks.indices.filter { entry.playbooks.contains(playbooks[$0].name) }
             guard !pending.isEmpty, let hash = entry.evidence else { continue }
             let event = try JSONParser.parse(try evidence.load(hash, citedAt: entry.seq))

@@ -34,10 +34,15 @@ extension Engine {
         defer { release("run\u{0}" + id) }
         let records = try await journal.records(incident: id)
         var units = Self.rollbackUnits(records)
-        // Rolled back before: by run (idempotency key), or by step in journals of earlier versions.
+        // Rolled back since the run began: by its idempotency key (a run with the same key
+        // begun after that rollback, in a later evaluation, is a run of its own), or by
+        // step in journals of earlier versions.
         let undone = records.filter { $0.kind == RecordKind.rollbackSucceeded }
-        let undoneKeys = Set(undone.compactMap { $0.data["idempotency_key"]?.stringValue })
-        let undoneSteps = Set(undone.filter { $0.data["idempotency_key"] == nil }.compactMap { $0.data["step"]?.stringValue })
+        func rolledBack(_ unit: RollbackUnit) -> Bool {
+            undone.contains { r in
+                r.seq > unit.firstSeq && (r.data["idempotency_key"]?.stringValue.map { $0 == unit.key } ?? (r.data["step"]?.stringValue == unit.step))
+            }
+        }
         if let only {
             guard incident.steps[only] != nil else { throw EngineError(message: "incident \(id) has no step \(only)") }
             units = units.filter { $0.step == only }
@@ -47,7 +52,7 @@ extension Engine {
         var results: [RollbackResult] = []
         for unit in units.sorted(by: { $0.firstSeq > $1.firstSeq }) {
             let target = unit.target?.stringValue
-            if undoneKeys.contains(unit.key) || undoneSteps.contains(unit.step) {
+            if rolledBack(unit) {
                 results.append(RollbackResult(step: unit.step, status: "already rolled back", target: target))
                 continue
             }
@@ -90,8 +95,14 @@ extension Engine {
     /// change, which a retry after a partial change reads from the resource's tags).
     static func rollbackUnits(_ records: [JournalRecord]) -> [RollbackUnit] {
         var units: OrderedDictionary<String, RollbackUnit> = [:]
-        for record in records where record.kind == RecordKind.stepIntent || record.kind == RecordKind.stepSucceeded {
+        for record in records {
             let d = record.data
+            // A rollback ends a run: the key's next intent begins another.
+            if record.kind == RecordKind.rollbackSucceeded, let key = d["idempotency_key"]?.stringValue, let unit = units.removeValue(forKey: key) {
+                units["\(key)@\(unit.firstSeq)"] = unit
+                continue
+            }
+            guard record.kind == RecordKind.stepIntent || record.kind == RecordKind.stepSucceeded else { continue }
             guard let pre = d["pre_state"], pre != .null, let step = d["step"]?.stringValue else { continue }
             // Journals of earlier versions have no key on some records: the step and seq name the run.
             let key = d["idempotency_key"]?.stringValue ?? "\(step)@\(record.seq)"
@@ -101,7 +112,7 @@ extension Engine {
                 units[key] = unit
             } else {
                 units[key] = RollbackUnit(
-                    step: step, action: d["action"]?.stringValue ?? "", key: key, inputs: d["inputs"]?.objectValue ?? [:], target: d["target"], preState: pre,
+                    step: step, action: d["action"]?.stringValue ?? "", key: d["idempotency_key"]?.stringValue ?? key, inputs: d["inputs"]?.objectValue ?? [:], target: d["target"], preState: pre,
                     firstSeq: record.seq)
             }
         }

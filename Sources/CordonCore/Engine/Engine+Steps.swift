@@ -32,6 +32,7 @@ extension Engine {
         let roundField = JSONValue.number(JSONNumber(round))
         var failed = false
         for step in playbook.steps {
+            if followsBetweenSteps { try await takeIn() }
             guard let current = index.incidents[id], current.closure == nil, current.quarantine == nil else { return false }
             let base: JSONObject = ["step": .string(step.id), "action": .string(step.action), "round": roundField]
             func skip(_ reason: String) {
@@ -90,7 +91,7 @@ extension Engine {
                 try await append(NewRecord(incident: id, kind: RecordKind.approvalRequested, actor: actor, data: .object(data)))
                 return false
             }
-            let ok = try await execute(step, prepared, incident: id)
+            let ok = try await execute(step, prepared, incident: id, round: round)
             if !ok && step.onError == .abort { failed = true }
         }
         record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(failed ? "failed" : "completed"), "round": roundField]))
@@ -168,7 +169,7 @@ extension Engine {
     /// Runs a prepared step with its retries; true when it succeeded. A reversible action
     /// first captures the state it may change, journaled with its first intent, so that
     /// `cordon rollback` can restore it whatever happens next (a failure, a crash).
-    func execute(_ step: Playbook.Step, _ prepared: PreparedStep, incident id: String) async throws -> Bool {
+    func execute(_ step: Playbook.Step, _ prepared: PreparedStep, incident id: String, round: Int) async throws -> Bool {
         let base = prepared.fields
         if dryRun {
             var planned = base
@@ -186,7 +187,9 @@ extension Engine {
         guard let current = index.incidents[id] else { return false }
         let request = ActionRequest(
             action: step.action, inputs: prepared.inputs, idempotencyKey: prepared.key, incident: current.json, evidence: evidence, secrets: secrets)
-        let existing = current.steps[step.id]
+        // What this evaluation journaled of the step already (an earlier one's pre-state and
+        // attempts are not this run's).
+        let existing = current.steps[step.id].flatMap { $0.round == round ? $0 : nil }
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
         if existing?.status == "running", action.checkable {
@@ -291,7 +294,11 @@ extension Engine {
 
     /// The event of the finding an evaluation is for (from the evidence store).
     func event(of incident: IncidentIndex.Incident, round: Int) async throws -> JSONValue {
-        guard let seq = (incident.roundFindings[round] ?? (round == 1 ? incident.findingRef : nil))?.seq,
+        let ref = incident.roundFindings[round] ?? (round == 1 ? incident.findingRef : nil)
+        // A finding whose record is queued but not yet written (intake hands findings over
+        // before their commit): once what was queued is durable, its slot has its seq.
+        if let ref, ref.seq == nil { try await journal.durable() }
+        guard let seq = ref?.seq,
             let record = try await journal.records(from: seq, limit: 1).first, record.seq == seq, let hash = record.evidenceHashes.first
         else { throw EngineError(message: "cannot find the finding of evaluation \(round) of \(incident.id)") }
         return try JSONParser.parse(try evidence.load(hash, citedAt: seq))

@@ -35,6 +35,13 @@ public actor Engine {
     /// The journal's seq up to which records other processes appended have been taken in
     /// (`follow`): from the end of the replay the index was built from.
     var followCursor: Int64
+    /// Incidents a decision taken in from elsewhere let run on, not yet handed to the
+    /// caller of `follow`.
+    var runnableFromElsewhere: [String] = []
+    /// Whether runs take in what other processes journaled before each step (a command
+    /// that runs incidents without following the journal otherwise, such as `cordon
+    /// process`: a `cordon close` meanwhile stops the incident at the next step).
+    let followsBetweenSteps: Bool
 
     /// What happened to one finding.
     public struct Outcome: Sendable {
@@ -46,8 +53,9 @@ public actor Engine {
     public init(
         config: LoadedConfig, actions: [String: any Action], journal: any Journal, evidence: any EvidenceSink,
         secrets: SecretStore, actor: String, dryRun: Bool = false, index: IncidentIndex = IncidentIndex(),
-        clock: any CordonClock = SystemClock(), jitter: JitterSource = .system, actionsInFlight: Int? = nil
+        clock: any CordonClock = SystemClock(), jitter: JitterSource = .system, actionsInFlight: Int? = nil, followsBetweenSteps: Bool = false
     ) {
+        self.followsBetweenSteps = followsBetweenSteps
         self.config = config
         self.playbooks = config.playbooks.sorted { $0.name < $1.name }
         self.triggers = PatternSet(playbooks.map(\.trigger))
@@ -455,17 +463,23 @@ public actor Engine {
         if index.knows(incident: incidentID) { return .elsewhere }
         var quarantined: String?
         if let open = index.open(playbook: playbook.name, key: key, dryRun: dryRun) {
+            await acquire(Self.attachLock(open))
+            defer { release(Self.attachLock(open)) }
             // A quarantined incident runs nothing more: the finding opens one that follows it.
             if index.incidents[open]?.quarantine != nil {
                 quarantined = open
             } else if try await !closeIfQuiet(open, playbook: playbook) {
                 try await load(open)
-                guard let incident = index.incidents[open] else { throw EngineError(message: "incident \(open) is not in the journal") }
-                let round = incident.rounds + 1
-                var data = findingData(receipt.summary)
-                data["round"] = .number(JSONNumber(round))
-                record(Self.referring(NewRecord(incident: open, kind: RecordKind.findingAttached, actor: actor, data: .object(data)), to: receipt.received), ref: receipt.received)
-                return .placed(incident: open, round: round)
+                // Still open after the reading (a close journaled elsewhere may have come in).
+                if let incident = index.incidents[open], incident.isOpen {
+                    let round = incident.rounds + 1
+                    var data = findingData(receipt.summary)
+                    data["round"] = .number(JSONNumber(round))
+                    record(
+                        Self.referring(NewRecord(incident: open, kind: RecordKind.findingAttached, actor: actor, data: .object(data)), to: receipt.received),
+                        ref: receipt.received)
+                    return .placed(incident: open, round: round)
+                }
             }
         }
         let eventRoot = receipt.finding.event.objectValue ?? [:]

@@ -195,6 +195,9 @@ public struct IncidentIndex: Sendable {
         var completedRounds: Int32
         /// When its latest finding came, in seconds since 1970.
         var lastActivity: Int64
+        /// Records applied to it since it was let go of: a reading of it in full from the
+        /// journal that began before one of them is out of date (`changes(ofLetGo:)`).
+        var changes: UInt32 = 0
         var state: IncidentState { closed ? .closed : completedRounds < rounds ? .open : .contained }
     }
     private var finished: [StoredID: Finished] = [:]
@@ -308,6 +311,15 @@ public struct IncidentIndex: Sendable {
         closedByKey[Self.keyDigest(playbook, key, dryRun: dryRun)]?.id
     }
 
+    /// An incident's state, in full or let go of.
+    public func state(of id: String) -> IncidentState? {
+        incidents[id]?.state ?? finished[StoredID(id)]?.state
+    }
+
+    /// How many records were applied to an incident since it was let go of (nil: it is
+    /// kept in full, or unknown).
+    public func changes(ofLetGo id: String) -> UInt32? { finished[StoredID(id)]?.changes }
+
     /// When the latest finding of an incident came (in full or let go of).
     public func lastActivity(of id: String) -> Date? {
         if let incident = incidents[id] { return Timestamp.parse(incident.lastActivity) }
@@ -356,8 +368,13 @@ public struct IncidentIndex: Sendable {
     public var sizes: (incidents: Int, finished: Int, findings: Int) { (incidents.count, finished.count, findings.count) }
 
     public static func dedupeKey(id: String, updatedAt: String?, dryRun: Bool = false) -> String {
-        (dryRun ? "dry-run\u{0}" : "") + id + "|" + (updatedAt ?? "")
+        (dryRun ? dryRunPrefix : "") + id + "|" + (updatedAt ?? "")
     }
+
+    static let dryRunPrefix = "dry-run\u{0}"
+
+    /// Whether a dedupe key is a dry run's.
+    public static func isDryRun(_ dedupeKey: String) -> Bool { dedupeKey.hasPrefix(dryRunPrefix) }
 
     /// The dedupe key of the finding a record is about (`data.finding`, and `data.dry_run`:
     /// a dry run's findings are kept apart, so that they never suppress a real run).
@@ -368,7 +385,7 @@ public struct IncidentIndex: Sendable {
 
     /// The digest of a playbook's incident key; a dry run's incidents have keys of their own.
     static func keyDigest(_ playbook: String, _ key: String, dryRun: Bool) -> Digest {
-        Digest(playbook: dryRun ? "dry-run\u{0}" + playbook : playbook, key: key)
+        Digest(playbook: dryRun ? dryRunPrefix + playbook : playbook, key: key)
     }
 
     /// A playbook's name, shared with every incident of that playbook.
@@ -475,6 +492,8 @@ public struct IncidentIndex: Sendable {
     private mutating func applyLetGo(_ record: JournalRecord, _ d: JSONValue, _ id: String) {
         let stored = StoredID(id)
         guard var incident = finished[stored] else { return }
+        incident.changes &+= 1
+        finished[stored] = incident
         switch record.kind {
         case RecordKind.findingAttached:
             markHandled(playbookNames[Int(incident.playbook)], Self.dedupeKey(d))
@@ -570,7 +589,15 @@ public struct IncidentIndex: Sendable {
                 $0.status = decision == "approved" ? "approved" : "denied"
             }
         case RecordKind.rollbackSucceeded:
-            if incident.steps[stepID] != nil { incident.steps[stepID]?.status = "rolled-back" }
+            if incident.steps[stepID] != nil {
+                incident.steps[stepID]?.status = "rolled-back"
+                // Undone: a later evaluation with the same inputs runs the step again.
+                if let key = d["idempotency_key"]?.stringValue {
+                    incident.steps[stepID]?.succeeded.removeValue(forKey: key)
+                } else {
+                    incident.steps[stepID]?.succeeded.removeAll()
+                }
+            }
         case RecordKind.rollbackFailed:
             if incident.steps[stepID] != nil { incident.steps[stepID]?.error = "rollback failed: " + (d["error"]?.stringValue ?? "") }
         case RecordKind.incidentCompleted:
