@@ -251,3 +251,50 @@ final class PartialIsolateAction: ReversibleAction, Sendable {
         #expect(log.runs().count == 5)
     }
 }
+
+@Suite struct RollbackAcrossEvaluationsTests {
+    static let playbook = """
+        name: demo
+        version: 1
+        description: test
+        trigger: {source: [aws.guardduty]}
+        incident: {key: host}
+        steps:
+          - id: isolate
+            action: test.record
+            with: {target: "{{ detail.resource.instanceDetails.instanceId }}"}
+        """
+
+    static func finding(_ id: String, instance: String) -> Finding {
+        let text = #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"1","time":"2026-03-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"X","severity":8,"updatedAt":"2026-03-01T10:00:00Z","resource":{"instanceDetails":{"instanceId":"\#(instance)"}}}}"#
+        return FindingDecoder().decode(Array(text.utf8), source: "test").findings[0]
+    }
+
+    /// Rolled back, a step is no longer done: the next finding with the same inputs
+    /// contains again, and that run rolls back on its own.
+    @Test func aRolledBackStepRunsAgainForTheNextFinding() async throws {
+        let h = try EngineHarness(playbook: Self.playbook)
+        let action = IsolateAction()
+        let engine = try await h.engine(["test.record": action], retention: .live(findings: 1_000))
+        let id = try #require(try await engine.process([Self.finding("f1", instance: "i-1")]).first?.incidents.first)
+        #expect(try await engine.rollback(incident: id).map(\.status) == ["rolled back"])
+        #expect(action.state.withLock { $0["i-1"] } == "open")
+        _ = try await engine.process([Self.finding("f2", instance: "i-1")])
+        #expect(action.state.withLock { $0["i-1"] } == "isolated", "contained again")
+        let again = try await engine.rollback(incident: id)
+        #expect(again.map(\.status).sorted() == ["already rolled back", "rolled back"])
+        #expect(action.state.withLock { $0["i-1"] } == "open")
+    }
+
+    /// Each evaluation captures the state of what it acts on, not an earlier one's.
+    @Test func eachEvaluationCapturesItsOwnPreState() async throws {
+        let h = try EngineHarness(playbook: Self.playbook)
+        let first = IsolateAction()
+        first.state.withLock { $0["i-2"] = "quarantined-by-hand" }
+        let engine = try await h.engine(["test.record": first])
+        let id = try #require(try await engine.process([Self.finding("f1", instance: "i-1")]).first?.incidents.first)
+        _ = try await engine.process([Self.finding("f2", instance: "i-2")])
+        let intents = try await h.records(id).filter { $0.kind == RecordKind.stepIntent }
+        #expect(intents.map { $0.data["pre_state"] } == [["state": "open"], ["state": "quarantined-by-hand"]])
+    }
+}
