@@ -76,6 +76,11 @@ public struct CrashLog: Sendable {
         return (items, reason)
     }
 
+    /// What was in progress when the last run crashed (empty when it did not).
+    public func inProgressAtLastCrash() -> Set<String> {
+        Set(runs().last?.crash?.items ?? [])
+    }
+
     /// Records the start of this run and installs the crash handler.
     public func begin() throws {
         try append("start \(getpid()) \(Timestamp.string(Date()))\n")

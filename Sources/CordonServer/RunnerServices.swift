@@ -72,25 +72,28 @@ public struct HandlerPoolService: Service {
 public struct ResumeService: Service {
     public let engine: Engine
     public let work: Engine.Unfinished
+    /// What was in progress at the last crash, taken up one at a time (`Engine.resume`).
+    public let oneAtATime: Set<String>
     let log: @Sendable (String) -> Void
     let onCancelled: @Sendable () -> Void
 
     public init(
-        engine: Engine, work: Engine.Unfinished, log: @escaping @Sendable (String) -> Void = { _ in },
+        engine: Engine, work: Engine.Unfinished, oneAtATime: Set<String> = [], log: @escaping @Sendable (String) -> Void = { _ in },
         onCancelled: @escaping @Sendable () -> Void = {}
     ) {
         self.engine = engine
         self.work = work
+        self.oneAtATime = oneAtATime
         self.log = log
         self.onCancelled = onCancelled
     }
 
     public func run() async throws {
         guard !work.isEmpty else { return }
-        let (engine, work) = (self.engine, self.work)
+        let (engine, work, oneAtATime) = (self.engine, self.work, self.oneAtATime)
         do {
             let resumed = try await withTaskCancellationHandler {
-                try await engine.resume(work)
+                try await engine.resume(work, oneAtATime: oneAtATime)
             } onCancel: {
                 onCancelled()
             }

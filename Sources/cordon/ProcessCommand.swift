@@ -49,8 +49,10 @@ func openEngine(
 
 /// Quarantines what was in progress when the last two runs on the data directory
 /// crashed, then records this run's start and installs the crash handler (`CrashLog`).
-func beginRun(_ engine: Engine, _ data: DataOptions) async throws -> CrashLog {
+/// Returns the log and what was in progress at the last crash (to take up one at a time).
+func beginRun(_ engine: Engine, _ data: DataOptions) async throws -> (CrashLog, Set<String>) {
     let crashes = CrashLog(data.directory)
+    let lastCrash = crashes.inProgressAtLastCrash()
     if let (items, reason) = crashes.inProgressAtTwoCrashes() {
         let quarantined = try await engine.quarantine(items, reason: reason)
         if !quarantined.isEmpty {
@@ -60,7 +62,7 @@ func beginRun(_ engine: Engine, _ data: DataOptions) async throws -> CrashLog {
         }
     }
     try crashes.begin()
-    return crashes
+    return (crashes, lastCrash)
 }
 
 /// One line per step of an incident's latest evaluation, as summaries print them.
@@ -135,9 +137,9 @@ struct ProcessCommand: AsyncParsableCommand {
             role: "process",
             advice: "hand it findings through its queue directory, webhook or SQS queue, or give `cordon process` a --data-dir of its own (a dry run too)")
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, dryRun: dryRun)
-        let crashes = try await beginRun(engine, data)
+        let (crashes, lastCrash) = try await beginRun(engine, data)
         if !dryRun {
-            let resumed = try await engine.resumeUnfinished()
+            let resumed = try await engine.resumeUnfinished(oneAtATime: lastCrash)
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
         }
         let outcomes = try await engine.process(findings)

@@ -169,7 +169,7 @@ struct RunCommand: AsyncParsableCommand {
             loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow),
             // The runner follows the journal on its own schedule (JournalFollowerService).
             followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) })
-        let crashes = try await beginRun(engine, data)
+        let (crashes, lastCrash) = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()
         journal.startCheckpointTimer()
@@ -263,7 +263,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         var services = [
             ServiceGroupConfiguration.ServiceConfiguration(
-                service: ResumeService(engine: engine, work: unfinished, log: { printError($0) }, onCancelled: onCancelled), successTerminationBehavior: .ignore,
+                service: ResumeService(engine: engine, work: unfinished, oneAtATime: lastCrash, log: { printError($0) }, onCancelled: onCancelled),
+                successTerminationBehavior: .ignore,
                 failureTerminationBehavior: .gracefullyShutdownGroup),
             service(
                 HandlerPoolService(

@@ -46,7 +46,7 @@ import Testing
         func start() throws -> ListenCLITests.Runner {
             try ListenCLITests.Runner(
                 ["--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--listen", "127.0.0.1:0", "--api-key-secret", "QKEY",
-                 "--poll-interval", "100ms"],
+                 "--poll-interval", "100ms", "--shutdown-timeout", "1s"],
                 environment: ["QKEY": "quarantine-test-key"])
         }
 
@@ -134,5 +134,39 @@ import Testing
         #expect(list.stdout.contains("\(incident)") && list.stdout.contains("quarantined"), "\(list.stdout)")
         let verify = try await CLI.run(["journal", "verify", "--data-dir", s.data, "--allow-unsigned-tail"])
         #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
+    /// What was in progress at a crash is taken up one item at a time after it: a second
+    /// crash then quarantines the one item being taken up, not everything that was
+    /// resumed beside it.
+    @Test func afterACrashOnlyTheItemInProgressAtTheNextOneIsQuarantined() async throws {
+        let s = try Setup()
+        defer { try? FileManager.default.removeItem(at: s.root) }
+        try s.drop("f-a", duration: "60s")
+        try s.drop("f-b", duration: "60s")
+        let first = try s.start()
+        try await s.running("f-a")
+        try await s.running("f-b")
+        await s.crash(first)
+        let second = try s.start()
+        #expect(try await second.port("http://127.0.0.1:") != nil, "\(second.text)")
+        // One of the two is taken up (its step runs again); the other waits its turn.
+        let deadline = Date().addingTimeInterval(30)
+        var resumed: [IncidentIndex.Incident] = []
+        while Date() < deadline {
+            resumed = try await s.incidents().filter { $0.steps["hold"]?.attempts == 2 }
+            if !resumed.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await s.incidents().filter { $0.steps["hold"]?.attempts == 2 }.count == 1, "one at a time")
+        await s.crash(second)
+        let third = try s.start()
+        #expect(try await third.port("http://127.0.0.1:") != nil, "\(third.text)")
+        #expect(third.text.contains("quarantined 1 finding(s) or incident(s)"), "\(third.text)")
+        let incidents = try await s.incidents()
+        #expect(incidents.filter { $0.status == "quarantined" }.map(\.id) == resumed.map(\.id))
+        #expect(incidents.filter { $0.status == "running" }.count == 1, "the other is taken up")
+        #expect(await third.stop() == 0)
     }
 }

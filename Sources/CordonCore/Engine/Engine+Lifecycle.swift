@@ -148,29 +148,50 @@ extension Engine {
     /// kill): steps with a result are not run again; an intent without one is checked.
     /// Returns the incidents opened or resumed.
     @discardableResult
-    public func resumeUnfinished() async throws -> [String] {
-        try await resume(try unfinished())
+    public func resumeUnfinished(oneAtATime: Set<String> = []) async throws -> [String] {
+        try await resume(try unfinished(), oneAtATime: oneAtATime)
     }
 
     /// Takes up `work` (`unfinished()`), `width` findings and incidents at a time: one
     /// slow step never holds up the others. Safe to run beside new intake: openings and
     /// runs are serialised by incident.
-    public nonisolated func resume(_ work: Unfinished, width: Int = 16) async throws -> [String] {
+    ///
+    /// The items named in `oneAtATime` (crash ids: what was in progress when the last run
+    /// crashed) are taken up one after another, beside the rest: if one of them crashes
+    /// the runner again, it is the only one of them in progress, and the next start
+    /// quarantines it alone.
+    public nonisolated func resume(_ work: Unfinished, width: Int = 16, oneAtATime: Set<String> = []) async throws -> [String] {
         enum Item: Sendable {
             case receipt(Receipt)
             case incident(String)
+            var crashID: String {
+                switch self {
+                case .receipt(let receipt): "f:" + receipt.crashID
+                case .incident(let id): "i:" + id
+                }
+            }
         }
-        let items = work.receipts.map(Item.receipt) + work.incidents.map(Item.incident)
+        @Sendable func take(_ item: Item) async throws -> [String] {
+            switch item {
+            case .receipt(let receipt): return try await handle(receipt).incidents
+            case .incident(let id): return try await resume(incident: id) ? [id] : []
+            }
+        }
+        let all = work.receipts.map(Item.receipt) + work.incidents.map(Item.incident)
+        let serial = all.filter { oneAtATime.contains($0.crashID) }
+        let items = all.filter { !oneAtATime.contains($0.crashID) }
         return try await withThrowingTaskGroup(of: [String].self) { group in
             var resumed: [String] = []
+            if !serial.isEmpty {
+                group.addTask {
+                    var done: [String] = []
+                    for item in serial { done += try await take(item) }
+                    return done
+                }
+            }
             for (i, item) in items.enumerated() {
                 if i >= max(1, width), let done = try await group.next() { resumed += done }
-                group.addTask {
-                    switch item {
-                    case .receipt(let receipt): return try await self.handle(receipt).incidents
-                    case .incident(let id): return try await self.resume(incident: id) ? [id] : []
-                    }
-                }
+                group.addTask { try await take(item) }
             }
             for try await done in group { resumed += done }
             return resumed
