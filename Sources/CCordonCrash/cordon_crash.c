@@ -23,6 +23,7 @@ static int crash_fd = -1;
 static const int fault_signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGABRT, SIGFPE};
 #define FAULT_SIGNAL_COUNT (sizeof(fault_signals) / sizeof(fault_signals[0]))
 static struct sigaction previous_actions[FAULT_SIGNAL_COUNT];
+static int installed = 0;
 
 int cordon_inflight_begin(const char *id, size_t length) {
     if (length > ID_LIMIT) length = ID_LIMIT;
@@ -140,6 +141,10 @@ int cordon_crash_install(const char *path) {
     if (fd < 0) return -1;
     if (crash_fd >= 0) close(crash_fd);
     crash_fd = fd;
+    // Installed once: a second call only changes the file (saving our own handler as
+    // "previous" would make a fault re-run it forever).
+    if (installed) return 0;
+    installed = 1;
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_sigaction = on_fault;
