@@ -20,6 +20,12 @@ public final class DataDirectoryLock: Sendable {
         public var host: String
         public var since: String
         public var description: String { "cordon \(role) (pid \(pid) on \(host), since \(since))" }
+
+        /// Whether the process the file names runs (on another host: cannot tell, so yes).
+        var isAlive: Bool {
+            guard host == ProcessInfo.processInfo.hostName else { return true }
+            return kill(pid, 0) == 0 || errno == EPERM
+        }
     }
 
     public struct Busy: Error, Sendable, CustomStringConvertible {
@@ -39,24 +45,32 @@ public final class DataDirectoryLock: Sendable {
     /// Takes the lock, creating the data directory if need be. Without `wait`, throws
     /// `Busy` naming the holder when it is taken; with it, waits for it (calling `waiting`
     /// once with the holder), unless the holder is a `cordon run`, which does not end by
-    /// itself (`Busy` then too).
+    /// itself (`Busy` then too). A holder is named only when its process is alive: the file
+    /// keeps the text of one that was killed, and a new holder writes its own a moment
+    /// after it takes the lock (or a probe, `holder(of:)`, holds it for a moment).
     public static func acquire(_ directory: DataDirectory, role: String, wait: Bool = false, waiting: (Holder?) -> Void = { _ in }) throws -> DataDirectoryLock {
         try FileManager.default.createDirectory(at: directory.url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let fd = open(path(directory), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SQLiteJournal.Error(message: "cannot open \(path(directory)): \(String(cString: strerror(errno)))") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let holder = Self.holder(fd)
-            guard wait, holder?.role != "run" else {
+        let unnamedFor = ContinuousClock.now + .seconds(1)
+        var announced = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                close(fd)
+                throw SQLiteJournal.Error(message: "cannot lock \(path(directory)): \(String(cString: strerror(errno)))")
+            }
+            let holder = Self.holder(fd).flatMap { $0.isAlive ? $0 : nil }
+            // A runner does not end by itself; without `wait`, a named holder is an answer,
+            // and an unnamed one is given a second to name itself or let go.
+            if holder?.role == "run" || (!wait && (holder != nil || ContinuousClock.now > unnamedFor)) {
                 close(fd)
                 throw Busy(holder: holder)
             }
-            waiting(holder)
-            while flock(fd, LOCK_EX) != 0 {
-                guard errno == EINTR else {
-                    close(fd)
-                    throw SQLiteJournal.Error(message: "cannot lock \(path(directory)): \(String(cString: strerror(errno)))")
-                }
+            if wait, !announced, holder != nil {
+                waiting(holder)
+                announced = true
             }
+            usleep(50_000)
         }
         let line = "\(role) \(getpid()) \(ProcessInfo.processInfo.hostName) \(Timestamp.string(Date()))\n"
         _ = ftruncate(fd, 0)
@@ -74,7 +88,7 @@ public final class DataDirectoryLock: Sendable {
             flock(fd, LOCK_UN)
             return nil
         }
-        return holder(fd)
+        return holder(fd).flatMap { $0.isAlive ? $0 : nil }
     }
 
     private static func holder(_ fd: Int32) -> Holder? {

@@ -31,6 +31,8 @@ public struct IncidentIndex: Sendable {
         public var preState: JSONValue?
         /// The decision on this round's approval of the step: approved, denied or aborted.
         public var decision: String?
+        /// The seq of that decision's record (0 while unknown).
+        var decisionSeq: Int64 = 0
         /// Every run of the step that succeeded, by idempotency key, with its outputs: a
         /// later evaluation with the same inputs is done already.
         public var succeeded: [String: JSONValue] = [:]
@@ -570,6 +572,9 @@ public struct IncidentIndex: Sendable {
                 $0.error = d["reason"]?.stringValue
             }
         case RecordKind.approvalRequested:
+            // A decision on this request already applied (journaled by another process and
+            // taken in before the request's own append returned here) stands.
+            if let step = incident.steps[stepID], step.round == round, step.decision != nil, record.seq != 0, step.decisionSeq > record.seq { return }
             updateStep { $0.status = "awaiting-approval" }
             incident.pendingApproval = stepID
             incident.approvalRequestSeq = record.seq != 0 ? record.seq : nil
@@ -586,6 +591,7 @@ public struct IncidentIndex: Sendable {
             updateStep {
                 let decision = d["decision"]?.stringValue ?? "denied"
                 $0.decision = decision
+                $0.decisionSeq = record.seq
                 $0.status = decision == "approved" ? "approved" : "denied"
             }
         case RecordKind.rollbackSucceeded:
