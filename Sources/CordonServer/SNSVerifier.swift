@@ -68,6 +68,7 @@ public final class SNSVerifier: Sendable {
     public let localCertificatePEM: String?
     let http: HTTPClient?
     private let cache = Mutex<[String: _RSA.Signing.PublicKey]>([:])
+    static let cacheLimit = 64
 
     public init(localCertificatePEM: String? = nil, http: HTTPClient? = nil) {
         self.localCertificatePEM = localCertificatePEM
@@ -131,7 +132,12 @@ public final class SNSVerifier: Sendable {
             throw SNSError(status: 503, message: "cannot fetch the SNS signing certificate: \(error)")
         }
         let key = try Self.key(fromCertificatePEM: body)
-        cache.withLock { $0[certURL] = key }
+        cache.withLock { cache in
+            // AWS signs with a handful of certificates; a sender varying the URL (a query
+            // string) must not grow the cache without end.
+            if cache.count >= Self.cacheLimit { cache.removeAll() }
+            cache[certURL] = key
+        }
         return key
     }
 
