@@ -193,7 +193,11 @@ import Testing
             kill(runner.processIdentifier, SIGKILL)
             await CLI.waitForExit(runner)
         }
+        let started = s.stderr.components(separatedBy: "cordon: running").count
         let last = try s.start(moto)
+        // Up (a SIGTERM before its handlers are installed would kill it), then done.
+        let up = Date().addingTimeInterval(60)
+        while s.stderr.components(separatedBy: "cordon: running").count == started && Date() < up { try await Task.sleep(for: .milliseconds(50)) }
         try await s.waitForFinished(Self.count, seconds: 180)
         last.terminate()
         await CLI.waitForExit(last)
