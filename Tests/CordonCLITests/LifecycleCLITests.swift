@@ -217,6 +217,12 @@ import Testing
         #expect(incidents.map { $0["dry_run"] as? Bool } == [true, false])
         let text = try await CLI.run(["incidents", "--data-dir", dir])
         #expect(text.stdout.split(separator: "\n").filter { $0.contains("[dry run]") }.count == 1, "\(text.stdout)")
+        // Exports say it too.
+        let dryID = try #require(incidents.first { $0["dry_run"] as? Bool == true }?["id"] as? String)
+        let timeline = try await CLI.run(["timeline", dryID, "--format", "json", "--data-dir", dir])
+        #expect((try JSONSerialization.jsonObject(with: Data(timeline.stdout.utf8)) as? [String: Any])?["dry_run"] as? Bool == true)
+        let markdown = try await CLI.run(["timeline", dryID, "--format", "md", "--data-dir", dir])
+        #expect(markdown.stdout.contains("Dry run: the steps were planned, nothing was called"))
         // A second real run: a duplicate of the real one.
         let again = try await CLI.run(["process", "--cloud", "simulated", "--data-dir", dir, fixture])
         #expect(again.stdout.hasPrefix("1 finding(s): 1 duplicate(s)"), "\(again.stdout)")

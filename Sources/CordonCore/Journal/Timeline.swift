@@ -42,6 +42,8 @@ public struct Timeline: Sendable {
     public var incident: String
     public var title: String?
     public var playbook: String?
+    /// A dry run's incident: its steps were planned, nothing was called.
+    public var dryRun = false
     public var rows: [Row]
     public var metrics: Metrics
 
@@ -80,6 +82,7 @@ public struct Timeline: Sendable {
                 phase = .detection
                 title = d["title"]?.stringValue
                 playbook = d["playbook"]?.stringValue
+                dryRun = d["dry_run"] == .bool(true)
                 what = "Incident opened by playbook \(d["playbook"]?.stringValue ?? "?")"
                     + (d["playbook_version"].map { " v\(JSONWriter.string($0))" } ?? "")
                 outcome = "open"
@@ -195,9 +198,10 @@ public struct Timeline: Sendable {
     }
 
     public var json: JSONValue {
-        func seconds(_ t: TimeInterval?) -> JSONValue { t.map { .number(JSONNumber(literal: String(format: "%.3f", $0))!) } ?? .null }
+        func seconds(_ t: TimeInterval?) -> JSONValue { t.map { .number(JSONNumber(($0 * 1000).rounded() / 1000)) } ?? .null }
         return [
             "incident": .string(incident), "title": title.map(JSONValue.string) ?? .null, "playbook": playbook.map(JSONValue.string) ?? .null,
+            "dry_run": .bool(dryRun),
             "rows": .array(
                 rows.map { r in
                     [
@@ -234,6 +238,7 @@ public struct Timeline: Sendable {
         }
         lines.append("")
         for (name, value) in metricRows { lines.append([name, Self.duration(value)].map(cell).joined(separator: ",")) }
+        if dryRun { lines.append(["Dry run", "nothing was called"].map(cell).joined(separator: ",")) }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
 
@@ -244,6 +249,7 @@ public struct Timeline: Sendable {
         }
         var out = "# Incident \(cell(incident))\n\n"
         if let title { out += "**\(cell(title))**" + (playbook.map { " — playbook `\($0)`" } ?? "") + "\n\n" }
+        if dryRun { out += "**Dry run: the steps were planned, nothing was called.**\n\n" }
         out += "| seq | time (UTC) | phase | actor | what | target | outcome | evidence |\n|---|---|---|---|---|---|---|---|\n"
         for r in rows {
             out += "| \(r.seq) | \(r.time) | \(r.phase.rawValue) | \(cell(r.actor)) | \(cell(r.what)) | \(cell(r.target)) | \(cell(r.outcome)) | "
@@ -278,7 +284,7 @@ public struct Timeline: Sendable {
             @media print{body{margin:0;font-size:10px}tr{page-break-inside:avoid}th{background:#eee!important;-webkit-print-color-adjust:exact;print-color-adjust:exact}}
             </style></head><body>
             <h1>Incident \(esc(incident))</h1>
-            <div class="sub">\(esc(title ?? ""))\(playbook.map { " — playbook " + esc($0) } ?? "")</div>
+            <div class="sub">\(esc(title ?? ""))\(playbook.map { " — playbook " + esc($0) } ?? "")\(dryRun ? " — <b>dry run: the steps were planned, nothing was called</b>" : "")</div>
             <table><thead><tr><th>seq</th><th>time (UTC)</th><th>phase</th><th>actor</th><th>what</th><th>target</th><th>outcome</th><th>evidence</th></tr></thead><tbody>
 
             """
