@@ -129,8 +129,8 @@ extension Engine {
         fields["action_kind"] = .string(spec?.kind.rawValue ?? "utility")
         var inputs = JSONObject()
         var context = TemplateContext(root: root, secret: secrets.lookup)
-        let problems = DryRunProblems()
-        if dryRun {
+        let problems: DryRunProblems? = dryRun ? DryRunProblems() : nil
+        if let problems {
             // What a real run would know and a dry run does not: planned steps' outputs
             // (placeholders), and secrets not set here (placeholders, and the plan says so).
             let planned = Set(index.incidents[id].map { $0.steps.values.filter { $0.status == "planned" }.map(\.id) } ?? [])
@@ -158,7 +158,7 @@ extension Engine {
             try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(fields)))
             return nil
         }
-        if !problems.all.isEmpty { fields["problems"] = .array(problems.all.map(JSONValue.string)) }
+        if let found = problems?.all, !found.isEmpty { fields["problems"] = .array(found.map(JSONValue.string)) }
         let key = SHA256.hash(data: Array("\(id)\u{0}\(playbook.name)\u{0}\(playbook.version)\u{0}\(step.id)\u{0}".utf8) + CanonicalJSON.bytes(.object(inputs))).hex
         fields["inputs"] = .object(inputs)
         fields["idempotency_key"] = .string(key)
