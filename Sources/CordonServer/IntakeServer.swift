@@ -28,6 +28,10 @@ public struct IntakeServerConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// Connections idle this long are closed.
     public var idleTimeout: Duration
+    /// Bearer tokens that may read `/metrics` (besides the API keys).
+    public var metricsTokens: [String] = []
+    /// Serve `/metrics` to anyone (behind a firewall, say).
+    public var metricsUnauthenticated = false
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxBody: Int = 1 << 20, authenticator: RequestAuthenticator = RequestAuthenticator(),
@@ -119,7 +123,17 @@ public final class IntakeServer: Sendable {
             if let reason = await self.readiness() { return Self.json(.serviceUnavailable, ["status": "not ready", "reason": .string(reason)]) }
             return Self.json(.ok, ["status": "ready"])
         }
-        router.get("/metrics") { _, _ in await self.metricsResponse() }
+        router.get("/metrics") { request, _ in
+            if !self.configuration.metricsUnauthenticated,
+                let reason = self.configuration.authenticator.checkMetrics(
+                    header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } }, tokens: self.configuration.metricsTokens)
+            {
+                var response = Self.error(.unauthorized, reason)
+                response.headers[.wwwAuthenticate] = "Bearer"
+                return response
+            }
+            return await self.metricsResponse()
+        }
         let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
         var server: HTTPServerBuilder = .http1(configuration: http1)
         if let certPath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {

@@ -80,25 +80,46 @@ public struct RequestAuthenticator: Sendable {
         if case .signature(let entry) = credential { replayCache.remove(entry) }
     }
 
-    func checkAPIKey(header: (String) -> String?) -> String? {
-        var presented: String?
-        if let name = apiKeyHeader, let v = header(name) { presented = v }
-        if presented == nil, let v = header(Self.apiKeyHeaderName) { presented = v }
-        if presented == nil, let v = header("Authorization") {
+    /// The key a request presents: in the configured header, `X-Cordon-Api-Key` or
+    /// `Authorization: Bearer`.
+    func presentedKey(_ header: (String) -> String?) -> String? {
+        if let name = apiKeyHeader, let v = header(name) { return v }
+        if let v = header(Self.apiKeyHeaderName) { return v }
+        if let v = header("Authorization") {
             let parts = v.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]).trimmingCharacters(in: .whitespaces) }
         }
-        guard let key = presented else {
+        return nil
+    }
+
+    /// Whether `key` is one of `accepted`, compared in constant time.
+    static func matches(_ key: String, _ accepted: [String]) -> Bool {
+        // Hash both sides so the comparison is constant-time and length-independent.
+        let presentedDigest = Array(SHA256.hash(data: Array(key.utf8)))
+        var ok = false
+        for candidate in accepted {
+            ok = constantTimeEqual(Array(SHA256.hash(data: Array(candidate.utf8))), presentedDigest) || ok
+        }
+        return ok
+    }
+
+    func checkAPIKey(header: (String) -> String?) -> String? {
+        guard let key = presentedKey(header) else {
             return "missing credentials: send the API key in \(apiKeyHeader ?? Self.apiKeyHeaderName) or Authorization: Bearer, or sign the body (\(Self.signatureHeader): t=…,v1=…)"
         }
         guard !apiKeys.isEmpty else { return "API keys are not accepted here; sign the body (\(Self.signatureHeader): t=…,v1=…)" }
-        let presentedDigest = SHA256.hash(data: Array(key.utf8))
-        var ok = false
-        for candidate in apiKeys {
-            // Hash both sides so the comparison is constant-time and length-independent.
-            ok = Self.constantTimeEqual(Array(SHA256.hash(data: Array(candidate.utf8))), Array(presentedDigest)) || ok
+        return Self.matches(key, apiKeys) ? nil : "invalid API key"
+    }
+
+    /// Who may read `/metrics`: the metrics tokens and the API keys, presented as an API
+    /// key is. nil when allowed, else why not (the 401 message).
+    public func checkMetrics(header: (String) -> String?, tokens: [String]) -> String? {
+        let accepted = tokens.filter { !$0.isEmpty } + apiKeys
+        guard !accepted.isEmpty else {
+            return "/metrics needs a token: start cordon run with --metrics-token-secret NAME (or --api-key-secret), or --metrics-unauthenticated"
         }
-        return ok ? nil : "invalid API key"
+        guard let key = presentedKey(header) else { return "missing credentials: send Authorization: Bearer TOKEN (the metrics token or an API key)" }
+        return Self.matches(key, accepted) ? nil : "invalid token"
     }
 
     func checkSignature(_ value: String, body: [UInt8]) -> Result<Credential, Rejection> {

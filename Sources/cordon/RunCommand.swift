@@ -13,7 +13,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run continuously: take findings from a queue directory, webhooks, SNS or SQS and run the playbooks.",
         discussion: """
             Sources (at least one): --queue-dir, --listen (HTTP: POST /v1/findings, POST /v1/sns, \
-            GET /healthz, /readyz, /metrics), --sqs-url. All feed one pool of handlers (4 × \
+            GET /healthz, /readyz, /metrics: a bearer token, an API key or a \
+            --metrics-token-secret token), --sqs-url. All feed one pool of handlers (4 × \
             --concurrency, at least 64), which run incidents with at most --concurrency actions \
             called at once; every finding is journaled (durable) before its source is acknowledged \
             (file moved, 202 answered, SQS message deleted).
@@ -68,6 +69,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "How far a signature's timestamp may be from now.")
     var replayWindow: String = "5m"
+
+    @Option(help: ArgumentHelp("Secret holding a bearer token that may read GET /metrics (besides the API keys); repeatable.", valueName: "NAME"))
+    var metricsTokenSecret: [String] = []
+
+    @Flag(help: "Serve GET /metrics without credentials (only where the network keeps it private).")
+    var metricsUnauthenticated = false
 
     @Option(help: ArgumentHelp("SNS topic whose messages /v1/sns accepts and whose subscription it confirms; repeatable.", valueName: "ARN"))
     var snsTopic: [String] = []
@@ -189,7 +196,7 @@ struct RunCommand: AsyncParsableCommand {
         let batcher = IntakeBatcher(engine: engine)
         if let listen, let (host, port) = Self.hostPort(listen) {
             let secrets = SecretStore()
-            for name in apiKeySecret + hmacSecret where (secrets.value(name) ?? "").isEmpty {
+            for name in apiKeySecret + hmacSecret + metricsTokenSecret where (secrets.value(name) ?? "").isEmpty {
                 printError("cordon: secret \(name) is not set (environment variable \(name) or a file named by \(name)_FILE)")
                 throw ExitCode(2)
             }
@@ -204,9 +211,11 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 pem = text
             }
-            let configuration = IntakeServerConfiguration(
+            var configuration = IntakeServerConfiguration(
                 host: host, port: port, maxBody: maxBody, authenticator: authenticator, snsTopics: Set(snsTopic), snsConfirmHosts: Set(snsConfirmHost),
                 snsCertificatePEM: pem, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+            configuration.metricsTokens = metricsTokenSecret.compactMap { secrets.value($0) }
+            configuration.metricsUnauthenticated = metricsUnauthenticated
             if !configuration.isLoopback && !configuration.usesTLS {
                 printError("cordon: warning: listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
             }

@@ -121,7 +121,10 @@ import Testing
         #expect(try await Self.curl([url + "/healthz"]).0 == 200)
         #expect(try await Self.curl([url + "/readyz"]).0 == 200)
         try await s.waitForCompleted(1)
-        let (_, metrics) = try await Self.curl([url + "/metrics"])
+        // Metrics need a token: an API key does.
+        #expect(try await Self.curl([url + "/metrics"]).0 == 401)
+        #expect(try await Self.curl([url + "/metrics", "-H", "Authorization: Bearer wrong"]).0 == 401)
+        let (_, metrics) = try await Self.curl([url + "/metrics", "-H", "Authorization: Bearer k-123456789"])
         #expect(metrics.contains(#"cordon_findings_received_total{source="http",outcome="accepted"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"cordon_findings_received_total{source="http",outcome="unauthorized"} 1"#))
         #expect(await runner.stop() == 0, "\(runner.text)")

@@ -154,8 +154,11 @@ final class ServerHarness: Sendable {
         return (Int(response.status.code), text)
     }
 
-    func get(_ path: String) async throws -> (Int, String) {
-        let response = try await client.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
+    /// GETs `path`; `/metrics` with the API key as a bearer token, as Prometheus sends one.
+    func get(_ path: String, authorized: Bool = true) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: base + path)
+        if authorized && path == "/metrics" { request.headers.add(name: "Authorization", value: "Bearer \(Self.apiKey)") }
+        let response = try await client.execute(request, timeout: .seconds(30))
         return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 4 << 20)))
     }
 
