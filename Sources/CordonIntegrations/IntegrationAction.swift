@@ -62,7 +62,7 @@ public struct IntegrationAction: Action {
                 if let after { message += " (Retry-After: \(DurationParser.format(after)))" }
                 throw redact(.retryable("HTTP\(status)", message, after: after))
             }
-            message += "; \(name) expects \(definition.success.map(String.init).joined(separator: ", "))"
+            message += "; \(name) expects \(Self.statusList(definition.success))"
             if (400...499).contains(status) { message += " (a 4xx is not retried: the request or its credentials need fixing)" }
             throw redact(.permanent("HTTP\(status)", message))
         }
@@ -303,6 +303,22 @@ public struct IntegrationAction: Action {
     }
 
     /// The start of a body for an error message: one line, at most 300 characters.
+    /// Statuses as people write them: consecutive ones as a range (`200–299, 304`).
+    static func statusList(_ statuses: [Int]) -> String {
+        var parts: [String] = []
+        var run: (first: Int, last: Int)?
+        for status in Set(statuses).sorted() {
+            if let r = run, status == r.last + 1 {
+                run = (r.first, status)
+                continue
+            }
+            if let r = run { parts.append(r.first == r.last ? "\(r.first)" : "\(r.first)–\(r.last)") }
+            run = (status, status)
+        }
+        if let r = run { parts.append(r.first == r.last ? "\(r.first)" : "\(r.first)–\(r.last)") }
+        return parts.joined(separator: ", ")
+    }
+
     static func snippet(_ body: [UInt8]) -> String {
         let text = String(decoding: body.prefix(600), as: UTF8.self)
             .replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")

@@ -47,6 +47,15 @@ public final class ServerMetrics: Sendable {
         state.withLock { $0.findings[[source, outcome], default: 0] += count }
     }
 
+    /// Findings so far by source and outcome (`cordon run --output json` prints them at the end).
+    public var findingCounts: [String: [String: Int]] {
+        state.withLock { s in
+            var out: [String: [String: Int]] = [:]
+            for (key, count) in s.findings where key.count == 2 { out[key[0], default: [:]][key[1]] = count }
+            return out
+        }
+    }
+
     /// An SQS message: `deleted`, `undecodable`, `error`.
     public func sqsMessage(_ outcome: String, count: Int = 1) {
         state.withLock { $0.sqsMessages[outcome, default: 0] += count }

@@ -76,7 +76,7 @@ struct QueueBench: AsyncParsableCommand {
             // As `cordon run`: the journal replayed into a runner's index.
             index: try await IncidentIndex.load(from: journal, retention: .live(findings: IncidentIndex.Retention.defaultWindow)),
             actionsInFlight: concurrency)
-        let queue = try QueueDirectory(root: root.appendingPathComponent("queue"))
+        let queue = try QueueDirectory(root: root.appendingPathComponent("queue"), create: true)
         let rssAfterLoad = Self.rssMB()
 
         // Drop the files (all first, or at --rate while the workers run), noting when each

@@ -157,9 +157,17 @@ struct TimelineCommand: AsyncParsableCommand {
     @Option(help: "json, csv (RFC 4180), md or html (self-contained, printable).")
     var format: Timeline.Format = .md
 
+    @Option(help: "json: the same as --format json (as other commands take it).")
+    var output: OutputFormat?
+
     @OptionGroup var data: DataOptions
 
+    func validate() throws {
+        if output == .json && format != .md && format != .json { throw ValidationError("--output json and --format \(format.rawValue) disagree: give one") }
+    }
+
     func run() async throws {
+        let format = output == .json ? Timeline.Format.json : format
         let journal = try data.openJournal()
         let records = try await EvidenceBundle.incidentRecords(incident, journal: journal)
         guard !records.isEmpty else {
@@ -191,11 +199,24 @@ struct ExportCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
 
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
     func run() async throws {
         let journal = try data.openJournal()
         do {
             let summary = try await EvidenceBundle.export(incident: incident, journal: journal, to: URL(fileURLWithPath: out))
-            print("exported \(summary.records) record(s) of \(incident) (chain seq \(summary.chainFrom)–\(summary.chainTo)) and \(summary.evidenceFiles) evidence file(s) to \(out); see \(out)/VERIFY.md")
+            switch output {
+            case .text:
+                print("exported \(summary.records) record(s) of \(incident) (chain seq \(summary.chainFrom)–\(summary.chainTo)) and \(summary.evidenceFiles) evidence file(s) to \(out); see \(out)/VERIFY.md")
+            case .json:
+                print(
+                    JSONWriter.pretty([
+                        "incident": .string(incident), "out": .string(out), "records": .number(JSONNumber(summary.records)),
+                        "chain_from": .number(JSONNumber(Int(summary.chainFrom))), "chain_to": .number(JSONNumber(Int(summary.chainTo))),
+                        "evidence_files": .number(JSONNumber(summary.evidenceFiles)), "verify": .string(out + "/VERIFY.md"),
+                    ]))
+            }
         } catch let error as SQLiteJournal.Error {
             printError("cordon: \(error)")
             throw ExitCode(2)

@@ -123,15 +123,16 @@ struct ProcessCommand: AsyncParsableCommand {
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
         let decoder = FindingDecoder()
         var findings: [Finding] = []
-        var inputErrors = 0
+        var decodeIssues: [DecodeIssue] = []
         for file in FindingFiles.expand(files) {
             let result = file == "-"
                 ? decoder.decode(Array(FileHandle.standardInput.readDataToEndOfFile()), source: "stdin")
                 : decoder.decode(fileAtPath: file)
             for issue in result.issues { printError("cordon: \(issue)") }
-            inputErrors += result.issues.count
+            decodeIssues += result.issues
             findings += result.findings
         }
+        let inputErrors = decodeIssues.count
         // One process runs incidents on a data directory at a time.
         let lock = try data.lock(
             role: "process",
@@ -142,7 +143,7 @@ struct ProcessCommand: AsyncParsableCommand {
             let resumed = try await engine.resumeUnfinished(oneAtATime: lastCrash)
             if !resumed.isEmpty { printError("cordon: resumed \(resumed.count) unfinished incident(s): \(resumed.joined(separator: ", "))") }
         }
-        let outcomes = try await engine.process(findings)
+        let outcomes = try await ProcessingProgress.processing(findings, engine: engine)
         // The incidents this run touched, in full (read from the journal once finished).
         var shown: [String: IncidentIndex.Incident] = [:]
         for id in Set(outcomes.flatMap(\.incidents)) { shown[id] = try await engine.incident(id) }
@@ -165,7 +166,13 @@ struct ProcessCommand: AsyncParsableCommand {
             }
         case .json:
             let incidents = touched.compactMap { shown[$0]?.json }
-            print(JSONWriter.pretty(["findings": .number(JSONNumber(findings.count)), "dry_run": .bool(dryRun), "incidents": .array(incidents)]))
+            print(
+                JSONWriter.pretty([
+                    "findings": .number(JSONNumber(findings.count)), "dry_run": .bool(dryRun),
+                    "duplicates": .number(JSONNumber(outcomes.filter(\.duplicate).count)),
+                    "unmatched": .number(JSONNumber(outcomes.filter { !$0.duplicate && $0.incidents.isEmpty }.count)),
+                    "decode_errors": .array(decodeIssues.map { .string($0.description) }), "incidents": .array(incidents),
+                ]))
         }
         if inputErrors > 0 { throw ExitCode(2) }
         if anyFailed { throw ExitCode(1) }
@@ -244,7 +251,11 @@ struct ShowCommand: AsyncParsableCommand {
             if let quarantine = i.quarantine { print("quarantined  \(quarantine)") }
             print("findings  \(i.findings.joined(separator: ", "))\(i.rounds > 1 ? " (\(i.rounds) evaluations)" : "")")
             if let pending = i.pendingApproval {
-                print("approval  step \(pending) awaits a decision: cordon approve \(i.id) \(pending) --by NAME [--deny --reason TEXT] --data-dir \(data.dataDir)")
+                // The cloud the incident's steps act in: the simulated one keeps its state in the data directory.
+                let simulated = FileManager.default.fileExists(atPath: data.directory.url.appendingPathComponent("simulated-cloud.json").path)
+                print(
+                    "approval  step \(pending) awaits a decision: cordon approve \(i.id) \(pending) --by NAME [--deny --reason TEXT] --data-dir \(data.dataDir) --cloud \(simulated ? "simulated" : "aws")"
+                )
             }
             print("steps")
             for s in i.steps.values {
@@ -289,9 +300,20 @@ struct ApproveCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var cloud: CloudOptions
 
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
     func run() async throws {
         let loaded = try loadConfiguration(config)
         try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
+    }
+
+    /// What the command did, as `--output json` prints it.
+    func json(continuedBy: String, incident state: IncidentIndex.Incident?) -> JSONValue {
+        [
+            "incident": .string(incident), "step": .string(step), "decision": .string(deny ? "denied" : "approved"), "by": .string(by),
+            "reason": reason.map(JSONValue.string) ?? .null, "continued_by": .string(continuedBy), "state": state?.json ?? .null,
+        ]
     }
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
@@ -306,7 +328,10 @@ struct ApproveCommand: AsyncParsableCommand {
         // A runner on the data directory takes the decision in and continues the incident.
         if let runner = data.runner {
             try await journal.close()
-            print("\(decided); \(runner) continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            switch output {
+            case .text: print("\(decided); \(runner) continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            case .json: print(JSONWriter.pretty(json(continuedBy: runner.description, incident: nil)))
+            }
             return
         }
         let lock: DataDirectoryLock
@@ -316,7 +341,11 @@ struct ApproveCommand: AsyncParsableCommand {
             }
         } catch let busy as DataDirectoryLock.Busy {
             try await journal.close()
-            print("\(decided); \(busy.holder.map(\.description) ?? "a runner") continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            let runner = busy.holder.map(\.description) ?? "a runner"
+            switch output {
+            case .text: print("\(decided); \(runner) continues the incident: see `cordon show \(incident) --data-dir \(data.dataDir)`")
+            case .json: print(JSONWriter.pretty(json(continuedBy: runner, incident: nil)))
+            }
             return
         }
         // What other processes journaled meanwhile, then the incident.
@@ -325,8 +354,13 @@ struct ApproveCommand: AsyncParsableCommand {
         let state = try await engine.incident(incident)
         try await journal.close()
         withExtendedLifetime(lock) {}
-        print("\(decided); incident is now \(state.map(stateText) ?? "?")")
-        for line in state.map(stepLines) ?? [] { print(line) }
+        switch output {
+        case .text:
+            print("\(decided); incident is now \(state.map(stateText) ?? "?")")
+            for line in state.map(stepLines) ?? [] { print(line) }
+        case .json:
+            print(JSONWriter.pretty(json(continuedBy: "this command", incident: state)))
+        }
         if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == "failed" } }) == true { throw ExitCode(1) }
     }
 }
@@ -355,6 +389,9 @@ struct RollbackCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var cloud: CloudOptions
 
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
     func run() async throws {
         let loaded = try loadConfiguration(config)
         try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
@@ -377,9 +414,20 @@ struct RollbackCommand: AsyncParsableCommand {
         }
         try await journal.close()
         withExtendedLifetime(lock) {}
-        if results.isEmpty { print("nothing to roll back: no step of \(incident) recorded a pre-state") }
-        for r in results {
-            print("\(r.status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(r.step)\(r.target.map { " → \($0)" } ?? "")\(r.detail.map { ": \($0)" } ?? "")")
+        switch output {
+        case .text:
+            if results.isEmpty { print("nothing to roll back: no step of \(incident) recorded a pre-state") }
+            for r in results {
+                print("\(r.status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(r.step)\(r.target.map { " → \($0)" } ?? "")\(r.detail.map { ": \($0)" } ?? "")")
+            }
+        case .json:
+            print(
+                JSONWriter.pretty([
+                    "incident": .string(incident),
+                    "results": .array(results.map { r in
+                        ["step": .string(r.step), "status": .string(r.status), "target": r.target.map(JSONValue.string) ?? .null, "detail": r.detail.map(JSONValue.string) ?? .null]
+                    }),
+                ]))
         }
         if results.contains(where: { $0.status == "failed" }) { throw ExitCode(1) }
     }

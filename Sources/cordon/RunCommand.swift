@@ -49,8 +49,11 @@ struct RunCommand: AsyncParsableCommand {
             next start), writes a signed checkpoint and exits 0.
             """)
 
-    @Option(help: ArgumentHelp("The queue directory.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("The queue directory (it must exist, unless --create-queue-dir).", valueName: "DIR"))
     var queueDir: String?
+
+    @Flag(help: "Create the queue directory (and its parents) when it does not exist.")
+    var createQueueDir = false
 
     @Option(help: ArgumentHelp("Serve the webhook, SNS, health and metrics endpoints on this address.", valueName: "HOST:PORT"))
     var listen: String?
@@ -122,9 +125,15 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var cloud: CloudOptions
 
+    @Option(help: "text or json: json prints a summary of the run on standard output when it stops (the log stays on standard error).")
+    var output: OutputFormat = .text
+
     func validate() throws {
         guard queueDir != nil || listen != nil || sqsUrl != nil else {
             throw ValidationError("give at least one source: --queue-dir DIR, --listen HOST:PORT or --sqs-url URL")
+        }
+        if let queueDir, !createQueueDir, !FileManager.default.fileExists(atPath: queueDir) {
+            throw ValidationError("--queue-dir: no directory \(queueDir) (create it, or give --create-queue-dir)")
         }
         if let listen, Self.hostPort(listen) == nil { throw ValidationError("--listen: \(listen) is not HOST:PORT such as 127.0.0.1:8080") }
         guard (1...(256 << 20)).contains(maxBody) else { throw ValidationError("--max-body must be 1 to 268435456 (256 MiB)") }
@@ -183,7 +192,7 @@ struct RunCommand: AsyncParsableCommand {
         var queue: QueueDirectory?
         if let queueDir {
             do {
-                queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir))
+                queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir), create: createQueueDir)
             } catch {
                 printError("cordon: \(error)")
                 throw ExitCode(2)
@@ -328,6 +337,7 @@ struct RunCommand: AsyncParsableCommand {
             printError("cordon: cannot sign the journal at shutdown: \(error)")
             throw ExitCode(1)
         }
+        if output == .json { print(JSONWriter.pretty(await Self.summary(engine, metrics, failed: failed))) }
         if failed {
             // A source or the handlers stopped on an error (e.g. the journal could not
             // commit): what is durable resumes on the next start, but this run failed.
@@ -337,6 +347,24 @@ struct RunCommand: AsyncParsableCommand {
         }
         crashes.end()
         printError("cordon: stopped; journal signed")
+    }
+
+    /// What `--output json` prints when the runner stops: how it ended, the findings taken
+    /// by source and outcome, and the incidents by state.
+    static func summary(_ engine: Engine, _ metrics: ServerMetrics, failed: Bool) async -> JSONValue {
+        let counts = await engine.counts()
+        var states = JSONObject()
+        for state in IncidentState.allCases { states[state.rawValue] = .number(JSONNumber(counts.total(state))) }
+        var findings = JSONObject()
+        for (source, outcomes) in metrics.findingCounts.sorted(by: { $0.key < $1.key }) {
+            var o = JSONObject()
+            for (outcome, n) in outcomes.sorted(by: { $0.key < $1.key }) { o[outcome] = .number(JSONNumber(n)) }
+            findings[source] = .object(o)
+        }
+        return [
+            "stopped": .string(failed ? "after an error" : "cleanly"), "findings": .object(findings), "incidents": .object(states),
+            "approvals_pending": .number(JSONNumber(counts.approvalsPending)), "quarantined": .number(JSONNumber(counts.quarantined)),
+        ]
     }
 
     static let logger: Logger = {

@@ -197,3 +197,14 @@ import Testing
         #expect(!WebhookSignature.verify(header: "t=\(Int.max),v1=00", body: [], secret: "s", now: -5))
     }
 }
+
+@Suite struct StatusListTests {
+    /// An unexpected status's message said which statuses count as delivered one by one:
+    /// "expects 200, 201, 202, … 299" for the default.
+    @Test func consecutiveStatusesReadAsARange() {
+        #expect(IntegrationAction.statusList(Array(200...299)) == "200–299")
+        #expect(IntegrationAction.statusList([204, 200, 201, 202, 302]) == "200–202, 204, 302")
+        #expect(IntegrationAction.statusList([200]) == "200")
+        #expect(IntegrationAction.statusList([]) == "")
+    }
+}

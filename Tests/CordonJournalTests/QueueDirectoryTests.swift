@@ -14,7 +14,7 @@ import Testing
 
     @Test func claimCompleteAndFail() throws {
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         try drop(root, "a.json", "{}")
         try drop(root, "b.json", "{}")
         try "x".write(to: root.appendingPathComponent("incoming/.partial"), atomically: true, encoding: .utf8)
@@ -32,7 +32,7 @@ import Testing
 
     @Test func aFileWithTheNameOfOneAlreadyDoneKeepsBoth() throws {
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         try drop(root, "a.json", "{\"n\":1}")
         try queue.complete(try #require(try queue.claim()))
         try drop(root, "a.json", "{\"n\":2}")
@@ -47,7 +47,7 @@ import Testing
 
     @Test func concurrentRunnersNeverClaimAFileTwice() async throws {
         let root = try TempDir().url
-        let queues = try (0..<4).map { _ in try QueueDirectory(root: root) }
+        let queues = try (0..<4).map { _ in try QueueDirectory(root: root, create: true) }
         for i in 0..<400 { try drop(root, String(format: "f%04d.json", i), "{}") }
         final class Names: Sendable { let list = Mutex<[String]>([]) }
         let claimed = Names()
@@ -69,14 +69,14 @@ import Testing
 
     @Test func filesOfAStoppedRunnerAreTakenUpAgain() throws {
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         // A runner that died: its folder and an unlocked lock file.
         let dead = root.appendingPathComponent("processing/deadhost-1-abc")
         try FileManager.default.createDirectory(at: dead, withIntermediateDirectories: true)
         try "{}".write(to: dead.appendingPathComponent("left.json"), atomically: true, encoding: .utf8)
         try "".write(to: root.appendingPathComponent("processing/deadhost-1-abc.lock"), atomically: true, encoding: .utf8)
         // A live runner's files are left alone.
-        let live = try QueueDirectory(root: root)
+        let live = try QueueDirectory(root: root, create: true)
         try drop(root, "busy.json", "{}")
         let busy = try #require(try live.claim())
         #expect(try queue.recoverOrphans() == 1)
@@ -87,7 +87,7 @@ import Testing
 
     @Test func waitWakesWhenAFileArrives() async throws {
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         #expect(queue.watching)
         let generation = queue.generation
         let start = ContinuousClock.now
@@ -106,7 +106,7 @@ import Testing
 
     @Test func aWaitForFilesEndsWhenItsTaskIsCancelled() async throws {
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         #expect(queue.watching)
         let start = ContinuousClock.now
         // Cancelled while it waits…
@@ -150,7 +150,7 @@ final class HeldDurableJournal: ForwardingJournal, @unchecked Sendable {
             config: h.config, actions: CoreActions.all.merging(["test.record": action]) { $1 }, journal: journal,
             evidence: h.journal.evidence, secrets: h.secrets, actor: "cordon/test")
         let root = try TempDir().url
-        let queue = try QueueDirectory(root: root)
+        let queue = try QueueDirectory(root: root, create: true)
         #expect(queue.watching)
         // A long poll interval: only inotify can wake the intake in time.
         let runner = QueueRunner(queue: queue, engine: engine, concurrency: 4, pollInterval: .seconds(120))

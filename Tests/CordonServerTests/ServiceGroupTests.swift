@@ -19,7 +19,7 @@ import Testing
         let url = try await sqs.createQueue(name: "cordon-group-\(UUID().uuidString.prefix(8))")
         let h = try await ServerHarness(listen: false, handlers: false)
         let queueDir = try TempDir("server", removeOnDeinit: true)
-        let queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir.path))
+        let queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir.path), create: true)
 
         let (ports, portFeed) = AsyncStream.makeStream(of: Int.self)
         let server = IntakeServer(

@@ -15,6 +15,9 @@ public struct AWSServiceClient: Sendable {
     public var observer: AWSCallObserver?
     /// Faults injected into this client's calls (drills on a real endpoint); nil: none.
     public var faults: FaultInjector?
+    /// Adds to an AWS error what explains it (the credentials' account is not the
+    /// finding's, say); nil: the error as AWS said it.
+    public var explain: (@Sendable (ActionError) async -> ActionError)?
 
     public init(service: AWSService, endpoint: AWSEndpoint, credentials: any CredentialProvider, http: AWSHTTPClient) {
         self.service = service
@@ -51,6 +54,7 @@ public struct AWSServiceClient: Sendable {
         guard (200..<300).contains(response.status) else {
             let error = AWSErrorMapper.error(service: service, operation: operation, status: response.status, headers: response.headers, body: response.body)
             observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: error.code))
+            if let explain { throw await explain(error) }
             throw error
         }
         observer?(AWSCall(service: service, operation: operation, parameters: parameters, errorCode: nil))

@@ -111,7 +111,23 @@ public final class AWSCloud: FaultInjectableCloud {
         var client = AWSServiceClient(service: service, endpoint: endpoint, credentials: try await credentials(for: scope), http: http)
         client.observer = options.observer
         client.faults = options.faults
+        if let account = scope.account, options.roleArnTemplate == nil { client.explain = { await self.explainAccount(account, $0) } }
         return client
+    }
+
+    /// A resource not found (or access denied) in an account the default credentials are
+    /// not of, with no role to assume there: the error says so, and how to reach it.
+    func explainAccount(_ account: String, _ error: ActionError) async -> ActionError {
+        guard error.code.hasSuffix("NotFound") || error.code.hasSuffix(".NotFound") || error.code == "NoSuchEntity" || error.code.contains("AccessDenied")
+            || error.code == "UnauthorizedOperation"
+        else { return error }
+        guard let own = await providers.callerAccount(using: { () async throws(ActionError) -> String in
+            try await self.sts(CloudScope(region: (try? self.config.region()) ?? "us-east-1")).getCallerIdentity().account
+        }), own != account
+        else { return error }
+        var explained = error
+        explained.message += " (the finding is in account \(account), but the credentials are account \(own)'s and no role is assumed there: give --assume-role-arn arn:aws:iam::{account}:role/NAME, or credentials of account \(account))"
+        return explained
     }
 
     /// The same endpoint and credentials (and transport: shut this cloud down, not the
@@ -136,6 +152,15 @@ public final class AWSCloud: FaultInjectableCloud {
 actor ProviderCache {
     private var baseProvider: (any CredentialProvider)?
     private var roles: [String: any CredentialProvider] = [:]
+    /// The default credentials' account, once asked (nil: not known, or STS failed).
+    private var ownAccount: String??
+
+    func callerAccount(using ask: @Sendable () async throws(ActionError) -> String) async -> String? {
+        if let known = ownAccount { return known }
+        let account = try? await ask()
+        ownAccount = .some(account)
+        return account
+    }
 
     func base(_ make: () throws(ActionError) -> any CredentialProvider) throws(ActionError) -> any CredentialProvider {
         if let baseProvider { return baseProvider }

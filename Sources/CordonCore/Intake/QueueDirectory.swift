@@ -46,10 +46,21 @@ public final class QueueDirectory: @unchecked Sendable {
         public var description: String { message }
     }
 
-    public init(root: URL) throws {
+    /// Opens a queue directory, making its subdirectories. The directory itself must exist
+    /// unless `create` (a typo in a path should not silently become a queue nobody writes to).
+    public init(root: URL, create: Bool = false) throws {
         self.root = root
         let base = root.standardizedFileURL.path
         let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if !fm.fileExists(atPath: root.path, isDirectory: &isDirectory) {
+            guard create else {
+                throw Error(message: "no queue directory \(root.path): create it (producers write into its incoming/), or give --create-queue-dir")
+            }
+            try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        } else if !isDirectory.boolValue {
+            throw Error(message: "\(root.path) is not a directory")
+        }
         for dir in ["incoming", "processing", "done", "failed"] {
             try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
         }
