@@ -8,12 +8,19 @@ struct IAMPolicyCommand: ParsableCommand {
         commandName: "iam-policy",
         abstract: "Print the least-privilege IAM policy the playbooks need.",
         discussion: """
-            Prints an IAM policy document (version 2012-10-17) with exactly the IAM actions \
-            that the aws.* steps of the playbooks call — rollback included — one statement per \
-            service, actions sorted. With --assume-role-arn (or CORDON_ASSUME_ROLE_ARN) it adds \
-            the sts:AssumeRole statement for that role in every account ({account} becomes *): \
+            Prints an IAM policy document (version 2012-10-17) that allows exactly the IAM \
+            actions the aws.* steps of the playbooks call — rollback included — each on the \
+            narrowest resource type it accepts, and denies Cordon's own principal any change \
+            to itself: every iam: action on its own user (${aws:username}), on the roles given \
+            with --principal-arn and on the responder role; the IAM actions that grant \
+            privileges or credentials and that no step needs; and sts:AssumeRole of any other \
+            role. With --assume-role-arn (or CORDON_ASSUME_ROLE_ARN) it adds the \
+            sts:AssumeRole statement for that role in every account ({account} becomes *): \
             attach the policy to Cordon's own identity, and the same policy without that \
-            statement to the role in each target account. With no PLAYBOOK, reads --playbooks.
+            statement to the role in each target account. Give the role or user Cordon runs \
+            as with --principal-arn, so that neither it nor the responder role can change \
+            it. With no \
+            PLAYBOOK, reads --playbooks. What the policy cannot prevent: the manual, "IAM permissions".
 
             --output text prints the document; json prints {"policy", "actions": {ACTION: \
             [PLAYBOOK/STEP (ACTION)]}} saying which step needs each action.
@@ -25,8 +32,21 @@ struct IAMPolicyCommand: ParsableCommand {
     @OptionGroup var config: ConfigOptions
     @OptionGroup var role: AssumeRoleOptions
 
+    @Option(
+        name: .customLong("principal-arn"),
+        help: ArgumentHelp(
+            "The ARN of the role (or user) Cordon itself runs as, denied any change to itself by the policy. Repeatable.",
+            valueName: "ARN"))
+    var principalArns: [String] = []
+
     @Option(help: "text: the policy document; json: the policy and which step needs each action.")
     var output: OutputFormat = .text
+
+    func validate() throws {
+        for arn in principalArns {
+            if let problem = IAMPolicy.principalProblem(arn) { throw ValidationError("--principal-arn: \(problem)") }
+        }
+    }
 
     func run() throws {
         let targets = playbooks.isEmpty ? [config.playbooks] : playbooks
@@ -44,12 +64,21 @@ struct IAMPolicyCommand: ParsableCommand {
             printError("cordon: no playbook in \(targets.joined(separator: ", "))")
             throw ExitCode(2)
         }
-        let requirement = IAMPolicy.requirement(for: loaded.playbooks, roleArnTemplate: role.roleArnTemplate)
+        let requirement = IAMPolicy.requirement(for: loaded.playbooks, roleArnTemplate: role.roleArnTemplate, principalArns: principalArns)
         if requirement.actions.isEmpty {
             printError("cordon: \(loaded.playbooks.map(\.name).joined(separator: ", ")) call no AWS API (no aws.* step): they need no IAM policy")
             throw ExitCode(1)
         }
         let document = IAMPolicy.document(requirement)
+        if principalArns.isEmpty {
+            printError(
+                "cordon: note: give --principal-arn with the ARN of the role or user Cordon runs as. Without it the policy protects Cordon's principal only if it is an IAM user, through ${aws:username}, and only from itself\(role.roleArnTemplate == nil ? "" : ", not from the responder role it assumes")."
+            )
+        }
+        let size = JSONWriter.string(document).filter { !$0.isWhitespace }.count
+        if size > IAMPolicy.managedPolicyLimit {
+            printError("cordon: warning: the policy is \(size) characters, more than the \(IAMPolicy.managedPolicyLimit) a managed policy may hold: split the playbooks between two policies")
+        }
         switch output {
         case .text:
             print(JSONWriter.pretty(document))

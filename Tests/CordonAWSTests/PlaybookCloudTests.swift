@@ -344,4 +344,108 @@ final class PlaybookCloudTests: XCTestCase {
         XCTAssertTrue(denied.steps["isolate"]?.error?.contains(missing) == true, denied.steps["isolate"]?.error ?? "no error")
         XCTAssertEqual(denied.steps["snapshot"]?.status, "succeeded")
     }
+
+    // MARK: - The policy keeps Cordon from raising its own privileges
+
+    /// The text of every element with this name, depth first.
+    func named(_ name: String, in tree: XMLTree) -> [String] {
+        (tree.name == name ? [tree.text] : []) + tree.children.flatMap { named(name, in: $0) }
+    }
+
+    /// Turns moto's IAM enforcement on or off.
+    func setAuth(_ server: PythonServer, _ on: Bool) async throws {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(server.port)/moto-api/reset-auth")!)
+        request.httpMethod = "POST"
+        request.setValue("text/plain", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data((on ? "0" : "inf").utf8)
+        let (_, response) = try await URLSession.shared.data(for: request)
+        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200)
+    }
+
+    /// Cordon runs as the IAM user cordon-runner with the printed policy (a managed
+    /// policy) and assumes CordonResponder, which has the same policy without the
+    /// AssumeRole statement. Every shipped playbook runs as it does on the simulated
+    /// cloud; then each way of raising its own privileges is refused by moto, as the
+    /// runner and as the responder, while a write the docs say stays possible succeeds.
+    func testTheShippedPlaybooksRunUnderAPolicyThatKeepsCordonFromRaisingItsPrivileges() async throws {
+        let inventory = try inventory()
+        let server = try Moto.dedicated("iam-escalation")
+        let ids = try await MotoSeeder.seed(inventory, port: server.port)
+        let account = "123456789012"
+        let scope = CloudScope(region: "us-east-1")
+        let iam = try await moto(server).client(.iam, scope)
+        let template = "arn:aws:iam::{account}:role/CordonResponder"
+        let runnerArn = "arn:aws:iam::\(account):user/cordon-runner"
+        let config = try PlaybookHarness.config()
+        let policy = IAMPolicy.document(for: config.playbooks, roleArnTemplate: template, principalArns: [runnerArn])
+        let statements = policy["Statement"]?.arrayValue ?? []
+        let responderPolicy: JSONValue = ["Version": "2012-10-17", "Statement": .array(statements.filter { $0["Sid"] != "CordonAssumeResponderRole" })]
+        XCTAssertEqual(responderPolicy["Statement"]?.arrayValue?.count, statements.count - 1)
+        func trusting(_ principal: String) -> String {
+            JSONWriter.string(["Version": "2012-10-17", "Statement": [["Effect": "Allow", "Principal": ["AWS": .string(principal)], "Action": "sts:AssumeRole"]]])
+        }
+        let allowAll = JSONWriter.string(["Version": "2012-10-17", "Statement": [["Effect": "Allow", "Action": "*", "Resource": "*"]]])
+
+        _ = try await iam.query("CreateUser", [("UserName", "cordon-runner")])
+        let key = try await iam.query("CreateAccessKey", [("UserName", "cordon-runner")])
+        let keyId = try XCTUnwrap(key.descendant("AccessKeyId")?.text)
+        let secret = try XCTUnwrap(key.descendant("SecretAccessKey")?.text)
+        let created = try await iam.query("CreatePolicy", [("PolicyName", "cordon-runner"), ("PolicyDocument", JSONWriter.string(policy))])
+        let policyArn = try XCTUnwrap(created.descendant("Arn")?.text)
+        _ = try await iam.query("AttachUserPolicy", [("UserName", "cordon-runner"), ("PolicyArn", policyArn)])
+        _ = try await iam.query("CreateRole", [("RoleName", "CordonResponder"), ("AssumeRolePolicyDocument", trusting(runnerArn))])
+        _ = try await iam.query("PutRolePolicy", [("RoleName", "CordonResponder"), ("PolicyName", "cordon-responder"), ("PolicyDocument", JSONWriter.string(responderPolicy))])
+        _ = try await iam.query("CreateRole", [("RoleName", "BuildRole"), ("AssumeRolePolicyDocument", trusting(runnerArn))])
+        _ = try await iam.query("CreateRole", [("RoleName", "AppRole"), ("AssumeRolePolicyDocument", trusting("arn:aws:iam::\(account):root"))])
+        _ = try await iam.query("CreateGroup", [("GroupName", "admins")])
+
+        try await setAuth(server, true)
+        do {
+            let credentials = ["AWS_ACCESS_KEY_ID": keyId, "AWS_SECRET_ACCESS_KEY": secret]
+            let runner = AWSCloud(options: AWSCloudOptions(environment: Moto.environment(port: server.port, credentials), roleArnTemplate: template), http: Self.http)
+            let index = try await PlaybookHarness.runAll(runner, ids: ids)
+            let expected = try await PlaybookHarness.runAll(SimulatedCloud(inventory: inventory))
+            XCTAssertEqual(outcomes(index), outcomes(expected))
+            XCTAssertFalse(outcomes(index).contains { $0.contains(": failed") }, outcomes(index).joined(separator: "\n"))
+            XCTAssertGreaterThanOrEqual(index.incidents.count, 6, "every shipped playbook fired")
+
+            let asRunner = try await AWSCloud(options: AWSCloudOptions(environment: Moto.environment(port: server.port, credentials)), http: Self.http).client(.iam, scope)
+            let asResponder = try await runner.client(.iam, CloudScope(account: account, region: "us-east-1"))
+            let sts = try await AWSCloud(options: AWSCloudOptions(environment: Moto.environment(port: server.port, credentials)), http: Self.http).client(.sts, scope)
+            let attempts: [(String, AWSServiceClient, String, [(String, String)])] = [
+                ("runner", asRunner, "PutUserPolicy", [("UserName", "cordon-runner"), ("PolicyName", "x"), ("PolicyDocument", allowAll)]),
+                ("runner", asRunner, "AttachUserPolicy", [("UserName", "cordon-runner"), ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")]),
+                ("runner", asRunner, "CreateAccessKey", [("UserName", "cordon-runner")]),
+                ("runner", asRunner, "UpdateAccessKey", [("UserName", "cordon-runner"), ("AccessKeyId", keyId), ("Status", "Active")]),
+                ("runner", asRunner, "AddUserToGroup", [("UserName", "cordon-runner"), ("GroupName", "admins")]),
+                ("responder", asResponder, "PutUserPolicy", [("UserName", "cordon-runner"), ("PolicyName", "x"), ("PolicyDocument", allowAll)]),
+                ("responder", asResponder, "PutRolePolicy", [("RoleName", "CordonResponder"), ("PolicyName", "x"), ("PolicyDocument", allowAll)]),
+                ("responder", asResponder, "DeleteRolePolicy", [("RoleName", "CordonResponder"), ("PolicyName", "cordon-responder")]),
+                ("responder", asResponder, "AttachRolePolicy", [("RoleName", "CordonResponder"), ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")]),
+                ("responder", asResponder, "UpdateAssumeRolePolicy", [("RoleName", "CordonResponder"), ("PolicyDocument", trusting("*"))]),
+                ("responder", asResponder, "AttachRolePolicy", [("RoleName", "AppRole"), ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess")]),
+                ("responder", asResponder, "CreateAccessKey", [("UserName", "alice.dev")]),
+                ("runner", sts, "AssumeRole", [("RoleArn", "arn:aws:iam::\(account):role/BuildRole"), ("RoleSessionName", "x")]),
+            ]
+            for (who, client, action, parameters) in attempts {
+                do {
+                    _ = try await client.query(action, parameters)
+                    XCTFail("\(who) \(action) \(parameters.first?.1 ?? ""): allowed")
+                } catch {
+                    XCTAssertEqual(error.code, "AccessDenied", "\(who) \(action): \(error)")
+                }
+            }
+            // What the docs say stays possible: an inline policy on another role.
+            _ = try await asResponder.query("PutRolePolicy", [("RoleName", "AppRole"), ("PolicyName", "x"), ("PolicyDocument", allowAll)])
+            // The runner's policy is intact, and was never replaced.
+            try await setAuth(server, false)
+            let attached = try await iam.query("ListAttachedUserPolicies", [("UserName", "cordon-runner")])
+            XCTAssertEqual(named("PolicyArn", in: attached), [policyArn])
+            let inline = try await iam.query("ListUserPolicies", [("UserName", "cordon-runner")])
+            XCTAssertEqual(inline.items("ListUserPoliciesResult", "PolicyNames").map(\.text), [])
+        } catch {
+            try? await setAuth(server, false)
+            throw error
+        }
+    }
 }

@@ -63,8 +63,23 @@ import Testing
         let policy = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(policy["Version"] as? String == "2012-10-17")
         let statements = policy["Statement"] as? [[String: Any]] ?? []
-        #expect(statements.map { $0["Sid"] as? String ?? "" } == ["CordonEC2", "CordonSNS", "CordonAssumeResponderRole"])
+        #expect(
+            statements.map { $0["Sid"] as? String ?? "" }
+                == ["CordonEC2", "CordonSNS", "CordonAssumeResponderRole", "CordonDenyChangesToItsUser", "CordonDenyChangesToItsRoles", "CordonDenyPrivilegeEscalation", "CordonDenyOtherRoles"])
         #expect((statements[0]["Action"] as? [String])?.contains("ec2:ModifyNetworkInterfaceAttribute") == true)
+        #expect(result.stderr.contains("--principal-arn"), "without it, a note says what is not protected")
+
+        // The role Cordon runs as is denied any change to itself; a session ARN is refused with the role's.
+        let runner = "arn:aws:iam::123456789012:role/CordonRunner"
+        let withRole = try await CLI.run(["iam-policy", "Playbooks/guardduty-ec2-quarantine.yaml", "--principal-arn", runner])
+        #expect(withRole.status == 0, "\(withRole.stderr)")
+        #expect(withRole.stderr.isEmpty, "\(withRole.stderr)")
+        let denied = try #require(try JSONSerialization.jsonObject(with: Data(withRole.stdout.utf8)) as? [String: Any])
+        let own = (denied["Statement"] as? [[String: Any]] ?? []).first { $0["Sid"] as? String == "CordonDenyChangesToItsRoles" }
+        #expect(own?["Resource"] as? [String] == [runner])
+        let session = try await CLI.run(["iam-policy", "Playbooks/guardduty-ec2-quarantine.yaml", "--principal-arn", "arn:aws:sts::123456789012:assumed-role/CordonRunner/i-0abc"])
+        #expect(session.status == 2)
+        #expect(session.stderr.contains("arn:aws:iam::123456789012:role/CordonRunner"), "\(session.stderr)")
         let none = try await CLI.run(["iam-policy", "Playbooks/cloudtrail-root-console-login.yaml"])
         #expect(none.status == 1)
         #expect(none.stderr.contains("need no IAM policy"))
