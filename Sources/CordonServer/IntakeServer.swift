@@ -32,6 +32,14 @@ public struct IntakeServerConfiguration: Sendable {
     public var metricsTokens: [String] = []
     /// Serve `/metrics` to anyone (behind a firewall, say).
     public var metricsUnauthenticated = false
+    /// Connections held at once; more are closed as they arrive.
+    public var maxConnections = 1024
+    /// A request's headers and body must arrive within this (for the first request of a
+    /// connection, counted from its start); else 408 and the connection is closed.
+    public var requestTimeout: Duration = .seconds(30)
+    /// Bytes that bodies not yet authenticated (signed requests, SNS messages) may hold
+    /// together; beyond it such requests get 503 until others finish.
+    public var unauthenticatedBodyBudget = 32 << 20
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxBody: Int = 1 << 20, authenticator: RequestAuthenticator = RequestAuthenticator(),
@@ -74,6 +82,8 @@ public final class IntakeServer: Sendable {
     let log: @Sendable (String) -> Void
     let http: HTTPClient
     let verifier: SNSVerifier
+    let connections: ConnectionLimiter
+    let unauthenticatedBodies: BodyBudget
 
     public init(
         configuration: IntakeServerConfiguration, engine: Engine, batcher: IntakeBatcher, receipts: ReceiptQueue, metrics: ServerMetrics,
@@ -90,6 +100,8 @@ public final class IntakeServer: Sendable {
         // never run (or stops on an error) leaks nothing.
         self.http = HTTPClient.shared
         self.verifier = SNSVerifier(localCertificatePEM: configuration.snsCertificatePEM, http: http)
+        self.connections = ConnectionLimiter(limit: configuration.maxConnections)
+        self.unauthenticatedBodies = BodyBudget(capacity: configuration.unauthenticatedBodyBudget)
     }
 
     /// Serves until the calling task is cancelled, which shuts the server down
@@ -134,7 +146,13 @@ public final class IntakeServer: Sendable {
             }
             return await self.metricsResponse()
         }
-        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+        let limiter = connections
+        let requestTimeout = TimeAmount.nanoseconds(Self.nanoseconds(configuration.requestTimeout))
+        let metrics = self.metrics
+        let events = ConnectionEvents(refused: { metrics.connection("refused") }, timedOut: { metrics.connection("timed_out") })
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, requestTimeout: requestTimeout, events: events)],
+            idleTimeout: .nanoseconds(Self.nanoseconds(configuration.idleTimeout)))
         var server: HTTPServerBuilder = .http1(configuration: http1)
         if let certPath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
             let chain = try NIOSSLCertificate.fromPEMFile(certPath).map { NIOSSLCertificateSource.certificate($0) }
@@ -144,7 +162,16 @@ public final class IntakeServer: Sendable {
         return Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cordon", backlog: 1024),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: Self.logger)
+            onServerRunning: { channel in
+                limiter.serve(channel)
+                await onRunning(channel.localAddress?.port ?? 0)
+            }, logger: Self.logger)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : ns &+ attoseconds / 1_000_000_000
     }
 
     // MARK: - Responses
@@ -176,13 +203,35 @@ public final class IntakeServer: Sendable {
         case failure(Response)
     }
 
-    /// The body, or the 413 response; never reads more than the limit.
-    func body(_ request: Request, source: String) async -> Step<[UInt8]> {
+    /// A response that ends the connection (the guard closes it once written), for a
+    /// request refused before its body was read: reading it would only waste memory.
+    static func refusing(_ response: Response) -> Response {
+        var response = response
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    /// The body, or the 413 (or 503) response; never reads more than the limit. A body
+    /// not yet authenticated is held within the budget of unauthenticated bodies, which
+    /// `reserved` tells how much of to give back once the request is answered.
+    func body(_ request: Request, source: String, budget: BodyBudget? = nil, reserved: inout Int) async -> Step<[UInt8]> {
         let limit = configuration.maxBody
-        let tooLarge = Self.error(.contentTooLarge, "body is larger than the limit of \(limit) bytes (--max-body)")
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+        let tooLarge = Self.refusing(Self.error(.contentTooLarge, "body is larger than the limit of \(limit) bytes (--max-body)"))
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > limit {
             metrics.finding(source: source, outcome: "too_large")
             return .failure(tooLarge)
+        }
+        func busy() -> Step<[UInt8]> {
+            metrics.finding(source: source, outcome: "busy")
+            var response = Self.refusing(
+                Self.error(.serviceUnavailable, "too many unauthenticated request bodies are being received (--unauthenticated-body-budget); retry shortly"))
+            response.headers[.retryAfter] = "1"
+            return .failure(response)
+        }
+        if let budget, let declared {
+            guard budget.reserve(declared) else { return busy() }
+            reserved += declared
         }
         var bytes: [UInt8] = []
         do {
@@ -190,6 +239,11 @@ public final class IntakeServer: Sendable {
                 guard bytes.count + buffer.readableBytes <= limit else {
                     metrics.finding(source: source, outcome: "too_large")
                     return .failure(tooLarge)
+                }
+                if let budget, bytes.count + buffer.readableBytes > reserved {
+                    let more = bytes.count + buffer.readableBytes - reserved
+                    guard budget.reserve(more) else { return busy() }
+                    reserved += more
                 }
                 bytes.append(contentsOf: buffer.readableBytesView)
             }
@@ -247,20 +301,36 @@ public final class IntakeServer: Sendable {
     // MARK: - Routes
 
     func findings(_ request: Request) async -> Response {
+        let authenticator = configuration.authenticator
+        let header = { (name: String) in HTTPField.Name(name).flatMap { request.headers[$0] } }
+        func unauthorized(_ rejection: RequestAuthenticator.Rejection) -> Response {
+            metrics.finding(source: "http", outcome: "unauthorized")
+            var response = Self.refusing(Self.error(.unauthorized, rejection.message))
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        // The headers decide first: a request without valid credentials is refused
+        // before a byte of its body is read.
+        let admission: RequestAuthenticator.Admission
+        switch authenticator.admit(header: header) {
+        case .success(let a): admission = a
+        case .failure(let rejection): return unauthorized(rejection)
+        }
+        var reserved = 0
+        defer { if reserved > 0 { unauthenticatedBodies.release(reserved) } }
         let bytes: [UInt8]
-        switch await body(request, source: "http") {
+        switch await body(request, source: "http", budget: admission == .needsBody ? unauthenticatedBodies : nil, reserved: &reserved) {
         case .success(let b): bytes = b
         case .failure(let response): return response
         }
-        let authenticator = configuration.authenticator
         let credential: RequestAuthenticator.Credential
-        switch authenticator.authenticate(header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } }, body: bytes) {
-        case .success(let c): credential = c
-        case .failure(let rejection):
-            metrics.finding(source: "http", outcome: "unauthorized")
-            var response = Self.error(.unauthorized, rejection.message)
-            response.headers[.wwwAuthenticate] = "Bearer"
-            return response
+        switch admission {
+        case .authenticated(let c): credential = c
+        case .needsBody:
+            switch authenticator.authenticate(header: header, body: bytes) {
+            case .success(let c): credential = c
+            case .failure(let rejection): return unauthorized(rejection)
+            }
         }
         let response: Response
         switch decode(bytes, source: "http") {
@@ -273,8 +343,12 @@ public final class IntakeServer: Sendable {
     }
 
     func sns(_ request: Request) async -> Response {
+        // An SNS message is authenticated by the signature inside it: its body counts
+        // against the budget of unauthenticated bodies until the request is answered.
+        var reserved = 0
+        defer { if reserved > 0 { unauthenticatedBodies.release(reserved) } }
         let bytes: [UInt8]
-        switch await body(request, source: "sns") {
+        switch await body(request, source: "sns", budget: unauthenticatedBodies, reserved: &reserved) {
         case .success(let b): bytes = b
         case .failure(let response): return response
         }
@@ -344,7 +418,9 @@ public final class IntakeServer: Sendable {
     }
 
     func metricsResponse() async -> Response {
-        let text = metrics.render(incidents: await engine.counts())
+        let text = metrics.render(
+            incidents: await engine.counts(),
+            http: ServerMetrics.HTTPGauges(connections: connections.current, unauthenticatedBodyBytes: unauthenticatedBodies.current))
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }

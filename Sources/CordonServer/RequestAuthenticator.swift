@@ -75,6 +75,30 @@ public struct RequestAuthenticator: Sendable {
         return .success(.apiKey)
     }
 
+    /// What the headers alone say about a request, before its body is read.
+    public enum Admission: Sendable, Equatable {
+        /// An API key: the request is authenticated, its body may be read.
+        case authenticated(Credential)
+        /// A well-formed, fresh signature: only the body can prove it, so the body is
+        /// read within the budget for unauthenticated bodies, then `authenticate` decides.
+        case needsBody
+    }
+
+    /// Decides from the headers alone, so that a request without valid credentials is
+    /// refused before its body is read: an API key is checked whole; a signature is
+    /// checked for form and freshness (its MAC needs the body).
+    public func admit(header: (String) -> String?) -> Result<Admission, Rejection> {
+        guard isConfigured else { return .failure(Rejection(message: "no credentials are configured on this server (--api-key-secret or --hmac-secret)")) }
+        if let signature = header(Self.signatureHeader) {
+            switch parseSignature(signature) {
+            case .success: return .success(.needsBody)
+            case .failure(let rejection): return .failure(rejection)
+            }
+        }
+        if let reason = checkAPIKey(header: header) { return .failure(Rejection(message: reason)) }
+        return .success(.authenticated(.apiKey))
+    }
+
     /// Forgets an accepted signature whose request journaled nothing.
     public func release(_ credential: Credential) {
         if case .signature(let entry) = credential { replayCache.remove(entry) }
@@ -122,8 +146,16 @@ public struct RequestAuthenticator: Sendable {
         return Self.matches(key, accepted) ? nil : "invalid token"
     }
 
-    func checkSignature(_ value: String, body: [UInt8]) -> Result<Credential, Rejection> {
-        func reject(_ message: String) -> Result<Credential, Rejection> { .failure(Rejection(message: message)) }
+    /// A signature header's timestamp (as sent, and as a number) and its `v1` values.
+    struct ParsedSignature {
+        var timestamp: String
+        var time: Int64
+        var signatures: [String]
+    }
+
+    /// The signature header parsed, or why it cannot be accepted whatever the body.
+    func parseSignature(_ value: String) -> Result<ParsedSignature, Rejection> {
+        func reject(_ message: String) -> Result<ParsedSignature, Rejection> { .failure(Rejection(message: message)) }
         guard !hmacSecrets.isEmpty else { return reject("signatures are not accepted here; send the API key") }
         var timestamp: String?
         var signatures: [String] = []
@@ -134,12 +166,26 @@ public struct RequestAuthenticator: Sendable {
         }
         guard let timestamp, let t = Int64(timestamp) else { return reject("\(Self.signatureHeader) has no t=UNIX-SECONDS") }
         guard !signatures.isEmpty else { return reject("\(Self.signatureHeader) has no v1=HEX signature") }
-        let now = self.now().timeIntervalSince1970
-        let age = now - Double(t)
+        let age = self.now().timeIntervalSince1970 - Double(t)
         guard abs(age) <= replayWindow else {
             // `age` may be far beyond any Int (t is whatever the client sent): written as a double.
             return reject("signature timestamp t=\(t) is \(age.rounded()) s from now, outside the \(Int(replayWindow)) s replay window (check the sender's clock)")
         }
+        guard signatures.contains(where: { Self.hexBytes($0)?.count == 32 }) else {
+            return reject("bad signature: v1 must be hex HMAC-SHA256(secret, \"t.body\") over the exact body bytes")
+        }
+        return .success(ParsedSignature(timestamp: timestamp, time: t, signatures: signatures))
+    }
+
+    func checkSignature(_ value: String, body: [UInt8]) -> Result<Credential, Rejection> {
+        func reject(_ message: String) -> Result<Credential, Rejection> { .failure(Rejection(message: message)) }
+        let parsed: ParsedSignature
+        switch parseSignature(value) {
+        case .success(let p): parsed = p
+        case .failure(let rejection): return .failure(rejection)
+        }
+        let (timestamp, t, signatures) = (parsed.timestamp, parsed.time, parsed.signatures)
+        let now = self.now().timeIntervalSince1970
         let signed = Array("\(timestamp).".utf8) + body
         var valid: [UInt8]?
         for secret in hmacSecrets {

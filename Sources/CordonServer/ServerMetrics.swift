@@ -32,6 +32,17 @@ public final class ServerMetrics: Sendable {
         var appendLatency = Histogram(buckets: ServerMetrics.latencyBuckets)
         var stepStarts: [String: (Date, String)] = [:]
         var sqsMessages: [String: Int] = [:]
+        var connections: [String: Int] = [:]
+    }
+
+    /// What the HTTP intake holds at scrape time.
+    public struct HTTPGauges: Sendable {
+        public var connections: Int
+        public var unauthenticatedBodyBytes: Int
+        public init(connections: Int, unauthenticatedBodyBytes: Int) {
+            self.connections = connections
+            self.unauthenticatedBodyBytes = unauthenticatedBodyBytes
+        }
     }
 
     static let latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -42,7 +53,8 @@ public final class ServerMetrics: Sendable {
     public init() {}
 
     /// A finding (or a rejected request) from `source` (`http`, `sns`, `sqs`, `queue`):
-    /// `accepted`, `duplicate`, `unauthorized`, `too_large`, `malformed`, `error`.
+    /// `accepted`, `duplicate`, `unauthorized`, `too_large`, `busy` (the budget of
+    /// unauthenticated bodies is full), `malformed`, `error`.
     public func finding(source: String, outcome: String, count: Int = 1) {
         state.withLock { $0.findings[[source, outcome], default: 0] += count }
     }
@@ -54,6 +66,12 @@ public final class ServerMetrics: Sendable {
             for (key, count) in s.findings where key.count == 2 { out[key[0], default: [:]][key[1]] = count }
             return out
         }
+    }
+
+    /// An HTTP connection closed by the intake's guard: `refused` (--max-connections),
+    /// `timed_out` (--request-timeout).
+    public func connection(_ outcome: String) {
+        state.withLock { $0.connections[outcome, default: 0] += 1 }
     }
 
     /// An SQS message: `deleted`, `undecodable`, `error`.
@@ -93,7 +111,7 @@ public final class ServerMetrics: Sendable {
 
     /// The exposition; `incidents` (by playbook and state, the approvals pending, what is
     /// quarantined) is read from the engine at scrape time.
-    public func render(incidents: IncidentIndex.Counts) -> String {
+    public func render(incidents: IncidentIndex.Counts, http: HTTPGauges? = nil) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func escape(_ v: String) -> String {
@@ -119,6 +137,16 @@ public final class ServerMetrics: Sendable {
         header("cordon_findings_received_total", "counter", "Findings (or rejected requests) by source and outcome.")
         for (key, v) in s.findings.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             out += "cordon_findings_received_total\(labels([("source", key[0]), ("outcome", key[1])])) \(v)\n"
+        }
+        if let http {
+            header("cordon_http_connections", "gauge", "HTTP connections open.")
+            out += "cordon_http_connections \(http.connections)\n"
+            header("cordon_http_connections_closed_total", "counter", "HTTP connections the intake closed: refused (--max-connections), timed_out (--request-timeout).")
+            for outcome in ["refused", "timed_out"] {
+                out += "cordon_http_connections_closed_total\(labels([("outcome", outcome)])) \(s.connections[outcome] ?? 0)\n"
+            }
+            header("cordon_http_unauthenticated_body_bytes", "gauge", "Bytes of request bodies held before their signature is checked (--unauthenticated-body-budget).")
+            out += "cordon_http_unauthenticated_body_bytes \(http.unauthenticatedBodyBytes)\n"
         }
         header("cordon_sqs_messages_total", "counter", "SQS messages by outcome.")
         for (key, v) in s.sqsMessages.sorted(by: { $0.key < $1.key }) {

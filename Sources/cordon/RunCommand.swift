@@ -26,6 +26,10 @@ struct RunCommand: AsyncParsableCommand {
             Cordon-Signature: t=UNIX,v1=HEX(HMAC(secret, "t.body")), within --replay-window, each \
             signature accepted once). \
             Answers 202 with the finding ids; 401, 413 (--max-body) or 400 journal nothing. \
+            An API key is checked before the body is read; a signed request's body, and an SNS \
+            message, are held within --unauthenticated-body-budget until verified (503 beyond \
+            it). At most --max-connections connections are held; a request must arrive whole \
+            within --request-timeout (408 and closed otherwise). \
             POST /v1/sns is an SNS subscription endpoint for the --sns-topic topics.
 
             --queue-dir DIR: producers write a finding file elsewhere in DIR and rename it into \
@@ -60,6 +64,18 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Largest accepted request body in bytes (413 above).", valueName: "BYTES"))
     var maxBody = 1 << 20
+
+    @Option(help: ArgumentHelp("HTTP connections held at once; more are closed as they arrive.", valueName: "N"))
+    var maxConnections = 1024
+
+    @Option(help: "Time a request's headers and body have to arrive (for a connection's first request, from its start); then 408 and the connection is closed.")
+    var requestTimeout: String = "30s"
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes that bodies not yet authenticated (signed requests, SNS messages) may hold together; beyond it such requests get 503. API keys are checked before the body is read.",
+            valueName: "BYTES"))
+    var unauthenticatedBodyBudget = 32 << 20
 
     @Option(help: ArgumentHelp("Secret (environment variable NAME or file NAME_FILE) holding an accepted API key; repeatable.", valueName: "NAME"))
     var apiKeySecret: [String] = []
@@ -137,6 +153,13 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let listen, Self.hostPort(listen) == nil { throw ValidationError("--listen: \(listen) is not HOST:PORT such as 127.0.0.1:8080") }
         guard (1...(256 << 20)).contains(maxBody) else { throw ValidationError("--max-body must be 1 to 268435456 (256 MiB)") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000") }
+        guard let timeout = DurationParser.parse(requestTimeout), timeout > .zero else {
+            throw ValidationError("--request-timeout: \(requestTimeout) is not a positive duration such as 30s")
+        }
+        guard unauthenticatedBodyBudget >= maxBody else {
+            throw ValidationError("--unauthenticated-body-budget (\(unauthenticatedBodyBudget)) must be at least --max-body (\(maxBody)), or no signed request of the largest size could be read")
+        }
         guard DurationParser.parse(replayWindow) != nil else { throw ValidationError("--replay-window: \(replayWindow) is not a duration such as 5m") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...20).contains(sqsWait) else { throw ValidationError("--sqs-wait must be 0 to 20") }
@@ -225,6 +248,9 @@ struct RunCommand: AsyncParsableCommand {
                 snsCertificatePEM: pem, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
             configuration.metricsTokens = metricsTokenSecret.compactMap { secrets.value($0) }
             configuration.metricsUnauthenticated = metricsUnauthenticated
+            configuration.maxConnections = maxConnections
+            configuration.requestTimeout = DurationParser.parse(requestTimeout) ?? .seconds(30)
+            configuration.unauthenticatedBodyBudget = unauthenticatedBodyBudget
             if !configuration.isLoopback && !configuration.usesTLS {
                 printError("cordon: warning: listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
             }
