@@ -40,7 +40,7 @@ public struct IntegrationAction: Action {
     public func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
         let inputs = try validate(request.inputs)
         let prepared = try prepare(inputs: inputs, request: request)
-        let redact = Redactor(secrets: request.secrets, names: prepared.secretsUsed)
+        let redact = Redactor(secrets: request.secrets, extra: prepared.derived)
         let started = ContinuousClock.now
         let response: HTTPTransport.Response
         do throws(ActionError) {
@@ -138,6 +138,8 @@ public struct IntegrationAction: Action {
         var body: [UInt8]?
         var timeout: Duration
         var secretsUsed: Set<String>
+        /// Values derived from secrets for this request only (its signature).
+        var derived: [(form: String, name: String)]
         /// `NAME.ACTION: METHOD scheme://host[:port]`: the request named without path,
         /// query or headers (where webhook secrets live).
         var describe: String
@@ -147,9 +149,10 @@ public struct IntegrationAction: Action {
     }
 
     func prepare(inputs: JSONObject, request: ActionRequest) throws(ActionError) -> Prepared {
-        let context = TemplateContext(root: ["inputs": .object(inputs), "incident": request.incident], secret: request.secrets.lookup)
+        let context = TemplateContext(root: ["inputs": .object(inputs), "incident": request.incident], secrets: request.secrets)
         var secretsUsed: Set<String> = []
-        let redactNow = { (names: Set<String>) in Redactor(secrets: request.secrets, names: names) }
+        var derived: [(form: String, name: String)] = []
+        let redactNow = { (_: Set<String>) in Redactor(secrets: request.secrets) }
         func render(_ tree: TemplateTree, _ what: String) throws(ActionError) -> JSONValue {
             do throws(TemplateError) {
                 let r = try tree.render(context)
@@ -257,7 +260,13 @@ public struct IntegrationAction: Action {
             }
             secretsUsed.insert(signature.secret)
             let t = Int(Date().timeIntervalSince1970)
-            headers.append((signature.header, WebhookSignature.header(body: body ?? [], secret: key, timestamp: t)))
+            let value = WebhookSignature.header(body: body ?? [], secret: key, timestamp: t)
+            headers.append((signature.header, value))
+            // A receiver may echo the signature: it is derived from the key, for this request.
+            derived.append((form: value, name: signature.secret))
+            for part in value.split(separator: ",") where part.contains("=") {
+                derived.append((form: String(part.split(separator: "=", maxSplits: 1)[1]), name: signature.secret))
+            }
         }
 
         // The request as evidence: credentials masked; the caller redacts secrets.
@@ -281,7 +290,7 @@ public struct IntegrationAction: Action {
         if let s = definition.signature { evidence["signature"] = ["header": .string(s.header), "algorithm": .string(s.algorithm)] }
 
         return Prepared(
-            method: method, url: url, headers: headers, body: body, timeout: spec.timeout ?? Self.defaultTimeout, secretsUsed: secretsUsed,
+            method: method, url: url, headers: headers, body: body, timeout: spec.timeout ?? Self.defaultTimeout, secretsUsed: secretsUsed, derived: derived,
             describe: describe, host: host, evidence: .object(evidence))
     }
 

@@ -1,37 +1,24 @@
 import CordonCore
 import Foundation
 
-/// Replaces secret values with `«secret:NAME»` in everything an integration writes
-/// (evidence, outputs, error messages) — also their percent-encoded, form-encoded and
-/// JSON-escaped spellings, which the journal's own redaction of raw values would miss —
-/// and then every other secret the store knows.
+/// Redacts what an integration writes (evidence, outputs, error messages): every form of
+/// every secret the store knows (their encodings, the credential parts of URLs, what
+/// filters derived from them), and the values derived for this one request alone — an
+/// HMAC signature — which the store must not keep, one per request.
 struct Redactor: Sendable {
     let secrets: SecretStore
     /// (spelling, replacement), longest first.
-    private let spellings: [(String, String)]
+    private let extra: [(String, String)]
 
-    init(secrets: SecretStore, names: some Sequence<String>) {
+    init(secrets: SecretStore, extra: [(form: String, name: String)] = []) {
         self.secrets = secrets
-        var out: [(String, String)] = []
-        for name in Set(names) {
-            guard let value = secrets.value(name), !value.isEmpty else { continue }
-            let mark = "«secret:\(name)»"
-            var forms: Set<String> = [value]
-            if let p = value.addingPercentEncoding(withAllowedCharacters: URLComponents.unreserved) { forms.insert(p) }
-            if let p = value.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) { forms.insert(p) }
-            forms.insert(FormEncoding.encode(value))
-            let json = JSONWriter.string(.string(value))
-            forms.insert(String(json.dropFirst().dropLast()))
-            for form in forms where form.count >= SecretStore.minimumRedactedLength || form == value {
-                out.append((form, mark))
-            }
-        }
-        spellings = out.sorted { $0.0.count > $1.0.count }
+        self.extra = extra.filter { $0.form.count >= SecretStore.minimumRedactedLength }.map { ($0.form, "«secret:\($0.name)»") }
+            .sorted { $0.0.count > $1.0.count }
     }
 
     func callAsFunction(_ text: String) -> String {
         var out = text
-        for (form, mark) in spellings where out.contains(form) {
+        for (form, mark) in extra where out.contains(form) {
             out = out.replacingOccurrences(of: form, with: mark)
         }
         return secrets.redact(out)

@@ -104,7 +104,7 @@ extension Engine {
         var vars = JSONObject()
         for (name, tree) in playbook.vars {
             root["vars"] = .object(vars)
-            if let value = try? tree.render(TemplateContext(root: root, secret: secrets.lookup)).value { vars[name] = value }
+            if let value = try? tree.render(TemplateContext(root: root, secrets: secrets)).value { vars[name] = value }
         }
         return vars
     }
@@ -128,7 +128,7 @@ extension Engine {
         var fields = base
         fields["action_kind"] = .string(spec?.kind.rawValue ?? "utility")
         var inputs = JSONObject()
-        var context = TemplateContext(root: root, secret: secrets.lookup)
+        var context = TemplateContext(root: root, secrets: secrets)
         let problems: DryRunProblems? = dryRun ? DryRunProblems() : nil
         if let problems {
             // What a real run would know and a dry run does not: planned steps' outputs

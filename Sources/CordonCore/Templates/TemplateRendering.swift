@@ -8,6 +8,8 @@ public struct TemplateContext: Sendable {
     /// What stands for a value missing from `root` that is not known yet (a dry run's
     /// planned step has no outputs); nil: the path is missing.
     public var notYetKnown: (@Sendable (TemplatePath) -> JSONValue?)?
+    /// Where what filters derive from a secret is registered, to be redacted like it.
+    public var secrets: SecretStore?
 
     public init(
         root: JSONObject, secret: @escaping @Sendable (String) -> String? = { _ in nil },
@@ -16,6 +18,13 @@ public struct TemplateContext: Sendable {
         self.root = root
         self.secret = secret
         self.notYetKnown = notYetKnown
+    }
+
+    /// A context whose secrets come from `secrets`, which also learns the forms filters
+    /// derive from them.
+    public init(root: JSONObject, secrets: SecretStore, notYetKnown: (@Sendable (TemplatePath) -> JSONValue?)? = nil) {
+        self.init(root: root, secret: secrets.lookup, notYetKnown: notYetKnown)
+        self.secrets = secrets
     }
 }
 
@@ -74,12 +83,25 @@ extension Template {
             (value, missing) = Self.lookup(e.path, in: context.root)
         }
         if value == nil, let placeholder = context.notYetKnown?(e.path) { value = placeholder }
+        // Taint: the forms of secrets the value holds, carried through the filters; what
+        // a filter makes of them is registered, so that it is redacted like the secret.
+        var tainted: [(name: String, form: String)] = []
+        let transforms = e.filters.contains { if case .defaultValue = $0 { false } else { true } }
+        if transforms, let store = context.secrets, let current = value {
+            if e.path.root == "secret", case .string(let s) = current, let name = e.path.key(at: 1) {
+                tainted = [(name, s)]
+            } else {
+                tainted = Self.strings(current).flatMap { store.forms(in: $0) }
+            }
+        }
         for filter in e.filters {
             if case .defaultValue(let fallback) = filter {
                 if value == nil || value == .null { value = fallback }
                 continue
             }
             guard let current = value else { break }
+            var isString = false
+            if case .string = current { isString = true }
             switch filter {
             case .upper: value = .string(Self.text(current).uppercased())
             case .lower: value = .string(Self.text(current).lowercased())
@@ -92,13 +114,42 @@ extension Template {
                 }
             case .defaultValue: break
             }
+            if !tainted.isEmpty, let store = context.secrets {
+                var isArray = false
+                if case .array = current { isArray = true }
+                tainted = tainted.flatMap { name, form in
+                    // A string inside an array or object is written as JSON.
+                    let text = isString ? form : SecretStore.jsonEscaped(form)
+                    let derived: [String]
+                    switch filter {
+                    case .upper: derived = [text.uppercased()]
+                    case .lower: derived = [text.lowercased()]
+                    case .json: derived = [SecretStore.jsonEscaped(form)]
+                    case .join: derived = isArray ? [form, SecretStore.jsonEscaped(form)] : [text]
+                    case .defaultValue: derived = [form]
+                    }
+                    for d in derived where d != form { store.registerDerived(name, form: d) }
+                    return derived.map { (name, $0) }
+                }
+            }
         }
+        for (name, _) in tainted { secrets.insert(name) }
         guard let result = value else {
             throw TemplateError(
                 template: source, offset: 0,
                 message: "\(e.path) is missing: \(missing); add | default(…) if it may be absent")
         }
         return result
+    }
+
+    /// Every string of a value, keys included.
+    static func strings(_ value: JSONValue) -> [String] {
+        switch value {
+        case .string(let s): return [s]
+        case .array(let items): return items.flatMap(strings)
+        case .object(let members): return members.flatMap { [$0.key] + strings($0.value) }
+        default: return []
+        }
     }
 
     /// Follows a path; on failure says which part is missing.

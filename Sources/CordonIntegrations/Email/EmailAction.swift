@@ -39,7 +39,14 @@ public struct EmailAction: Action {
         if let user = request.secrets.value(userSecret), let password = request.secrets.value(passwordSecret) {
             credentials = (user, password)
         }
-        let redact = Redactor(secrets: request.secrets, names: [userSecret, passwordSecret])
+        // A server may echo what AUTH sent: the credentials in base64.
+        var derived: [(form: String, name: String)] = []
+        if let (user, password) = credentials {
+            derived.append((Data(Array("\0\(user)\0\(password)".utf8)).base64EncodedString(), passwordSecret))
+            derived.append((Data(password.utf8).base64EncodedString(), passwordSecret))
+            derived.append((Data(user.utf8).base64EncodedString(), userSecret))
+        }
+        let redact = Redactor(secrets: request.secrets, extra: derived)
         let client = SMTPClient(host: host, port: port, security: security, credentials: credentials, caFile: string("ca_file"))
         let deadline = timeout
         let describe = client.describe
