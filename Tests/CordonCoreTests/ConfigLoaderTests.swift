@@ -92,6 +92,29 @@ import Testing
         }
     }
 
+    /// A quoted multi-line value (a block scalar, a string with a line break or a
+    /// control character) stays on the diagnostic's one line, as escapes.
+    @Test func everyDiagnosticFitsOnOneLine() throws {
+        let text = """
+            name: demo
+            version: 1
+            description: x
+            trigger: {source: [aws.guardduty]}
+            steps:
+              - id: a
+                action: |
+                  slack.post
+                  message
+              - id: "b\\tc\\nd"
+                action: "core.log\\u0007\\r\\n"
+                with: {message: x}
+            """
+        let found = try diagnostics(text)
+        #expect(found.count >= 2, "\(found)")
+        for d in found { #expect(!d.contains("\n") && !d.contains("\r") && !d.contains("\u{7}"), "\(d)") }
+        #expect(found.contains { $0.contains(#"slack.post\nmessage"#) }, "\(found)")
+    }
+
     @Test func reportsEveryProblemWithLineAndColumn() throws {
         let text = """
             name: demo

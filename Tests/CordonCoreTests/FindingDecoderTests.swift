@@ -185,7 +185,7 @@ import Testing
     @Test func unrecognisedShapesSayWhatWasExpected() {
         let result = decode(#"{"hello": "world"}"#, source: "x.json")
         #expect(result.findings.isEmpty)
-        #expect(result.issues.first?.description.hasPrefix("x.json: not a recognised finding") == true)
+        #expect(result.issues.first?.description.hasPrefix("x.json:1 (byte 0): not a recognised finding") == true, "\(result.issues)")
         #expect(decode(#"{"source": 5, "detail-type": "x", "detail": {}}"#).issues.first?.message.contains("source") == true)
         #expect(decode(#"{"source": "a", "detail-type": "x", "detail": []}"#).issues.first?.message.contains("detail") == true)
         #expect(decode("not json at all").issues.first?.message.contains("invalid JSON") == true)

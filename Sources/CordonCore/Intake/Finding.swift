@@ -45,13 +45,38 @@ public enum FindingFormat: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Where a finding or a decoding problem sits in the input: the source (usually a file
-/// name), the line of a JSON Lines file, the byte offset, and the path inside the record
-/// (array indexes, `Records[3]`, an SNS `Message`…).
+/// name), the line, the byte offset, and the path inside the record (array indexes,
+/// `Records[3]`, an SNS `Message`…). Inside an envelope (an SNS message, an SQS body:
+/// JSON carried in a string) the line and byte are those of the envelope's string in
+/// the outer input, and the path goes on inside it. In a gzip input, the line and byte
+/// are in the decompressed text, and a problem with the compression itself gives the
+/// byte of the compressed stream where it was found.
 public struct FindingOrigin: Sendable, Equatable, CustomStringConvertible {
     public var source: String
     public var line: Int?
     public var byteOffset: Int?
     public var path: [String]
+    /// Which stream `byteOffset` counts in.
+    public var stream: Stream = .plain
+
+    public enum Stream: Sendable, Equatable {
+        /// The input as it is.
+        case plain
+        /// The compressed bytes of a gzip input.
+        case compressed
+        /// The text a gzip input decompressed to.
+        case decompressed
+    }
+
+    /// The way to the value from the input's top (for locating it once a problem is
+    /// found); `.embedded` is the string of an envelope, after which the steps are inside
+    /// the text it carries.
+    enum Step: Sendable, Equatable {
+        case index(Int)
+        case key(String)
+        case embedded
+    }
+    var steps: [Step] = []
 
     public init(source: String, line: Int? = nil, byteOffset: Int? = nil, path: [String] = []) {
         self.source = source
@@ -60,16 +85,27 @@ public struct FindingOrigin: Sendable, Equatable, CustomStringConvertible {
         self.path = path
     }
 
-    func appending(_ component: String) -> FindingOrigin {
+    func appending(_ component: String, _ steps: Step...) -> FindingOrigin {
         var copy = self
         copy.path.append(component)
+        copy.steps += steps
         return copy
+    }
+
+    public static func == (a: FindingOrigin, b: FindingOrigin) -> Bool {
+        a.source == b.source && a.line == b.line && a.byteOffset == b.byteOffset && a.path == b.path && a.stream == b.stream
     }
 
     public var description: String {
         var s = source
         if let line { s += ":\(line)" }
-        if let byteOffset { s += " (byte \(byteOffset))" }
+        if let byteOffset {
+            switch stream {
+            case .plain: s += " (byte \(byteOffset))"
+            case .compressed: s += " (byte \(byteOffset) of the gzip stream)"
+            case .decompressed: s += " (byte \(byteOffset) decompressed)"
+            }
+        }
         if !path.isEmpty { s += " " + path.joined(separator: " › ") }
         return s
     }
@@ -80,7 +116,9 @@ public struct DecodeIssue: Error, Sendable, Equatable, CustomStringConvertible {
     public var origin: FindingOrigin
     public var message: String
 
-    public var description: String { "\(origin): \(message)" }
+    /// `ORIGIN: message`, on one line (a control character quoted from the input is
+    /// written as an escape).
+    public var description: String { Diagnostic.oneLine("\(origin): \(message)") }
 }
 
 /// What one input decoded into.

@@ -36,8 +36,9 @@ public struct FindingDecoder: Sendable {
 
     /// Decodes bytes that came from `source` (a file name, a queue, an HTTP request).
     public func decode(_ input: [UInt8], source: String) -> DecodeResult {
-        let origin = FindingOrigin(source: source)
+        var origin = FindingOrigin(source: source)
         guard input.count <= maxInputBytes else {
+            origin.byteOffset = maxInputBytes
             return DecodeResult(issues: [
                 DecodeIssue(origin: origin, message: "input is \(input.count) bytes, more than the limit of \(maxInputBytes)")
             ])
@@ -47,8 +48,13 @@ public struct FindingDecoder: Sendable {
             do {
                 bytes = try Gzip.decompress(bytes, limit: maxDecompressedBytes)
             } catch {
-                return DecodeResult(issues: [DecodeIssue(origin: origin, message: error.message)])
+                var at = origin
+                at.byteOffset = error.compressedOffset ?? 0
+                at.stream = .compressed
+                let produced = error.decompressedBytes.map { " (\($0) bytes decompressed before it)" } ?? ""
+                return DecodeResult(issues: [DecodeIssue(origin: at, message: error.message + produced)])
             }
+            origin.stream = .decompressed
         }
         return decodeText(bytes, origin: origin)
     }
@@ -79,6 +85,7 @@ public struct FindingDecoder: Sendable {
             return result
         }
         unwrap(document, origin: origin, depth: 0, raw: bytes, into: &result)
+        Self.locate(&result.issues, in: bytes[...], base: 0, countLines: true)
         return result
     }
 
@@ -115,7 +122,9 @@ public struct FindingDecoder: Sendable {
         at.line = line.number
         do {
             let value = try JSONParser.parse(Array(bytes[line.range]))
+            let first = result.issues.count
             unwrap(value, origin: at, depth: 0, raw: Array(bytes[line.range]), into: &result)
+            Self.locate(&result.issues[first...], in: bytes[line.range], base: line.range.lowerBound, countLines: false)
         } catch {
             at.byteOffset = line.range.lowerBound + error.offset
             result.issues.append(DecodeIssue(origin: at, message: "invalid JSON: \(error.message) (column \(error.column))"))
@@ -135,7 +144,7 @@ public struct FindingDecoder: Sendable {
                 result.issues.append(DecodeIssue(origin: origin, message: "empty array: no findings"))
             }
             for (i, element) in elements.enumerated() {
-                unwrap(element, origin: origin.appending("[\(i)]"), depth: depth + 1, into: &result)
+                unwrap(element, origin: origin.appending("[\(i)]", .index(i)), depth: depth + 1, into: &result)
             }
         case .object(let o):
             unwrapObject(o, origin: origin, depth: depth, raw: raw, into: &result)
@@ -159,7 +168,7 @@ public struct FindingDecoder: Sendable {
             switch type {
             case "Notification":
                 guard case .string(let message)? = o["Message"] else { issue("SNS notification without a Message string"); return }
-                unwrapEmbedded(message, what: "SNS Message", origin: origin.appending("SNS Message"), depth: depth, into: &result)
+                unwrapEmbedded(message, what: "SNS Message", origin: origin.appending("SNS Message", .key("Message"), .embedded), depth: depth, into: &result)
             case "SubscriptionConfirmation", "UnsubscribeConfirmation":
                 issue("SNS \(type) message, not a finding (confirm subscriptions with `cordon run --listen`)")
             default:
@@ -169,12 +178,12 @@ public struct FindingDecoder: Sendable {
         }
         // SQS: one message (ReceiveMessage element), or a ReceiveMessage response.
         if case .string(let body)? = o["Body"], o["MessageId"] != nil || o["ReceiptHandle"] != nil {
-            unwrapEmbedded(body, what: "SQS Body", origin: origin.appending("SQS Body"), depth: depth, into: &result)
+            unwrapEmbedded(body, what: "SQS Body", origin: origin.appending("SQS Body", .key("Body"), .embedded), depth: depth, into: &result)
             return
         }
         if case .array(let messages)? = o["Messages"] {
             for (i, m) in messages.enumerated() {
-                unwrap(m, origin: origin.appending("Messages[\(i)]"), depth: depth + 1, into: &result)
+                unwrap(m, origin: origin.appending("Messages[\(i)]", .key("Messages"), .index(i)), depth: depth + 1, into: &result)
             }
             return
         }
@@ -182,15 +191,15 @@ public struct FindingDecoder: Sendable {
         if let records = o["Records"] {
             guard case .array(let elements) = records else { issue("\"Records\" must be an array, found \(records.typeName)"); return }
             for (i, element) in elements.enumerated() {
-                let at = origin.appending("Records[\(i)]")
+                let at = origin.appending("Records[\(i)]", .key("Records"), .index(i))
                 guard case .object(let record) = element else {
                     result.issues.append(DecodeIssue(origin: at, message: "a record must be an object, found \(element.typeName)"))
                     continue
                 }
                 if record["eventSource"]?.stringValue == "aws:sqs", case .string(let body)? = record["body"] {
-                    unwrapEmbedded(body, what: "SQS body", origin: at.appending("body"), depth: depth + 1, into: &result)
+                    unwrapEmbedded(body, what: "SQS body", origin: at.appending("body", .key("body"), .embedded), depth: depth + 1, into: &result)
                 } else if record["EventSource"]?.stringValue == "aws:sns", case .string(let message)? = record["Sns"]?["Message"] {
-                    unwrapEmbedded(message, what: "SNS Message", origin: at.appending("Sns.Message"), depth: depth + 1, into: &result)
+                    unwrapEmbedded(message, what: "SNS Message", origin: at.appending("Sns.Message", .key("Sns"), .key("Message"), .embedded), depth: depth + 1, into: &result)
                 } else if Self.isCloudTrailRecord(record) {
                     appendCloudTrail(record, origin: at, into: &result)
                 } else {
@@ -206,7 +215,7 @@ public struct FindingDecoder: Sendable {
                 guard case .array(let elements) = list else { issue("\"\(key)\" must be an array, found \(list.typeName)"); return }
                 if elements.isEmpty { issue("\"\(key)\" is empty: no findings") }
                 for (i, element) in elements.enumerated() {
-                    let at = origin.appending("\(key)[\(i)]")
+                    let at = origin.appending("\(key)[\(i)]", .key(key), .index(i))
                     guard case .object(let finding) = element else {
                         result.issues.append(DecodeIssue(origin: at, message: "a finding must be an object, found \(element.typeName)"))
                         continue
@@ -236,7 +245,7 @@ public struct FindingDecoder: Sendable {
             unwrap(value, origin: origin, depth: depth + 1, into: &result)
         } catch {
             result.issues.append(
-                DecodeIssue(origin: origin, message: "\(what) is not valid JSON: \(error.message) (at character \(error.offset))"))
+                DecodeIssue(origin: origin, message: "\(what) is not valid JSON: \(error.message) (at byte \(error.offset) of the \(what))"))
         }
     }
 
@@ -354,5 +363,174 @@ public struct FindingDecoder: Sendable {
         default:
             return value
         }
+    }
+
+    // MARK: - Locating problems
+
+    /// Gives each issue that has no byte offset yet the offset (and, for a whole
+    /// document, the line) of the value its steps lead to in `bytes`: the record itself,
+    /// or the envelope string it came out of.
+    static func locate(_ issues: inout ArraySlice<DecodeIssue>, in bytes: ArraySlice<UInt8>, base: Int, countLines: Bool) {
+        guard issues.contains(where: { $0.origin.byteOffset == nil }) else { return }
+        var locator = JSONLocator(bytes)
+        for i in issues.indices where issues[i].origin.byteOffset == nil {
+            var steps = issues[i].origin.steps
+            if let envelope = steps.firstIndex(of: .embedded) { steps = Array(steps[..<envelope]) }
+            let offset = locator.offset(of: steps) ?? bytes.startIndex
+            issues[i].origin.byteOffset = base + (offset - bytes.startIndex)
+            if countLines { issues[i].origin.line = locator.line(at: offset) }
+        }
+    }
+
+    static func locate(_ issues: inout [DecodeIssue], in bytes: ArraySlice<UInt8>, base: Int, countLines: Bool) {
+        var all = issues[...]
+        locate(&all, in: bytes, base: base, countLines: countLines)
+        issues = Array(all)
+    }
+}
+
+/// Finds where a value is in JSON text, following array indexes and object keys, without
+/// building the values: the text was parsed already, so it is well-formed. The offsets of
+/// a container's elements are found once, so locating many records of one large array
+/// reads it once.
+struct JSONLocator {
+    let bytes: ArraySlice<UInt8>
+    /// Container start → the offsets of its elements (arrays) or of its members' values
+    /// by key (objects; the last of duplicate keys, the one parsed).
+    private var elements: [Int: [Int]] = [:]
+    private var members: [Int: [String: Int]] = [:]
+    private var lineStarts: [Int]?
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+    }
+
+    /// The index in `bytes` of the first byte of the value at `steps` (`.embedded` steps
+    /// are not followed), or nil when the text does not have it.
+    mutating func offset(of steps: [FindingOrigin.Step]) -> Int? {
+        var i = Self.skipSpace(bytes, bytes.startIndex)
+        for step in steps {
+            guard i < bytes.endIndex else { return nil }
+            switch step {
+            case .embedded:
+                return i
+            case .index(let wanted):
+                if elements[i] == nil { elements[i] = Self.elementOffsets(bytes, i) ?? [] }
+                guard let list = elements[i], wanted < list.count else { return nil }
+                i = list[wanted]
+            case .key(let wanted):
+                if members[i] == nil { members[i] = Self.memberOffsets(bytes, i) ?? [:] }
+                guard let found = members[i]?[wanted] else { return nil }
+                i = found
+            }
+        }
+        return i
+    }
+
+    /// The line (from 1) of an index.
+    mutating func line(at offset: Int) -> Int {
+        if lineStarts == nil {
+            var starts = [bytes.startIndex]
+            for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") { starts.append(i + 1) }
+            lineStarts = starts
+        }
+        let starts = lineStarts ?? [bytes.startIndex]
+        // The last line start at or before the offset.
+        var low = 0, high = starts.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if starts[mid] <= offset { low = mid } else { high = mid - 1 }
+        }
+        return low + 1
+    }
+
+    static func elementOffsets(_ b: ArraySlice<UInt8>, _ start: Int) -> [Int]? {
+        guard start < b.endIndex, b[start] == UInt8(ascii: "[") else { return nil }
+        var out: [Int] = []
+        var i = skipSpace(b, start + 1)
+        while i < b.endIndex, b[i] != UInt8(ascii: "]") {
+            out.append(i)
+            guard let after = skipValue(b, i) else { return out }
+            i = skipSpace(b, after)
+            guard i < b.endIndex, b[i] == UInt8(ascii: ",") else { break }
+            i = skipSpace(b, i + 1)
+        }
+        return out
+    }
+
+    static func memberOffsets(_ b: ArraySlice<UInt8>, _ start: Int) -> [String: Int]? {
+        guard start < b.endIndex, b[start] == UInt8(ascii: "{") else { return nil }
+        var out: [String: Int] = [:]
+        var i = skipSpace(b, start + 1)
+        while i < b.endIndex, b[i] == UInt8(ascii: "\"") {
+            guard let keyEnd = skipString(b, i) else { return out }
+            let key = decodeKey(b[i..<keyEnd])
+            i = skipSpace(b, keyEnd)
+            guard i < b.endIndex, b[i] == UInt8(ascii: ":") else { return out }
+            i = skipSpace(b, i + 1)
+            out[key] = i
+            guard let after = skipValue(b, i) else { return out }
+            i = skipSpace(b, after)
+            guard i < b.endIndex, b[i] == UInt8(ascii: ",") else { break }
+            i = skipSpace(b, i + 1)
+        }
+        return out
+    }
+
+    static func skipSpace(_ b: ArraySlice<UInt8>, _ from: Int) -> Int {
+        var i = from
+        while i < b.endIndex, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
+        return i
+    }
+
+    /// The index after the string that starts at `from` (a quote).
+    static func skipString(_ b: ArraySlice<UInt8>, _ from: Int) -> Int? {
+        var i = from + 1
+        while i < b.endIndex {
+            switch b[i] {
+            case UInt8(ascii: "\\"): i += 2
+            case UInt8(ascii: "\""): return i + 1
+            default: i += 1
+            }
+        }
+        return nil
+    }
+
+    /// The index after the value that starts at `from`.
+    static func skipValue(_ b: ArraySlice<UInt8>, _ from: Int) -> Int? {
+        guard from < b.endIndex else { return nil }
+        switch b[from] {
+        case UInt8(ascii: "\""):
+            return skipString(b, from)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            var i = from
+            while i < b.endIndex {
+                switch b[i] {
+                case UInt8(ascii: "\""):
+                    guard let after = skipString(b, i) else { return nil }
+                    i = after
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 { return i + 1 }
+                default: break
+                }
+                i += 1
+            }
+            return nil
+        default:
+            var i = from
+            while i < b.endIndex, !(b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "}") || b[i] == UInt8(ascii: "]") || b[i] <= 0x20) { i += 1 }
+            return i
+        }
+    }
+
+    /// A key's text: its escapes decoded when it has any.
+    static func decodeKey(_ quoted: ArraySlice<UInt8>) -> String {
+        let inner = quoted.dropFirst().dropLast()
+        if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
+        return (try? JSONParser.parse(Array(quoted)))?.stringValue ?? String(decoding: inner, as: UTF8.self)
     }
 }

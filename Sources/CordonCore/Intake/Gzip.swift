@@ -4,7 +4,17 @@ import CZlib
 public enum Gzip {
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var message: String
+        /// Where in the compressed input it was found (bytes read by then), and how many
+        /// bytes had been decompressed by then; nil when nothing was read.
+        public var compressedOffset: Int?
+        public var decompressedBytes: Int?
         public var description: String { message }
+
+        init(message: String, compressedOffset: Int? = nil, decompressedBytes: Int? = nil) {
+            self.message = message
+            self.compressedOffset = compressedOffset
+            self.decompressedBytes = decompressedBytes
+        }
     }
 
     /// Whether the bytes start with the gzip magic number.
@@ -25,6 +35,9 @@ public enum Gzip {
         output.reserveCapacity(min(limit, max(4096, input.count * 4)))
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var failure: Error? = nil
+        func fail(_ message: String) -> Error {
+            Error(message: message, compressedOffset: input.count - Int(stream.avail_in), decompressedBytes: output.count)
+        }
         input.withUnsafeBufferPointer { inBuffer in
             stream.next_in = UnsafeMutablePointer(mutating: inBuffer.baseAddress)
             stream.avail_in = uInt(inBuffer.count)
@@ -36,7 +49,7 @@ public enum Gzip {
                 }
                 let produced = chunk.count - Int(stream.avail_out)
                 if output.count + produced > limit {
-                    failure = Error(message: "gzip: decompressed data exceeds the limit of \(limit) bytes")
+                    failure = fail("gzip: decompressed data exceeds the limit of \(limit) bytes")
                     return
                 }
                 output.append(contentsOf: chunk[0..<produced])
@@ -45,7 +58,7 @@ public enum Gzip {
                     // Another gzip member may follow (concatenated files, e.g. `cat a.gz b.gz`).
                     if stream.avail_in > 0 {
                         guard inflateReset(&stream) == Z_OK else {
-                            failure = Error(message: "gzip: could not continue with the next member")
+                            failure = fail("gzip: could not continue with the next member")
                             return
                         }
                         continue
@@ -53,19 +66,19 @@ public enum Gzip {
                     return
                 case Z_OK:
                     if stream.avail_in == 0 && produced == 0 {
-                        failure = Error(message: "gzip: unexpected end of compressed data (truncated file?)")
+                        failure = fail("gzip: unexpected end of compressed data (truncated file?)")
                         return
                     }
                     continue
                 case Z_BUF_ERROR:
                     if stream.avail_in == 0 {
-                        failure = Error(message: "gzip: unexpected end of compressed data (truncated file?)")
+                        failure = fail("gzip: unexpected end of compressed data (truncated file?)")
                         return
                     }
                     continue
                 default:
                     let detail = stream.msg.map { String(cString: $0) } ?? "error \(status)"
-                    failure = Error(message: "gzip: corrupt data (\(detail))")
+                    failure = fail("gzip: corrupt data (\(detail))")
                     return
                 }
             }
