@@ -65,3 +65,50 @@ import Testing
         #expect(failures.isEmpty, Comment(rawValue: "\(failures.count) failures:\n" + failures.prefix(30).joined(separator: "\n")))
     }
 }
+
+/// The cases of Fixtures/conformance/event-ruler-parity.json: where EventBridge's answer
+/// is not obvious (IP addresses, numbers no double holds, case folding beyond ASCII,
+/// reserved words), each computed by running aws/event-ruler 2.x. Cordon matches and
+/// refuses exactly as it does.
+@Suite struct EventRulerParityTests {
+    static func load() throws -> JSONValue {
+        try JSONParser.parse(try readBytes(TestPaths.fixtures.appendingPathComponent("conformance/event-ruler-parity.json")))
+    }
+
+    @Test func everyCaseMatchesAsEventRulerDoes() throws {
+        let root = try Self.load()
+        let cases = root["matches"]?.arrayValue ?? []
+        #expect(cases.count >= 50)
+        var failures: [String] = []
+        for c in cases {
+            let name = c["name"]?.stringValue ?? "?"
+            guard let pattern = c["pattern"], let event = c["event"], let expected = c["matches"]?.boolValue else {
+                failures.append("\(name): malformed case")
+                continue
+            }
+            do {
+                var matcher = PatternSet([try EventPattern(json: pattern)]).makeMatcher()
+                // The event's bytes as written in the file (numbers keep their text).
+                let got = try matcher.matches(JSONWriter.bytes(event)) == [0]
+                if got != expected { failures.append("\(name): expected \(expected), got \(got): \(JSONWriter.string(pattern)) \(JSONWriter.string(event))") }
+            } catch {
+                failures.append("\(name): refused: \(error)")
+            }
+        }
+        #expect(failures.isEmpty, Comment(rawValue: failures.joined(separator: "\n")))
+    }
+
+    @Test func everyRefusedPatternIsRefused() throws {
+        let root = try Self.load()
+        let cases = root["refused"]?.arrayValue ?? []
+        #expect(cases.count >= 15)
+        for c in cases {
+            let name = c["name"]?.stringValue ?? "?"
+            guard let pattern = c["pattern"] else {
+                Issue.record("\(name): malformed case")
+                continue
+            }
+            #expect(throws: PatternError.self, "\(name)") { try EventPattern(json: pattern) }
+        }
+    }
+}

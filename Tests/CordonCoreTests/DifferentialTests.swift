@@ -130,24 +130,26 @@ import Testing
     }
 
     static func holds(_ m: ValueMatcher, _ v: JSONValue) -> Bool {
+        func bytes<T>(_ t: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T { Array(t.utf8).withUnsafeBufferPointer(body) }
         switch (m, v) {
         case (.exactString(let s), .string(let t)): return s == t
+        case (.exactIP(let r), .string(let t)): return bytes(t) { r.contains($0) }
         case (.exactNumber(let d), .number(let n)): return d == n.decimal
+        case (.exactNumberText(let text), .number(let n)): return text == n.literal
         case (.exactBool(let b), .bool(let c)): return b == c
         case (.exactNull, .null): return true
         case (.prefix(let p, let ic), .string(let t)):
-            return ic ? t.lowercased().utf8.starts(with: p.lowercased().utf8) : t.utf8.starts(with: p.utf8)
+            return ic ? bytes(t) { CaseFoldPattern(p).matchesPrefix($0) } : t.utf8.starts(with: p.utf8)
         case (.suffix(let p, let ic), .string(let t)):
-            return ic ? t.lowercased().utf8.reversed().starts(with: p.lowercased().utf8.reversed())
-                : t.utf8.reversed().starts(with: p.utf8.reversed())
-        case (.equalsIgnoreCase(let p), .string(let t)): return p.lowercased() == t.lowercased()
-        case (.wildcard(let w), .string(let t)): return Array(t.utf8).withUnsafeBufferPointer { w.matches($0) }
+            return ic ? bytes(t) { CaseFoldPattern(p).matchesSuffix($0) } : t.utf8.reversed().starts(with: p.utf8.reversed())
+        case (.equalsIgnoreCase(let p), .string(let t)): return bytes(t) { CaseFoldPattern(p).matchesWhole($0) }
+        case (.wildcard(let w), .string(let t)): return bytes(t) { w.matches($0) }
         case (.numeric(let range), .number(let n)):
             var scratch = DecimalScratch()
             _ = Array(n.literal.utf8).withUnsafeBufferPointer { scratch.parse($0) }
-            return range.contains(scratch)
+            return JavaDouble.isComparable(scratch) && range.contains(scratch)
         case (.exists, _): return true
-        case (.cidr(let c), .string(let t)): return Array(t.utf8).withUnsafeBufferPointer { c.contains($0) }
+        case (.cidr(let c), .string(let t)): return bytes(t) { c.contains($0) }
         case (.anythingBut(let a), _):
             switch (a, v) {
             case (.values(let strings, _), .string(let t)): return !strings.contains(t)
@@ -155,9 +157,9 @@ import Testing
             case (.values, _): return true
             case (.prefix(let ps), .string(let t)): return !ps.contains { t.utf8.starts(with: $0.utf8) }
             case (.suffix(let ss), .string(let t)): return !ss.contains { t.utf8.reversed().starts(with: $0.utf8.reversed()) }
-            case (.equalsIgnoreCase(let set), .string(let t)): return !set.contains(t.lowercased())
+            case (.equalsIgnoreCase(let set), .string(let t)): return !set.contains { p in bytes(t) { CaseFoldPattern(p).matchesWhole($0) } }
             case (.wildcard(let ws), .string(let t)):
-                return !ws.contains { w in Array(t.utf8).withUnsafeBufferPointer { w.matches($0) } }
+                return !ws.contains { w in bytes(t) { w.matches($0) } }
             default: return true
             }
         default: return false

@@ -82,10 +82,10 @@ struct PatternCompiler {
                 options = try expandOr(value, path: path, depth: depth)
             } else {
                 let fieldPath = path + [key]
-                if insideOr, ValueMatcherParser.operators.contains(key) {
+                if insideOr, ValueMatcherParser.reservedInsideOr.contains(key) {
                     throw PatternError(
                         path: dotted(fieldPath),
-                        message: "\"\(key)\" is an operator and cannot be a field name inside $or; put it in a match object such as [{\"\(key)\": …}]")
+                        message: "\"\(key)\" is a reserved word and cannot be a field name inside $or; an operator goes in a match object such as [{\"prefix\": …}]")
                 }
                 switch value {
                 case .object(let members):
@@ -163,8 +163,11 @@ struct PatternCompiler {
         var absent = false
         for element in elements {
             switch element {
-            case .string(let s): matchers.append(.exactString(s))
-            case .number(let n): matchers.append(.exactNumber(n.decimal))
+            // A string that is an IP address matches that address however it is written.
+            case .string(let s): matchers.append(IPRange(address: s).map(ValueMatcher.exactIP) ?? .exactString(s))
+            // A number a double holds exactly matches by value; any other only as written.
+            case .number(let n):
+                matchers.append(JavaDouble.isComparable(n.decimal) ? .exactNumber(n.decimal) : .exactNumberText(n.literal))
             case .bool(let b): matchers.append(.exactBool(b))
             case .null: matchers.append(.exactNull)
             case .array:
@@ -193,8 +196,15 @@ struct PatternCompiler {
 /// Parses the operator objects of a leaf array (`{"prefix": …}`, `{"numeric": […]}`, …).
 enum ValueMatcherParser {
     static let operators = [
-        "prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr",
+        "prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr", "exactly",
     ]
+
+    /// Names EventBridge reserves, which cannot be fields inside `$or` (aws/event-ruler
+    /// 2.x `Constants.RESERVED_FIELD_NAMES_IN_OR_RELATIONSHIP`).
+    static let reservedInsideOr: Set<String> = Set(operators).union([
+        "=", "<", "<=", ">", ">=", "regex", "not-wildcard", "not-equals-ignore-case", "date-after", "date-on-or-after", "date-before",
+        "date-on-or-before", "in-date-range", "ip-address-in-range", "ip-address-not-in-range",
+    ])
 
     /// Returns the matcher, or `nil` for `{"exists": false}`.
     static func parse(_ members: JSONObject) throws(PatternError) -> ValueMatcher? {
@@ -221,7 +231,10 @@ enum ValueMatcherParser {
             return b ? .exists : nil
         case "cidr":
             guard case .string(let s) = value else { throw fail("cidr takes a string such as \"10.0.0.0/8\", not \(value.typeName)") }
-            return .cidr(try CIDRRange(s))
+            return .cidr(try IPRange(cidr: s))
+        case "exactly":
+            guard case .string(let s) = value else { throw fail("exactly takes a string, not \(value.typeName)") }
+            return .exactString(s)
         default:
             var message = "unknown operator \"\(op)\""
             if let suggestion = suggest(op, from: operators) { message += " (did you mean \"\(suggestion)\"?)" }
@@ -250,7 +263,7 @@ enum ValueMatcherParser {
         case .string(let s):
             return .values(strings: [s], numbers: [])
         case .number(let n):
-            return .values(strings: [], numbers: [n.decimal])
+            return .values(strings: [], numbers: [try comparable(n, "anything-but")])
         case .array(let elements):
             guard !elements.isEmpty else { throw fail("anything-but needs at least one value") }
             var strings: Set<String> = []
@@ -258,7 +271,7 @@ enum ValueMatcherParser {
             for element in elements {
                 switch element {
                 case .string(let s): strings.insert(s)
-                case .number(let n): numbers.insert(n.decimal)
+                case .number(let n): numbers.insert(try comparable(n, "anything-but"))
                 default: throw fail("anything-but lists hold strings or numbers, not \(element.typeName)")
                 }
             }
@@ -279,7 +292,7 @@ enum ValueMatcherParser {
                 return op == "prefix" ? .prefix(list) : .suffix(list)
             case "equals-ignore-case":
                 let list = try stringList(inner, op: "anything-but equals-ignore-case")
-                return .equalsIgnoreCase(Set(list.map { $0.lowercased() }))
+                return .equalsIgnoreCase(Set(list))
             case "wildcard":
                 let list = try stringList(inner, op: "anything-but wildcard")
                 var patterns: [WildcardPattern] = []
@@ -291,6 +304,15 @@ enum ValueMatcherParser {
         default:
             throw fail("anything-but takes a string, a number, a list of them, or an object, not \(value.typeName)")
         }
+    }
+
+    /// A number a numeric comparison can use: one a double holds exactly, as EventBridge
+    /// requires (aws/event-ruler 2.x `ComparableNumber.generate`).
+    private static func comparable(_ n: JSONNumber, _ op: String) throws(PatternError) -> DecimalValue {
+        guard JavaDouble.isComparable(n.decimal) else {
+            throw fail("\(op): \(n.literal) cannot be compared: EventBridge compares numbers as doubles, and no double is exactly \(n.literal) (within ±1.8e308, as Java writes a double)")
+        }
+        return n.decimal
     }
 
     private static func stringList(_ value: JSONValue, op: String) throws(PatternError) -> [String] {
@@ -323,7 +345,7 @@ enum ValueMatcherParser {
             guard case .number(let n) = elements[index + 1] else {
                 throw fail("numeric \"\(op)\" must be followed by a number, not \(elements[index + 1])")
             }
-            let d = n.decimal
+            let d = try comparable(n, "numeric")
             switch op {
             case "=":
                 guard elements.count == 2 else { throw fail("numeric \"=\" cannot be combined with another bound") }

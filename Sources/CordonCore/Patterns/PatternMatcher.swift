@@ -184,6 +184,14 @@ public struct PatternMatcher {
                 let entry = ms.exact.find(tag: ValueKey.string, content)
                 if entry >= 0 { push(ms.exactTargets[entry], ms.targetPool, &targets, mark) }
             }
+            if ms.hasExactIP, let address = EventRulerIP.parse(Array(bytes)[...]) {
+                var entry = address.withUnsafeBytes { ms.exact.find(tag: ValueKey.ip, $0) }
+                if entry >= 0 { push(ms.exactTargets[entry], ms.targetPool, &targets, mark) }
+                if address.count == 16 {
+                    entry = address[0..<4].withUnsafeBytes { ms.exact.find(tag: ValueKey.ip, $0) }
+                    if entry >= 0 { push(ms.exactTargets[entry], ms.targetPool, &targets, mark) }
+                }
+            }
             if ms.needsLowercase { lowercase(bytes, into: &lower) }
             if ms.ignoreCase.count > 0 {
                 let entry = lower.withUnsafeBytes { ms.ignoreCase.find(tag: ValueKey.string, $0) }
@@ -194,18 +202,20 @@ public struct PatternMatcher {
                     lower.withUnsafeBufferPointer { lowered in
                         for affix in ms.prefixes {
                             let s = affix.ignoreCase ? lowered : bytes
-                            if Int(affix.count) <= s.count,
-                                memcmp(s.baseAddress!, pool.baseAddress! + Int(affix.start), Int(affix.count)) == 0
+                            if affix.count == 0
+                                || (Int(affix.count) <= s.count
+                                    && memcmp(s.baseAddress!, pool.baseAddress! + Int(affix.start), Int(affix.count)) == 0)
                             {
                                 push(affix.target, &targets, mark)
                             }
                         }
                         for affix in ms.suffixes {
                             let s = affix.ignoreCase ? lowered : bytes
-                            if Int(affix.count) <= s.count,
-                                memcmp(
-                                    s.baseAddress! + (s.count - Int(affix.count)), pool.baseAddress! + Int(affix.start),
-                                    Int(affix.count)) == 0
+                            if affix.count == 0
+                                || (Int(affix.count) <= s.count
+                                    && memcmp(
+                                        s.baseAddress! + (s.count - Int(affix.count)), pool.baseAddress! + Int(affix.start),
+                                        Int(affix.count)) == 0)
                             {
                                 push(affix.target, &targets, mark)
                             }
@@ -220,6 +230,9 @@ public struct PatternMatcher {
                 ValueKey.appendNumber(negative: decimal.negative, digits: decimal.digits, exponent: decimal.exponent, to: &key)
                 let entry = key.withUnsafeBytes { ms.exact.find(tag: ValueKey.number, $0) }
                 if entry >= 0 { push(ms.exactTargets[entry], ms.targetPool, &targets, mark) }
+                // A pattern number no double holds matches the same text only.
+                let textEntry = ms.exact.find(tag: ValueKey.numberText, UnsafeRawBufferPointer(bytes))
+                if textEntry >= 0 { push(ms.exactTargets[textEntry], ms.targetPool, &targets, mark) }
             }
         default:
             if ms.exact.count > 0 {
@@ -246,7 +259,7 @@ public struct PatternMatcher {
         case .wildcard(let w):
             return isString && w.matches(bytes)
         case .numeric(let range):
-            return kind == FlatValue.number && range.contains(decimal)
+            return kind == FlatValue.number && JavaDouble.isComparable(decimal) && range.contains(decimal)
         case .cidr(let c):
             return isString && c.contains(bytes)
         case .anythingButValues(let table):
@@ -266,8 +279,16 @@ public struct PatternMatcher {
             return !isString || !ps.contains { hasPrefix(bytes, $0) }
         case .anythingButSuffix(let ss):
             return !isString || !ss.contains { hasSuffix(bytes, $0) }
-        case .anythingButIgnoreCase(let table):
-            return !isString || lower.withUnsafeBytes { table.find(tag: ValueKey.string, $0) } < 0
+        case .anythingButIgnoreCase(let table, let others):
+            return !isString
+                || (lower.withUnsafeBytes { table.find(tag: ValueKey.string, $0) } < 0 && !others.contains { $0.matchesWhole(bytes) })
+        case .caseFold(let pattern, let position):
+            guard isString else { return false }
+            switch position {
+            case .whole: return pattern.matchesWhole(bytes)
+            case .prefix: return pattern.matchesPrefix(bytes)
+            case .suffix: return pattern.matchesSuffix(bytes)
+            }
         case .anythingButWildcard(let ws):
             return !isString || !ws.contains { $0.matches(bytes) }
         }
@@ -283,16 +304,11 @@ public struct PatternMatcher {
         s.count >= p.count && bytesEqual(s, s.count - p.count, p.count, p)
     }
 
-    /// Lowercases with Unicode rules, with an ASCII fast path.
+    /// Lowercases ASCII letters and keeps every other byte: what ASCII patterns that
+    /// ignore case are compared with (EventBridge folds no other letter of the event).
     static func lowercase(_ s: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
-        var ascii = true
-        for c in s where c >= 0x80 { ascii = false; break }
-        if ascii {
-            for c in s { out.append(c &- 65 < 26 ? c | 0x20 : c) }
-        } else {
-            out.append(contentsOf: String(decoding: s, as: UTF8.self).lowercased().utf8)
-        }
+        for c in s { out.append(c &- 65 < 26 ? c | 0x20 : c) }
     }
 }
 

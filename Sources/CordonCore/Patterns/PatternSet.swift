@@ -179,6 +179,8 @@ final class MatcherSet: Sendable {
     /// `exists: true`: any leaf value.
     let anyTargets: TargetRange
     let needsLowercase: Bool
+    /// Some exact value is an IP address: event strings are read as addresses too.
+    let hasExactIP: Bool
 
     init(_ b: MatcherSetBuilder) {
         var pool: [Int32] = []
@@ -205,6 +207,7 @@ final class MatcherSet: Sendable {
         others = b.others.map(\.0)
         otherTargets = b.others.map(\.1)
         needsLowercase = b.needsLowercase
+        hasExactIP = b.hasExactIP
     }
 }
 
@@ -218,24 +221,38 @@ struct MatcherSetBuilder {
     var others: [(RuntimeMatcher, Int32)] = []
     var anyTargets: [Int32] = []
     var needsLowercase = false
+    var hasExactIP = false
 
     mutating func add(_ matcher: ValueMatcher, target: Int32) {
         switch matcher {
         case .exactString(let s): addExact(tag: ValueKey.string, Array(s.utf8), target)
         case .exactNumber(let d): addExact(tag: ValueKey.number, ValueKey.number(d), target)
+        case .exactNumberText(let t): addExact(tag: ValueKey.numberText, Array(t.utf8), target)
+        case .exactIP(let r):
+            // By its bytes: an event address is looked up as it is, and an IPv6 one by
+            // its first four bytes too (EventBridge decides after 8 hex digits).
+            if let address = r.address { addExact(tag: ValueKey.ip, address, target); hasExactIP = true } else { others.append((.cidr(r), target)) }
         case .exactBool(let b): addExact(tag: b ? ValueKey.trueValue : ValueKey.falseValue, [], target)
         case .exactNull: addExact(tag: ValueKey.null, [], target)
-        case .equalsIgnoreCase(let s):
-            let entry = ignoreCase.insert(tag: ValueKey.string, Array(s.lowercased().utf8))
+        // Ignoring case, an ASCII pattern is compared with the event's ASCII-lowercased
+        // bytes; any other follows EventBridge's rules unit by unit (`CaseFoldPattern`).
+        case .equalsIgnoreCase(let s) where CaseFoldPattern.isASCII(s):
+            let entry = ignoreCase.insert(tag: ValueKey.string, CaseFoldPattern.asciiLowercased(s))
             if entry == ignoreCaseTargets.count { ignoreCaseTargets.append([]) }
             append(&ignoreCaseTargets[entry], target)
             needsLowercase = true
-        case .prefix(let s, let ic):
-            prefixes.append((Array((ic ? s.lowercased() : s).utf8), ic, target))
+        case .equalsIgnoreCase(let s):
+            others.append((.caseFold(CaseFoldPattern(s), .whole), target))
+        case .prefix(let s, let ic) where !ic || CaseFoldPattern.isASCII(s):
+            prefixes.append((ic ? CaseFoldPattern.asciiLowercased(s) : Array(s.utf8), ic, target))
             if ic { needsLowercase = true }
-        case .suffix(let s, let ic):
-            suffixes.append((Array((ic ? s.lowercased() : s).utf8), ic, target))
+        case .prefix(let s, _):
+            others.append((.caseFold(CaseFoldPattern(s), .prefix), target))
+        case .suffix(let s, let ic) where !ic || CaseFoldPattern.isASCII(s):
+            suffixes.append((ic ? CaseFoldPattern.asciiLowercased(s) : Array(s.utf8), ic, target))
             if ic { needsLowercase = true }
+        case .suffix(let s, _):
+            others.append((.caseFold(CaseFoldPattern(s), .suffix), target))
         case .exists:
             append(&anyTargets, target)
         case .wildcard(let w): others.append((.wildcard(w), target))
@@ -266,6 +283,10 @@ enum ValueKey {
     static let trueValue: UInt8 = 3
     static let falseValue: UInt8 = 4
     static let null: UInt8 = 5
+    /// A number by its literal text (one no double holds).
+    static let numberText: UInt8 = 6
+    /// An IP address by its 4 or 16 bytes.
+    static let ip: UInt8 = 7
 
     static func number(_ d: DecimalValue) -> [UInt8] {
         var out: [UInt8] = []
@@ -291,16 +312,24 @@ enum ValueKey {
     }
 }
 
+/// Where a pattern that ignores case must match the value: all of it, its start, its end.
+enum CaseFoldPosition: Sendable {
+    case whole, prefix, suffix
+}
+
 /// Matchers evaluated one by one (the less common operators).
 enum RuntimeMatcher: Sendable {
     case wildcard(WildcardPattern)
     case numeric(NumericRange)
-    case cidr(CIDRRange)
+    case cidr(IPRange)
     /// Not any of these exact values (strings and/or numbers as `ValueKey`s).
     case anythingButValues(ByteTable)
     case anythingButPrefix([[UInt8]])
     case anythingButSuffix([[UInt8]])
-    case anythingButIgnoreCase(ByteTable)
+    /// Not any of these, ignoring case: ASCII ones by their lowercased bytes, the others
+    /// by EventBridge's rules.
+    case anythingButIgnoreCase(ByteTable, [CaseFoldPattern])
+    case caseFold(CaseFoldPattern, CaseFoldPosition)
     case anythingButWildcard([WildcardPattern])
 
     init(_ a: AnythingBut) {
@@ -314,8 +343,15 @@ enum RuntimeMatcher: Sendable {
         case .suffix(let list): self = .anythingButSuffix(list.map { Array($0.utf8) })
         case .equalsIgnoreCase(let set):
             var table = ByteTable()
-            for s in set { _ = table.insert(tag: ValueKey.string, Array(s.utf8)) }
-            self = .anythingButIgnoreCase(table)
+            var others: [CaseFoldPattern] = []
+            for s in set.sorted() {
+                if CaseFoldPattern.isASCII(s) {
+                    _ = table.insert(tag: ValueKey.string, CaseFoldPattern.asciiLowercased(s))
+                } else {
+                    others.append(CaseFoldPattern(s))
+                }
+            }
+            self = .anythingButIgnoreCase(table, others)
         case .wildcard(let ws): self = .anythingButWildcard(ws)
         }
     }

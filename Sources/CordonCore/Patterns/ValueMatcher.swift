@@ -1,7 +1,11 @@
 /// One way a leaf value can match: an element of a pattern's leaf array.
 enum ValueMatcher: Sendable, Hashable {
     case exactString(String)
+    /// An exact string that is an IP address: the address however it is written.
+    case exactIP(IPRange)
     case exactNumber(DecimalValue)
+    /// An exact number no double holds: it matches only the same literal text.
+    case exactNumberText(String)
     case exactBool(Bool)
     case exactNull
     case prefix(String, ignoreCase: Bool)
@@ -11,13 +15,15 @@ enum ValueMatcher: Sendable, Hashable {
     case anythingBut(AnythingBut)
     case numeric(NumericRange)
     case exists
-    case cidr(CIDRRange)
+    case cidr(IPRange)
 
     /// A text that is equal for equal matchers (edges of the automaton are keyed by it).
     var canonicalKey: String {
         switch self {
         case .exactString(let s): return "s:" + s
+        case .exactIP(let r): return "ip:" + r.source
         case .exactNumber(let d): return "n:" + d.description
+        case .exactNumberText(let t): return "nt:" + t
         case .exactBool(let b): return b ? "true" : "false"
         case .exactNull: return "null"
         case .prefix(let s, let ic): return (ic ? "prefix-ic:" : "prefix:") + s
@@ -38,7 +44,7 @@ enum AnythingBut: Sendable, Hashable {
     case values(strings: Set<String>, numbers: Set<DecimalValue>)
     case prefix([String])
     case suffix([String])
-    case equalsIgnoreCase(Set<String>)  // lowercased
+    case equalsIgnoreCase(Set<String>)
     case wildcard([WildcardPattern])
 
     var canonicalKey: String {
@@ -61,6 +67,8 @@ struct NumericRange: Sendable, Hashable {
     var upper: DecimalValue?
     var upperInclusive = false
 
+    /// Whether the event number is in range; it must be one a double holds exactly (the
+    /// caller checks), as EventBridge compares doubles.
     func contains(_ value: DecimalScratch) -> Bool {
         if let lower {
             let c = value.compare(to: lower)
