@@ -5,7 +5,7 @@ import Foundation
 /// The playbooks and findings the queue and runner benchmarks load from the corpus.
 struct BenchPlaybookOptions: ParsableArguments {
     @Option(help: "The benchmark corpus directory.")
-    var corpus: String = "../shared/bench"
+    var corpus: String = "Fixtures/bench"
 
     @Option(help: "Playbooks to load.")
     var playbooks = 1_000

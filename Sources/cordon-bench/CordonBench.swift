@@ -13,7 +13,7 @@ struct CordonBench: AsyncParsableCommand {
 struct MatchBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "match",
-        abstract: "EventBridge pattern matching throughput over ../shared/bench.",
+        abstract: "EventBridge pattern matching throughput over Fixtures/bench.",
         discussion: """
             For N = 1, 100 and 1000 patterns of each workload (the first N lines of \
             patterns-exact.jsonl / patterns-mixed.jsonl) it matches every raw event line of \
@@ -24,7 +24,7 @@ struct MatchBench: ParsableCommand {
             """)
 
     @Option(help: "The benchmark corpus directory.")
-    var corpus: String = "../shared/bench"
+    var corpus: String = "Fixtures/bench"
 
     @Option(help: "Minimum measuring time per configuration, in seconds.")
     var seconds: Double = 2

@@ -9,7 +9,7 @@ struct QueueBench: AsyncParsableCommand {
         commandName: "queue",
         abstract: "Queue directory throughput and latency with a no-op action, and memory with many playbooks.",
         discussion: """
-            Loads --playbooks playbooks (triggers from ../shared/bench/patterns-WORKLOAD.jsonl, one \
+            Loads --playbooks playbooks (triggers from Fixtures/bench/patterns-WORKLOAD.jsonl, one \
             no-op step each), drops --findings GuardDuty findings (one file each) into a fresh \
             queue directory, and processes them as `cordon run` does (claim, journal with \
             synchronous=FULL, match, run). Prints findings/s, the latency from a file's arrival \

@@ -3,18 +3,18 @@ import Testing
 
 @testable import CordonCore
 
-/// The benchmark corpus's expected answers (../shared/bench): every one of the 5,000
+/// The benchmark corpus's expected answers (Fixtures/bench): every one of the 5,000
 /// events against the 1,000 patterns of each workload, compiled into one set.
 @Suite struct BenchCorpusTests {
     static func events() throws -> [[UInt8]] {
-        let gz = try readBytes(TestPaths.shared.appendingPathComponent("bench/guardduty-events.jsonl.gz"))
+        let gz = try readBytes(TestPaths.fixtures.appendingPathComponent("bench/guardduty-events.jsonl.gz"))
         let bytes = try Gzip.decompress(gz)
         return bytes.split(separator: UInt8(ascii: "\n")).map(Array.init)
     }
 
     @Test(arguments: ["exact", "mixed"])
     func thousandPatternsGiveTheExpectedMatches(workload: String) throws {
-        let bench = TestPaths.shared.appendingPathComponent("bench")
+        let bench = TestPaths.fixtures.appendingPathComponent("bench")
         let patterns = try String(contentsOf: bench.appendingPathComponent("patterns-\(workload).jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try EventPattern(text: String($0)) }
         #expect(patterns.count == 1000)

@@ -3,7 +3,7 @@ import Testing
 
 @testable import CordonCore
 
-/// The 649 EventBridge conformance cases from ../shared/conformance/event-patterns.json.
+/// The 649 EventBridge conformance cases from Fixtures/conformance/event-patterns.json.
 @Suite struct ConformanceTests {
     struct Case: CustomStringConvertible {
         var index: Int
@@ -15,7 +15,7 @@ import Testing
     }
 
     static func loadCases() throws -> [Case] {
-        let url = TestPaths.shared.appendingPathComponent("conformance/event-patterns.json")
+        let url = TestPaths.fixtures.appendingPathComponent("conformance/event-patterns.json")
         let root = try JSONParser.parse(try readBytes(url))
         var cases: [Case] = []
         for part in ["asserted", "ruler_correctness"] {

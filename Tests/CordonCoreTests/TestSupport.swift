@@ -7,12 +7,6 @@ enum TestPaths {
     static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `../shared` beside the repository, or `CORDON_SHARED_DIR`.
-    static let shared: URL = {
-        if let dir = ProcessInfo.processInfo.environment["CORDON_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }()
-
     static let fixtures = packageRoot.appendingPathComponent("Fixtures")
 }
 
