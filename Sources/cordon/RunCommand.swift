@@ -141,6 +141,9 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var cloud: CloudOptions
 
+    @Flag(help: "Run even when the playbook directory holds no playbook (by default that is an error: a wrong path, or a link not followed).")
+    var allowEmpty = false
+
     @Option(help: "text or json: json prints a summary of the run on standard output when it stops (the log stays on standard error).")
     var output: OutputFormat = .text
 
@@ -186,6 +189,10 @@ struct RunCommand: AsyncParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let loaded = try loadConfiguration(config)
+        if loaded.playbooks.isEmpty && !allowEmpty {
+            printError("cordon: no playbook found in \(config.playbooks): nothing would run (check the path; give --allow-empty to run without playbooks)")
+            throw ExitCode(2)
+        }
         try await CloudSession.with(cloud, data) { session in try await run(loaded, session, stopping) }
     }
 

@@ -25,6 +25,9 @@ struct ValidateCommand: ParsableCommand {
 
     @OptionGroup var config: ConfigOptions
 
+    @Flag(help: "Accept directories that hold no playbook (by default that is an error: a wrong path, or a link not followed).")
+    var allowEmpty = false
+
     @Option(help: "text: FILE:LINE:COLUMN: message lines; json: a report object.")
     var output: OutputFormat = .text
 
@@ -42,6 +45,19 @@ struct ValidateCommand: ParsableCommand {
                 }
             }
             loaded.diagnostics.sort()
+        }
+        // A playbook directory with no playbook is most often a wrong path.
+        let standardized = { (p: String) in URL(fileURLWithPath: p).standardized.path }
+        let directories = targets.filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+                && standardized(path) != standardized(config.integrations)
+        }
+        if !allowEmpty, !directories.isEmpty, loaded.playbooks.isEmpty, loaded.scenarioFiles.isEmpty {
+            loaded.diagnostics.append(
+                Diagnostic(
+                    SourceLocation(file: directories[0], line: 1, column: 1),
+                    "no playbook found in \(directories.joined(separator: ", ")) (give --allow-empty if that is expected)"))
         }
         switch output {
         case .text:

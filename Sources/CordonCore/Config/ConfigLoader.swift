@@ -26,7 +26,9 @@ public struct ConfigLoader: Sendable {
     public init() {}
 
     /// The YAML files below `paths` (files are taken as given; directories are searched
-    /// for `.yaml` and `.yml`), sorted, without duplicates.
+    /// for `.yaml` and `.yml`, through symbolic links — an `/etc/cordon` layout often
+    /// links its playbook directories — each real directory once, hidden entries
+    /// skipped), sorted, without duplicates.
     public static func yamlFiles(_ paths: [String]) -> (files: [String], diagnostics: [Diagnostic]) {
         var files: [String] = []
         var diagnostics: [Diagnostic] = []
@@ -37,16 +39,36 @@ public struct ConfigLoader: Sendable {
                 continue
             }
             if isDirectory.boolValue {
-                let below = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []
+                var visited: Set<String> = []
+                var found: [String] = []
+                walk(path.hasSuffix("/") ? String(path.dropLast()) : path, relative: "", visited: &visited, into: &found)
                 let base = path.hasSuffix("/") ? path : path + "/"
-                files += below.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
-                    .sorted().map { base + $0 }
+                files += found.sorted().map { base + $0 }
             } else {
                 files.append(path)
             }
         }
         var seen: Set<String> = []
         return (files.filter { seen.insert(URL(fileURLWithPath: $0).standardized.path).inserted }, diagnostics)
+    }
+
+    /// The YAML files below `directory`, as paths relative to where the walk began.
+    private static func walk(_ directory: String, relative: String, visited: inout Set<String>, into found: inout [String]) {
+        // A directory reached twice (a link back up the tree) is read once.
+        let real = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        guard visited.insert(real).inserted, visited.count <= 10_000 else { return }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for entry in entries where !entry.hasPrefix(".") {
+            let path = directory + "/" + entry
+            let name = relative.isEmpty ? entry : relative + "/" + entry
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                walk(path, relative: name, visited: &visited, into: &found)
+            } else if entry.hasSuffix(".yaml") || entry.hasSuffix(".yml") {
+                found.append(name)
+            }
+        }
     }
 
     /// Loads integrations first (their actions join the registry), then playbooks.
