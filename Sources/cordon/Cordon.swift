@@ -11,21 +11,29 @@ struct Cordon: AsyncParsableCommand {
             playbooks whose triggers are Amazon EventBridge event patterns, and runs the \
             playbooks' containment steps, journaling every fact.
 
+            Settings come from the command line, then the configuration file (--config FILE, \
+            else CORDON_CONFIG, else ./cordon.yaml, else /etc/cordon/cordon.yaml: see \
+            `cordon config show` and `cordon schema config`), then the defaults.
+
             Exit status: 0 success, 1 a run or check failed, 2 a usage or input error.
             """,
         version: CordonCore.Cordon.version,
-        subcommands: [ProcessCommand.self, RunCommand.self, IncidentsCommand.self, ShowCommand.self, ApproveCommand.self, CloseCommand.self, RollbackCommand.self, ValidateCommand.self, MatchCommand.self, DecodeCommand.self, SchemaCommand.self, TimelineCommand.self, ExportCommand.self, JournalCommand.self, IAMPolicyCommand.self, DrillCommand.self])
+        subcommands: [ProcessCommand.self, RunCommand.self, IncidentsCommand.self, ShowCommand.self, ApproveCommand.self, CloseCommand.self, RollbackCommand.self, ValidateCommand.self, MatchCommand.self, DecodeCommand.self, SchemaCommand.self, TimelineCommand.self, ExportCommand.self, JournalCommand.self, IAMPolicyCommand.self, DrillCommand.self, ConfigCommand.self])
 
     /// Runs the command line: usage errors exit 2 (not ArgumentParser's 64), as the
     /// DESIGN's exit statuses say.
     static func runMain() async {
         do {
-            var command = try parseAsRoot()
+            let (arguments, _) = try ConfigFile.apply(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
+        } catch let error as InputError {
+            printError(error.message)
+            Foundation.exit(2)
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {

@@ -83,7 +83,7 @@ struct ValidateCommand: ParsableCommand {
 struct SchemaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schema",
-        abstract: "Print the JSON Schema of playbook or integration files.",
+        abstract: "Print the JSON Schema of playbook, integration, drill or configuration files.",
         discussion: """
             For editors with a YAML language server: save the output and point the server \
             at it (e.g. `# yaml-language-server: $schema=playbook.schema.json` at the top of \
@@ -91,9 +91,9 @@ struct SchemaCommand: ParsableCommand {
             --integrations, with its inputs.
             """)
 
-    enum Kind: String, ExpressibleByArgument, CaseIterable { case playbook, integration, drill }
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case playbook, integration, drill, config }
 
-    @Argument(help: "playbook or integration")
+    @Argument(help: "playbook, integration, drill or config (cordon.yaml)")
     var kind: Kind
 
     @OptionGroup var config: ConfigOptions
@@ -107,6 +107,8 @@ struct SchemaCommand: ParsableCommand {
             print(JSONWriter.pretty(ConfigSchema.integration()))
         case .drill:
             print(JSONWriter.pretty(Scenario.jsonSchema))
+        case .config:
+            print(JSONWriter.pretty(ConfigFile.jsonSchema))
         }
     }
 }

@@ -30,10 +30,10 @@ struct CLI {
     /// Runs the command on a thread of its own, so that tests never block the cooperative
     /// pool or GCD's global queues (both are as wide as the machine has cores).
     /// - Parameter environment: variables set (or, with "", cleared) over the test's own.
-    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> Result {
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], directory: URL? = nil) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin, environment: environment)) } catch { continuation.resume(throwing: error) }
+                do { continuation.resume(returning: try runBlocking(arguments, stdin: stdin, environment: environment, directory: directory)) } catch { continuation.resume(throwing: error) }
             }
         }
     }
@@ -47,11 +47,11 @@ struct CLI {
         }
     }
 
-    static func runBlocking(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    static func runBlocking(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
+        process.currentDirectoryURL = directory ?? packageRoot
         if !environment.isEmpty {
             var env = ProcessInfo.processInfo.environment
             for (k, v) in environment {

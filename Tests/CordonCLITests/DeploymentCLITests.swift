@@ -113,3 +113,85 @@ import Testing
         #expect(run.stderr.contains("no playbook found in \(empty.path)"), "\(run.stderr)")
     }
 }
+
+/// `cordon.yaml`: commands started in a directory that holds only the file, which points
+/// elsewhere, take their settings from it; flags win over it; a bad file says where.
+@Suite(.serialized) struct ConfigFileCLITests {
+    @Test func commandsRunFromADirectoryWithOnlyACordonYAML() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-config-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let work = root.appendingPathComponent("work"), elsewhere = root.appendingPathComponent("elsewhere")
+        for dir in [work, elsewhere.appendingPathComponent("playbooks"), elsewhere.appendingPathComponent("integrations")] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        try RunCLITests.playbook.write(to: elsewhere.appendingPathComponent("playbooks/p.yaml"), atomically: true, encoding: .utf8)
+        try RunCLITests.recorderIntegration.write(to: elsewhere.appendingPathComponent("integrations/test.yaml"), atomically: true, encoding: .utf8)
+        // Relative paths resolve against the file's directory, not the working one.
+        try """
+            data_dir: ../elsewhere/data
+            playbooks: ../elsewhere/playbooks
+            integrations: \(elsewhere.path)/integrations
+            queue_dir: ../elsewhere/queue
+            create_queue_dir: true
+            poll_interval: 100ms
+            """.write(to: work.appendingPathComponent("cordon.yaml"), atomically: true, encoding: .utf8)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work.path) == ["cordon.yaml"])
+        let recorder = root.appendingPathComponent("effects.log").path
+        let env = ["CORDON_TEST_RECORDER_FILE": recorder]
+
+        let valid = try await CLI.run(["validate"], environment: env, directory: work)
+        #expect(valid.status == 0, "\(valid.stdout)\(valid.stderr)")
+        #expect(valid.stderr.contains("1 playbook(s)"), "\(valid.stderr)")
+
+        let finding = try CLI.temporaryFile(ListenCLITests.finding("cfg-1"))
+        let dry = try await CLI.run(["process", "--dry-run", finding], environment: env, directory: work)
+        #expect(dry.status == 0, "\(dry.stdout)\(dry.stderr)")
+        #expect(FileManager.default.fileExists(atPath: elsewhere.appendingPathComponent("data/journal.sqlite").path), "the file's data directory")
+        #expect(!FileManager.default.fileExists(atPath: work.appendingPathComponent(".cordon").path), "not the default one")
+
+        let runner = try ListenCLITests.Runner([], environment: env, directory: work)
+        let queue = elsewhere.appendingPathComponent("queue")
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = FileManager.default.fileExists(atPath: queue.appendingPathComponent("incoming").path) && runner.text.contains("running")
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready, "\(runner.text)")
+        try ListenCLITests.finding("cfg-2").write(to: queue.appendingPathComponent(".f.tmp"), atomically: true, encoding: .utf8)
+        try FileManager.default.moveItem(at: queue.appendingPathComponent(".f.tmp"), to: queue.appendingPathComponent("incoming/f.json"))
+        var done = false
+        for _ in 0..<100 where !done {
+            done = FileManager.default.fileExists(atPath: queue.appendingPathComponent("done/f.json").path)
+            if !done { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(done, "\(runner.text)")
+        #expect(await runner.stop() == 0, "\(runner.text)")
+        let listed = try await CLI.run(["incidents", "--output", "json"], directory: work)
+        let incidents = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(incidents.count == 2, "the dry run's and the run's: \(listed.stdout)")
+        #expect(try String(contentsOfFile: recorder, encoding: .utf8).contains("cfg-2"), "the run's step acted")
+
+        // A flag wins over the file.
+        let other = try await CLI.run(["incidents", "--data-dir", root.appendingPathComponent("none").path], directory: work)
+        #expect(other.status == 2 && other.stderr.contains("no journal at \(root.path)/none"), "\(other.stderr)")
+        // The settings in effect, paths resolved.
+        let shown = try await CLI.run(["config", "show"], directory: work)
+        #expect(shown.stdout.contains("data_dir: \"\(elsewhere.path)/data\""), "\(shown.stdout)")
+        #expect(shown.stdout.contains("(./cordon.yaml)") || shown.stdout.contains("cordon.yaml"), "\(shown.stdout)")
+    }
+
+    @Test func aBadFileSaysWhereAndTheSchemaDescribesIt() async throws {
+        let file = try CLI.temporaryFile("data_dir: /tmp/x\nconcurency: 4\nmax_body: many\nlisten: [1]\n", suffix: ".yaml")
+        let r = try await CLI.run(["--config", file, "validate"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\(file):2:1: unknown setting \"concurency\" (did you mean \"concurrency\"?)"), "\(r.stderr)")
+        #expect(r.stderr.contains("\(file):3:11: max_body: expected an integer"), "\(r.stderr)")
+        #expect(r.stderr.contains("\(file):4:9: listen: expected a non-empty string"), "\(r.stderr)")
+        let missing = try await CLI.run(["--config", "/nonexistent/cordon.yaml", "validate"])
+        #expect(missing.status == 2 && missing.stderr.contains("no such file"))
+        let schema = try await CLI.run(["schema", "config"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(schema.stdout.utf8)) as? [String: Any])
+        let properties = try #require(json["properties"] as? [String: Any])
+        for key in ["data_dir", "playbooks", "listen", "api_key_secrets", "request_timeout", "allow_empty"] { #expect(properties[key] != nil, "\(key)") }
+    }
+}

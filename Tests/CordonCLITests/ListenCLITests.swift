@@ -36,10 +36,11 @@ import Testing
             var all: String { text.withLock { $0 } }
         }
 
-        init(_ arguments: [String], environment extra: [String: String] = [:]) throws {
+        init(_ arguments: [String], environment extra: [String: String] = [:], directory: URL? = nil) throws {
             process = Process()
             process.executableURL = CLI.executable
             process.arguments = ["run"] + arguments
+            if let directory { process.currentDirectoryURL = directory }
             var environment = ProcessInfo.processInfo.environment
             for (k, v) in extra { environment[k] = v }
             process.environment = environment
