@@ -13,7 +13,7 @@ import Foundation
 /// failure is retryable (honouring `Retry-After`); anything else is permanent.
 ///
 /// Not `checkable`: a service's deduplication (the idempotency key) is what makes a
-/// resend after a crash harmless; see "Delivery guarantees" in the README.
+/// resend after a crash harmless; see docs/integrations.md, "Delivery guarantees".
 public struct IntegrationAction: Action {
     public let name: String
     public let definition: Integration.Action

@@ -30,7 +30,7 @@ enum HostSpeed {
 
     /// The lines a benchmark ends its host report with: the reference figure, and which
     /// allocator served the run (with the system's malloc instead of jemalloc, every figure
-    /// is about a tenth worse; README, "The engine").
+    /// is about a tenth worse; docs/benchmarks.md).
     static func lines(_ microseconds: Double) -> String {
         String(
             format: "host: reference work (parse, canonicalise and SHA-256 a 0.5 KB finding, one thread) %.2f µs per finding before the run; higher means a slower host",

@@ -50,7 +50,7 @@ struct AssumeRoleOptions: ParsableArguments {
     }
 }
 
-/// `--cloud aws|simulated` and what each needs (DESIGN.md, "Common options").
+/// `--cloud aws|simulated` and what each needs (docs/cli.md, "Common options").
 struct CloudOptions: ParsableArguments {
     @Option(help: "aws: the real AWS APIs (credentials, region and endpoints as the AWS SDKs read them); simulated: an in-process model seeded from --inventory, no account needed.")
     var cloud: CloudKind = .aws

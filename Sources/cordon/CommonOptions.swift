@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// Options every command that reads configuration shares (DESIGN.md, "Common options").
+/// Options every command that reads configuration shares (docs/cli.md, "Common options").
 struct ConfigOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Directory of playbooks.", valueName: "DIR"))
     var playbooks: String = "./Playbooks"

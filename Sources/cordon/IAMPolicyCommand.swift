@@ -20,7 +20,7 @@ struct IAMPolicyCommand: ParsableCommand {
             statement to the role in each target account. Give the role or user Cordon runs \
             as with --principal-arn, so that neither it nor the responder role can change \
             it. With no \
-            PLAYBOOK, reads --playbooks. What the policy cannot prevent: the manual, "IAM permissions".
+            PLAYBOOK, reads --playbooks. What the policy cannot prevent: docs/operations.md, "IAM permissions".
 
             --output text prints the document; json prints {"policy", "actions": {ACTION: \
             [PLAYBOOK/STEP (ACTION)]}} saying which step needs each action.

@@ -34,8 +34,9 @@ import Testing
         #expect(verify.stderr.isEmpty, "systemd-analyze warns: \(verify.stderr)")
     }
 
-    /// The unit's command line, with its paths moved into a temporary directory, starts a
-    /// runner that takes a finding from the queue directory and stops cleanly.
+    /// The unit's command line, with the example configuration of docs/operations.md and
+    /// its paths moved into a temporary directory, starts a runner that takes findings
+    /// from the webhook and the queue directory and stops cleanly.
     @Test func theUnitsCommandRuns() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-unit-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -50,16 +51,23 @@ import Testing
         try RunCLITests.recorderIntegration.write(to: etc.appendingPathComponent("integrations/test.yaml"), atomically: true, encoding: .utf8)
 
         var words = try Self.execStart(try String(contentsOf: Self.unit, encoding: .utf8))
-        #expect(words.first == "/usr/local/bin/cordon" && words.dropFirst().first == "run", "\(words)")
-        words = Array(words.dropFirst(2)).map { word in
-            word.replacingOccurrences(of: "/etc/cordon", with: etc.path).replacingOccurrences(of: "/var/lib/cordon", with: state.path)
-                .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:0")
-        }
+        #expect(words == ["/usr/local/bin/cordon", "run", "--config", "/etc/cordon/cordon.yaml"], "\(words)")
+        // The complete example of docs/operations.md as /etc/cordon/cordon.yaml, its paths moved.
+        let docs = try String(contentsOf: CLI.packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let example = try #require(docs.components(separatedBy: "```yaml\n# /etc/cordon/cordon.yaml\n").dropFirst().first?.components(separatedBy: "```").first)
+        let moved = example.replacingOccurrences(of: "/etc/cordon", with: etc.path).replacingOccurrences(of: "/var/lib/cordon", with: state.path)
+            .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:0").replacingOccurrences(of: "poll_interval: 1s", with: "poll_interval: 100ms")
+        try moved.write(to: etc.appendingPathComponent("cordon.yaml"), atomically: true, encoding: .utf8)
+        words = ["--config", etc.appendingPathComponent("cordon.yaml").path]
         let keyFile = root.appendingPathComponent("api-key")
         try "unit-api-key-123\n".write(to: keyFile, atomically: true, encoding: .utf8)
         let recorder = root.appendingPathComponent("effects.log").path
         let runner = try ListenCLITests.Runner(
-            words + ["--poll-interval", "100ms"], environment: ["CORDON_API_KEY_FILE": keyFile.path, "CORDON_TEST_RECORDER_FILE": recorder])
+            words,
+            environment: [
+                "CORDON_API_KEY_FILE": keyFile.path, "CORDON_METRICS_TOKEN": "metrics-token-1", "CORDON_TEST_RECORDER_FILE": recorder,
+                "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "unused", "AWS_SECRET_ACCESS_KEY": "unused",
+            ])
         let port = try #require(try await runner.port("http://127.0.0.1:"), "\(runner.text)")
         let (status, body) = try await ListenCLITests.curl([
             "http://127.0.0.1:\(port)/v1/findings", "-H", "X-Cordon-Api-Key: unit-api-key-123", "--data-binary", ListenCLITests.finding("unit-1"),

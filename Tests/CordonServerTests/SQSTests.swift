@@ -81,7 +81,7 @@ import Testing
         // runners when their receives interleave (its receive_message takes no lock).
         // Runners with separate journals cannot recognise that as a duplicate: the second
         // delivery is journaled and its step finds the effect in place, as Cordon's real
-        // actions do (see the README on SQS). Every delivery is journaled, and every call
+        // actions do (see docs/intake.md, "SQS"). Every delivery is journaled, and every call
         // beyond the first per finding was recorded as already done.
         let calls = a.action.calls.withLock { $0 } + b.action.calls.withLock { $0 }
         let received = try a.count(RecordKind.findingReceived) + b.count(RecordKind.findingReceived)

@@ -1,4 +1,4 @@
-/// A declarative HTTP integration (format: DESIGN.md, "Integration"): each of its actions
+/// A declarative HTTP integration (format: Integrations/README.md): each of its actions
 /// becomes the playbook action `NAME.ACTION`.
 public struct Integration: Sendable {
     public var name: String

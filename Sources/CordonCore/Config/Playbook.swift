@@ -1,4 +1,4 @@
-/// A loaded, validated playbook (format: DESIGN.md, "Playbook").
+/// A loaded, validated playbook (format: docs/playbooks.md).
 public struct Playbook: Sendable {
     public var name: String
     public var version: Int

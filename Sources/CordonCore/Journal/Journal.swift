@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// One fact in the journal, as DESIGN.md fixes it: `seq`, `time`, `incident`, `kind`,
+/// One fact in the journal, as docs/journal.md describes it: `seq`, `time`, `incident`, `kind`,
 /// `actor`, `data`, `prev` and `hash` (SHA-256 over the RFC 8785 canonical JSON of the
 /// record without `hash`).
 public struct JournalRecord: Sendable, Equatable {

@@ -11,7 +11,7 @@ public struct YAMLError: Error, Sendable, Equatable, CustomStringConvertible {
 /// input (alias "billion laughs" bombs, very deep nesting, huge files) is refused with
 /// a clear error in well under a second, without recursion or unbounded memory.
 ///
-/// Limits (documented in the README):
+/// Limits (docs/playbooks.md, "Limits on configuration files"):
 /// - `maxBytes`: the file size (1 MiB).
 /// - `maxDepth`: nesting of mappings and sequences (64 levels).
 /// - `maxNodes`: nodes in the document once aliases are expanded (100,000).
