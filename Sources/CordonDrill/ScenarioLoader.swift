@@ -44,7 +44,10 @@ public struct ScenarioLoader: Sendable {
             }
             return (kind, body)
         }
-        let base = URL(fileURLWithPath: file).deletingLastPathComponent()
+        // Absolute first: a relative URL whose `..` climbs past its own start would lose
+        // the working directory when standardized.
+        let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+        let base = URL(fileURLWithPath: absolute).standardized.deletingLastPathComponent()
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardized.path }
         func relative(_ path: String) -> String {
             let cwd = FileManager.default.currentDirectoryPath + "/"

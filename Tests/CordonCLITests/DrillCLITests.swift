@@ -22,6 +22,30 @@ import Testing
         }
     }
 
+    /// A scenario given by a relative path whose inventory and findings climb out of its
+    /// directory (`drills/x.yaml` naming `../inventory/…`) finds them from the working
+    /// directory (the working directory was once lost on the way).
+    @Test func aRelativeScenarioPathResolvesItsFilesFromTheWorkingDirectory() async throws {
+        let root = URL(fileURLWithPath: temp())
+        defer { try? FileManager.default.removeItem(at: root) }
+        for sub in ["drills", "inventory"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        let fixtures = CLI.packageRoot.appendingPathComponent("Fixtures")
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("inventory/example.yaml"), to: root.appendingPathComponent("inventory/example.yaml"))
+        // The scenario's findings are sample files of the shipped playbooks (../playbooks/…).
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("playbooks"), to: root.appendingPathComponent("playbooks"))
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("drills/01-compromised-ec2-instance.yaml"), to: root.appendingPathComponent("drills/x.yaml"))
+        let r = try await CLI.run(
+            [
+                "drill", "drills/x.yaml", "--data-dir", root.appendingPathComponent("data").path,
+                "--playbooks", CLI.packageRoot.appendingPathComponent("Playbooks").path,
+                "--integrations", CLI.packageRoot.appendingPathComponent("Integrations").path,
+            ], directory: root)
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("PASSED: 4/4 expectations met"), "\(r.stdout)")
+    }
+
     @Test func aMissedExpectationExitsOneWithEvidence() async throws {
         let dir = temp()
         let scenario = CLI.packageRoot.appendingPathComponent("Fixtures/drills/.cli-\(UUID().uuidString).yaml").path
