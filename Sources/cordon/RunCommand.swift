@@ -68,8 +68,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTP connections held at once; more are closed as they arrive.", valueName: "N"))
     var maxConnections = 1024
 
-    @Option(help: "Time a request's headers and body have to arrive (for a connection's first request, from its start); then 408 and the connection is closed.")
-    var requestTimeout: String = "30s"
+    @Option(
+        help: "Time a request's headers and body have to arrive (for a connection's first request, from its start); then 408 and the connection is closed (default: 30s).",
+        transform: { try DurationOption.parse($0, option: "--request-timeout") })
+    var requestTimeout = DurationOption("30s")
 
     @Option(
         help: ArgumentHelp(
@@ -86,8 +88,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Secret holding an HMAC-SHA256 key for Cordon-Signature; repeatable.", valueName: "NAME"))
     var hmacSecret: [String] = []
 
-    @Option(help: "How far a signature's timestamp may be from now.")
-    var replayWindow: String = "5m"
+    @Option(help: "How far a signature's timestamp may be from now (default: 5m).", transform: { try DurationOption.parse($0, option: "--replay-window") })
+    var replayWindow = DurationOption("5m")
 
     @Option(help: ArgumentHelp("Secret holding a bearer token that may read GET /metrics (besides the API keys); repeatable.", valueName: "NAME"))
     var metricsTokenSecret: [String] = []
@@ -125,11 +127,13 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Files claimed and journaled together in one commit.")
     var batch = 256
 
-    @Option(help: "How often to look at incoming/ when inotify is not available.")
-    var pollInterval: String = "1s"
+    @Option(help: "How often to look at incoming/ when inotify is not available (default: 1s).", transform: { try DurationOption.parse($0, option: "--poll-interval") })
+    var pollInterval = DurationOption("1s")
 
-    @Option(help: "How long in-flight work may take after SIGTERM/SIGINT before it is cancelled.")
-    var shutdownTimeout: String = "30s"
+    @Option(
+        help: "How long in-flight work may take after SIGTERM/SIGINT before it is cancelled (default: 30s).",
+        transform: { try DurationOption.parse($0, option: "--shutdown-timeout") })
+    var shutdownTimeout = DurationOption("30s")
 
     @Option(
         help: ArgumentHelp(
@@ -157,13 +161,10 @@ struct RunCommand: AsyncParsableCommand {
         if let listen, Self.hostPort(listen) == nil { throw ValidationError("--listen: \(listen) is not HOST:PORT such as 127.0.0.1:8080") }
         guard (1...(256 << 20)).contains(maxBody) else { throw ValidationError("--max-body must be 1 to 268435456 (256 MiB)") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 1000000") }
-        guard let timeout = DurationParser.parse(requestTimeout), timeout > .zero else {
-            throw ValidationError("--request-timeout: \(requestTimeout) is not a positive duration such as 30s")
-        }
+        guard requestTimeout.duration > .zero else { throw ValidationError("--request-timeout must be longer than 0s") }
         guard unauthenticatedBodyBudget >= maxBody else {
             throw ValidationError("--unauthenticated-body-budget (\(unauthenticatedBodyBudget)) must be at least --max-body (\(maxBody)), or no signed request of the largest size could be read")
         }
-        guard DurationParser.parse(replayWindow) != nil else { throw ValidationError("--replay-window: \(replayWindow) is not a duration such as 5m") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...20).contains(sqsWait) else { throw ValidationError("--sqs-wait must be 0 to 20") }
         guard (2...43_200).contains(sqsVisibilityTimeout) else { throw ValidationError("--sqs-visibility-timeout must be 2 to 43200") }
@@ -172,8 +173,6 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 1024") }
         guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
-        guard DurationParser.parse(pollInterval) != nil else { throw ValidationError("--poll-interval: \(pollInterval) is not a duration such as 1s") }
-        guard DurationParser.parse(shutdownTimeout) != nil else { throw ValidationError("--shutdown-timeout: \(shutdownTimeout) is not a duration such as 30s") }
         guard (1_000...100_000_000).contains(dedupeWindow) else { throw ValidationError("--dedupe-window must be 1000 to 100000000") }
     }
 
@@ -241,7 +240,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             let authenticator = RequestAuthenticator(
                 apiKeys: apiKeySecret.compactMap { secrets.value($0) }, hmacSecrets: hmacSecret.compactMap { secrets.value($0) }, apiKeyHeader: apiKeyHeader,
-                replayWindow: Double(DurationParser.parse(replayWindow)!.components.seconds))
+                replayWindow: Double(replayWindow.duration.components.seconds))
             var pem: String?
             if let snsCertFile {
                 guard let text = try? String(contentsOfFile: snsCertFile, encoding: .utf8) else {
@@ -256,7 +255,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration.metricsTokens = metricsTokenSecret.compactMap { secrets.value($0) }
             configuration.metricsUnauthenticated = metricsUnauthenticated
             configuration.maxConnections = maxConnections
-            configuration.requestTimeout = DurationParser.parse(requestTimeout) ?? .seconds(30)
+            configuration.requestTimeout = requestTimeout.duration
             configuration.unauthenticatedBodyBudget = unauthenticatedBodyBudget
             if !configuration.isLoopback && !configuration.usesTLS {
                 printError("cordon: warning: listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
@@ -326,7 +325,7 @@ struct RunCommand: AsyncParsableCommand {
         ]
         if let queue {
             let runner = QueueRunner(
-                queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: DurationParser.parse(pollInterval)!,
+                queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: pollInterval.duration,
                 log: { printError($0) }, onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
             services.append(service(QueueIntakeService(runner: runner, receipts: receipts)))
         }
@@ -344,7 +343,7 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.logger)
-        configuration.maximumGracefulShutdownDuration = DurationParser.parse(shutdownTimeout)!
+        configuration.maximumGracefulShutdownDuration = shutdownTimeout.duration
         let group = ServiceGroup(configuration: configuration)
         // A signal that came before the group installed its own handlers (while loading,
         // opening the journal, resuming) still stops it: the handlers installed first set

@@ -149,3 +149,14 @@ import Testing
         #expect(run.stdout.contains("--assume-role-arn"))
     }
 }
+
+/// Typed options: a duration is parsed with the command line and refused there, saying
+/// what a duration is.
+@Suite struct TypedOptionCLITests {
+    @Test(arguments: ["--poll-interval", "--shutdown-timeout", "--replay-window", "--request-timeout"])
+    func aDurationThatIsNotOneIsRefusedWithTheForm(_ option: String) async throws {
+        let r = try await CLI.run(["run", "--queue-dir", "/tmp", option, "soon"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\(option): \"soon\" is not a duration: write number-unit pairs such as 500ms, 30s"), "\(r.stderr)")
+    }
+}
