@@ -133,17 +133,17 @@ public struct DrillReport: Sendable {
         for incident in index.incidents.values {
             let m = metrics[incident.id]
             incidents.append(.init(
-                id: incident.id, playbook: incident.playbook, key: incident.key, title: incident.title ?? incident.key, status: incident.status,
+                id: incident.id, playbook: incident.playbook, key: incident.key, title: incident.title ?? incident.key, status: incident.status.rawValue,
                 timeToDetect: m?.timeToDetect.map(duration), timeToContain: m?.timeToContain.map(duration), timeToClose: m?.timeToClose.map(duration),
-                steps: incident.steps.values.map { ($0.id, $0.action, $0.status, $0.attempts, $0.error) }))
+                steps: incident.steps.values.map { ($0.id, $0.action, $0.status.rawValue, $0.attempts, $0.error) }))
             for step in incident.steps.values {
-                if step.status == "failed" {
+                if step.status == .failed {
                     notes.append(.init(at: "end", kind: "gap", text: "\(incident.id) (\(incident.playbook)): step \(step.id) failed after \(step.attempts) attempt(s): \(step.error ?? "?")"))
                 } else if step.attempts > 1 {
                     notes.append(.init(at: "end", kind: "info", text: "\(incident.id): step \(step.id) succeeded after \(step.attempts) attempts (retried)"))
                 }
             }
-            if incident.status == "awaiting-approval", let step = incident.pendingApproval {
+            if incident.status == .awaitingApproval, let step = incident.pendingApproval {
                 notes.append(.init(at: "end", kind: "gap", text: "\(incident.id): step \(step) still awaits approval when the drill ends: nobody decided"))
             }
             if m?.timeToContain == nil, incident.steps.values.contains(where: { ["aws.ec2.isolate_instance", "aws.iam.deactivate_access_keys", "aws.ec2.revoke_ingress", "aws.cloudtrail.start_logging", "aws.s3.block_public_access", "aws.iam.attach_deny_all", "aws.iam.revoke_role_sessions"].contains($0.action) }) {
@@ -203,13 +203,13 @@ public struct DrillReport: Sendable {
             var facts: [String] = ["\(incident.id) \(incident.status)"]
             if let status = x.status {
                 name += ", status \(status)"
-                if incident.status != status { problems.append("status is \(incident.status), expected \(status)") }
+                if incident.status.rawValue != status { problems.append("status is \(incident.status), expected \(status)") }
             }
             for (id, expected) in x.steps {
                 name += ", \(id) \(expected)"
                 let actual: String
                 if let s = incident.steps[id] {
-                    actual = s.status == "awaiting-approval" ? "awaiting_approval" : s.status
+                    actual = s.status == .awaitingApproval ? "awaiting_approval" : s.status.rawValue
                 } else {
                     actual = incident.pendingApproval == id ? "awaiting_approval" : "not_run"
                 }

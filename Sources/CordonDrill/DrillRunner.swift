@@ -188,7 +188,7 @@ public struct DrillRunner: Sendable {
         while true {
             let index = await engine.index
             var next: Date? = await engine.nextQuietClose()
-            for incident in index.incidents.values where incident.status == "awaiting-approval" {
+            for incident in index.incidents.values where incident.status == .awaitingApproval {
                 guard let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse),
                     let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
                 else { continue }

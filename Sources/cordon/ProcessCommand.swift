@@ -68,13 +68,13 @@ func beginRun(_ engine: Engine, _ data: DataOptions) async throws -> (CrashLog, 
 /// One line per step of an incident's latest evaluation, as summaries print them.
 func stepLines(_ incident: IncidentIndex.Incident) -> [String] {
     incident.steps.values.filter { $0.round == incident.rounds }.map { s in
-        "    \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")"
+        "    \(s.status.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.error.map { ": \($0)" } ?? "")"
     }
 }
 
 /// `STATE (STATUS)` as the listings print an incident, with its dry-run mark.
 func stateText(_ incident: IncidentIndex.Incident) -> String {
-    let status = incident.status == incident.state.rawValue ? incident.status : "\(incident.state.rawValue) (\(incident.status))"
+    let status = incident.status.rawValue == incident.state.rawValue ? incident.status.rawValue : "\(incident.state.rawValue) (\(incident.status))"
     return status + (incident.dryRun ? " [dry run]" : "")
 }
 
@@ -153,7 +153,7 @@ struct ProcessCommand: AsyncParsableCommand {
         let touched = shown.keys.sorted { (shown[$0]?.openedAt ?? "", $0) < (shown[$1]?.openedAt ?? "", $1) }
         // What this run evaluated: each incident's latest evaluation, not an earlier one's failure.
         let anyFailed = touched.contains { id in
-            shown[id].map { incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == "failed" } } ?? false
+            shown[id].map { incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == .failed } } ?? false
         }
         switch output {
         case .text:
@@ -233,7 +233,7 @@ struct ShowCommand: AsyncParsableCommand {
         case .json:
             var o = i.json.objectValue ?? [:]
             o["steps"] = .array(i.steps.values.map { s in
-                ["id": .string(s.id), "action": .string(s.action), "status": .string(s.status), "attempts": .number(JSONNumber(s.attempts)),
+                ["id": .string(s.id), "action": .string(s.action), "status": .string(s.status.rawValue), "attempts": .number(JSONNumber(s.attempts)),
                  "target": s.target.map(JSONValue.string) ?? .null, "error": s.error.map(JSONValue.string) ?? .null,
                  "outputs": s.outputs ?? .null, "evidence": .array(s.evidence.map(JSONValue.string))]
             })
@@ -260,7 +260,7 @@ struct ShowCommand: AsyncParsableCommand {
             print("steps")
             for s in i.steps.values {
                 let earlier = s.round < i.rounds ? " [evaluation \(s.round)]" : ""
-                print("  \(s.status.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.target.map { " → \($0)" } ?? "")\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")\(earlier)")
+                print("  \(s.status.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)) \(s.id) (\(s.action))\(s.target.map { " → \($0)" } ?? "")\(s.attempts > 1 ? ", \(s.attempts) attempts" : "")\(earlier)")
                 if let e = s.error { print("      \(e)") }
                 for h in s.evidence { print("      evidence \(h)") }
             }
@@ -311,7 +311,7 @@ struct ApproveCommand: AsyncParsableCommand {
     /// What the command did, as `--output json` prints it.
     func json(continuedBy: String, incident state: IncidentIndex.Incident?) -> JSONValue {
         [
-            "incident": .string(incident), "step": .string(step), "decision": .string(deny ? "denied" : "approved"), "by": .string(by),
+            "incident": .string(incident), "step": .string(step), "decision": .string((deny ? ApprovalDecision.denied : .approved).rawValue), "by": .string(by),
             "reason": reason.map(JSONValue.string) ?? .null, "continued_by": .string(continuedBy), "state": state?.json ?? .null,
         ]
     }
@@ -361,7 +361,7 @@ struct ApproveCommand: AsyncParsableCommand {
         case .json:
             print(JSONWriter.pretty(json(continuedBy: "this command", incident: state)))
         }
-        if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == "failed" } }) == true { throw ExitCode(1) }
+        if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == .failed } }) == true { throw ExitCode(1) }
     }
 }
 

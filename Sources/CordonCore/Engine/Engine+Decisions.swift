@@ -23,7 +23,7 @@ extension Engine {
                     ?? "incident \(id) has no pending approval (\(incident.state.rawValue), status \(incident.status))")
         }
         var data: JSONObject = [
-            "step": .string(step), "decision": .string(approve ? "approved" : "denied"), "by": .string(person),
+            "step": .string(step), "decision": .string((approve ? ApprovalDecision.approved : .denied).rawValue), "by": .string(person),
             "round": .number(JSONNumber(incident.steps[step]?.round ?? incident.rounds)),
         ]
         if let reason { data["reason"] = .string(reason) }
@@ -60,13 +60,13 @@ extension Engine {
     public func expireApprovals(now: Date? = nil) async throws -> [String] {
         let now = now ?? clock.now
         var moved: [String] = []
-        for incident in index.incidents.values where incident.status == "awaiting-approval" {
+        for incident in index.incidents.values where incident.status == .awaitingApproval {
             guard let step = incident.pendingApproval, let requestSeq = incident.approvalRequestSeq,
                 let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse), let timeout = incident.approvalTimeout.flatMap(DurationParser.parse)
             else { continue }
             guard now.timeIntervalSince(requested) >= timeout.seconds else { continue }
             let onTimeout = incident.approvalOnTimeout ?? "abort"
-            let decision = onTimeout == "proceed" ? "approved" : onTimeout == "skip" ? "denied" : "aborted"
+            let decision = (onTimeout == "proceed" ? ApprovalDecision.approved : onTimeout == "skip" ? .denied : .aborted).rawValue
             var record = NewRecord(
                 incident: incident.id, kind: RecordKind.approvalDecided, actor: actor,
                 data: [

@@ -41,9 +41,9 @@ extension Engine {
                 record(NewRecord(incident: id, kind: RecordKind.stepSkipped, actor: actor, data: .object(data)))
             }
             let existing = current.steps[step.id].flatMap { $0.round == round ? $0 : nil }
-            if let existing, ["succeeded", "failed", "skipped"].contains(existing.status) {
+            if let existing, [StepStatus.succeeded, .failed, .skipped].contains(existing.status) {
                 // As when it ran: only a failure with on_error: abort stops what follows.
-                if existing.status == "failed" && step.onError == .abort { failed = true }
+                if existing.status == .failed && step.onError == .abort { failed = true }
                 continue
             }
             root["steps"] = current.stepsContext(round: round, dryRun: dryRun)
@@ -56,8 +56,8 @@ extension Engine {
                 skip("`when` did not match")
                 continue
             }
-            if let decision = existing?.decision, decision != "approved" {
-                if decision == "aborted" {
+            if let decision = existing?.decision, decision != .approved {
+                if decision == .aborted {
                     var data = base
                     data["error"] = "approval timed out (on_timeout: abort)"
                     data["retryable"] = false
@@ -94,7 +94,7 @@ extension Engine {
             let ok = try await execute(step, prepared, incident: id, round: round)
             if !ok && step.onError == .abort { failed = true }
         }
-        record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string(failed ? "failed" : "completed"), "round": roundField]))
+        record(NewRecord(incident: id, kind: RecordKind.incidentCompleted, actor: actor, data: ["status": .string((failed ? IncidentStatus.failed : .completed).rawValue), "round": roundField]))
         return true
     }
 
@@ -133,7 +133,7 @@ extension Engine {
         if let problems {
             // What a real run would know and a dry run does not: planned steps' outputs
             // (placeholders), and secrets not set here (placeholders, and the plan says so).
-            let planned = Set(index.incidents[id].map { $0.steps.values.filter { $0.status == "planned" }.map(\.id) } ?? [])
+            let planned = Set(index.incidents[id].map { $0.steps.values.filter { $0.status == .planned }.map(\.id) } ?? [])
             context.notYetKnown = { @Sendable (path: TemplatePath) -> JSONValue? in
                 if path.root == "secret", let name = path.key(at: 1) {
                     problems.add("secret \(name) is not set here: a real run fails at this step unless it is")
@@ -192,7 +192,7 @@ extension Engine {
         let existing = current.steps[step.id].flatMap { $0.round == round ? $0 : nil }
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
-        if existing?.status == "running", action.checkable {
+        if existing?.status == .running, action.checkable {
             if let outcome = try await Self.check(action, request, slots: actionSlots) {
                 var done = base
                 done["outputs"] = .object(outcome.outputs)
@@ -208,7 +208,7 @@ extension Engine {
         var started = clock.now
         // A step stopped between its attempts (the runner stopped during the backoff), or
         // during one (a crash), goes on with the next attempt: a crash counts as one.
-        var attempt = existing.map { ["retrying", "running"].contains($0.status) ? $0.attempts : 0 } ?? 0
+        var attempt = existing.map { [StepStatus.retrying, .running].contains($0.status) ? $0.attempts : 0 } ?? 0
         var preState = existing?.preState
         while true {
             attempt += 1

@@ -16,9 +16,8 @@ public struct IncidentIndex: Sendable {
     public struct Step: Sendable {
         public var id: String
         public var action: String
-        /// In the incident's latest evaluation of it: planned, running, retrying,
-        /// succeeded, failed, skipped, awaiting-approval, approved, denied or rolled-back.
-        public var status: String
+        /// In the incident's latest evaluation of it.
+        public var status: StepStatus
         public var attempts: Int
         public var outputs: JSONValue?
         public var error: String?
@@ -29,8 +28,8 @@ public struct IncidentIndex: Sendable {
         public var round: Int = 1
         /// The state the step's action captured before its first change in this round.
         public var preState: JSONValue?
-        /// The decision on this round's approval of the step: approved, denied or aborted.
-        public var decision: String?
+        /// The decision on this round's approval of the step.
+        public var decision: ApprovalDecision?
         /// The seq of that decision's record (0 while unknown).
         var decisionSeq: Int64 = 0
         /// Every run of the step that succeeded, by idempotency key, with its outputs: a
@@ -53,16 +52,15 @@ public struct IncidentIndex: Sendable {
         public var title: String?
         public var severity: JSONValue?
         public var openedAt: String
-        /// running, awaiting-approval, completed, failed, closed or quarantined: derived
-        /// from the rest (`refreshStatus`).
-        public var status: String
+        /// Derived from the rest (`refreshStatus`).
+        public var status: IncidentStatus
         public var findings: [String]
         public var steps: OrderedDictionary<String, Step>
         public var pendingApproval: String?
         public var dryRun: Bool
         /// Decided approvals of the latest round: step id → approved, denied or aborted.
-        public var approvals: [String: String] {
-            var out: [String: String] = [:]
+        public var approvals: [String: ApprovalDecision] {
+            var out: [String: ApprovalDecision] = [:]
             for step in steps.values { if let d = step.decision { out[step.id] = d } }
             return out
         }
@@ -97,7 +95,7 @@ public struct IncidentIndex: Sendable {
 
         public var state: IncidentState {
             if closure != nil { return .closed }
-            return ["completed", "failed"].contains(status) ? .contained : .open
+            return status == .completed || status == .failed ? .contained : .open
         }
 
         /// Whether steps remain to run and nothing holds them (an approval, a close, a quarantine).
@@ -107,15 +105,15 @@ public struct IncidentIndex: Sendable {
 
         mutating func refreshStatus() {
             if closure != nil {
-                status = "closed"
+                status = .closed
             } else if quarantine != nil {
-                status = "quarantined"
+                status = .quarantined
             } else if pendingApproval != nil {
-                status = "awaiting-approval"
+                status = .awaitingApproval
             } else if completedRounds < rounds {
-                status = "running"
+                status = .running
             } else {
-                status = outcome ?? "completed"
+                status = outcome.map(IncidentStatus.init(rawValue:)) ?? .completed
             }
         }
 
@@ -125,11 +123,11 @@ public struct IncidentIndex: Sendable {
         public func stepsContext(round: Int, dryRun: Bool = false) -> JSONValue {
             var o = JSONObject()
             for (id, step) in steps where step.round == round {
-                let status = dryRun && step.status == "planned" ? "succeeded" : step.status
-                var s: JSONObject = ["status": .string(status), "attempts": .number(JSONNumber(step.attempts))]
+                let status = dryRun && step.status == .planned ? StepStatus.succeeded : step.status
+                var s: JSONObject = ["status": .string(status.rawValue), "attempts": .number(JSONNumber(step.attempts))]
                 if let outputs = step.outputs { s["output"] = outputs }
                 if let error = step.error { s["error"] = .string(error) }
-                if dryRun && step.status == "planned" { s["planned"] = true }
+                if dryRun && step.status == .planned { s["planned"] = true }
                 o[id] = .object(s)
             }
             return .object(o)
@@ -141,10 +139,10 @@ public struct IncidentIndex: Sendable {
         public var json: JSONValue {
             var o: JSONObject = [
                 "id": .string(id), "key": .string(key), "title": title.map(JSONValue.string) ?? .null, "severity": severity ?? .null,
-                "playbook": .string(playbook), "state": .string(state.rawValue), "status": .string(status), "opened_at": .string(openedAt),
+                "playbook": .string(playbook), "state": .string(state.rawValue), "status": .string(status.rawValue), "opened_at": .string(openedAt),
                 "findings": .array(findings.map(JSONValue.string)), "finding": finding,
                 "account": finding["account"] ?? .null, "region": finding["region"] ?? .null,
-                "steps": .array(steps.values.map { ["id": .string($0.id), "action": .string($0.action), "status": .string($0.status)] }),
+                "steps": .array(steps.values.map { ["id": .string($0.id), "action": .string($0.action), "status": .string($0.status.rawValue)] }),
                 "rollback": .string("cordon rollback \(id)"), "dry_run": .bool(dryRun), "rounds": .number(JSONNumber(rounds)),
             ]
             if let closure {
@@ -447,7 +445,7 @@ public struct IncidentIndex: Sendable {
             var incident = Incident(
                 id: id, playbook: playbook, playbookVersion: d["playbook_version"]?.numberValue?.intValue ?? 0,
                 key: d["key"]?.stringValue ?? "", title: d["title"]?.stringValue, severity: d["severity"], openedAt: record.time,
-                status: "running", findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
+                status: .running, findings: d["finding"]?["id"]?.stringValue.map { [$0] } ?? [], steps: [:], pendingApproval: nil,
                 dryRun: dryRun, findingRef: findingRef, finding: d["finding"] ?? .null)
             incident.lastActivity = record.time
             incident.follows = d["follows"]?.stringValue
@@ -517,10 +515,10 @@ public struct IncidentIndex: Sendable {
         let stepID = d["step"]?.stringValue ?? ""
         let round = d["round"]?.numberValue?.intValue ?? 1
         func updateStep(_ body: (inout Step) -> Void) {
-            var step = incident.steps[stepID] ?? Step(id: stepID, action: d["action"]?.stringValue ?? "", status: "planned", attempts: 0, evidence: [])
+            var step = incident.steps[stepID] ?? Step(id: stepID, action: d["action"]?.stringValue ?? "", status: .planned, attempts: 0, evidence: [])
             if round > step.round {
                 // The first record of a later evaluation of the step: its fields describe that one.
-                step = Step(id: stepID, action: step.action, status: "planned", attempts: 0, evidence: [], round: round, succeeded: step.succeeded)
+                step = Step(id: stepID, action: step.action, status: .planned, attempts: 0, evidence: [], round: round, succeeded: step.succeeded)
             }
             body(&step)
             incident.steps[stepID] = step
@@ -540,19 +538,19 @@ public struct IncidentIndex: Sendable {
             }
         case RecordKind.stepPlanned:
             updateStep {
-                $0.status = "planned"
+                $0.status = .planned
                 $0.error = d["problems"]?.arrayValue?.compactMap(\.stringValue).joined(separator: "; ")
             }
         case RecordKind.stepIntent:
             updateStep {
-                $0.status = "running"
+                $0.status = .running
                 $0.attempts = d["attempt"]?.numberValue?.intValue ?? $0.attempts + 1
                 $0.target = d["target"]?.stringValue ?? $0.target
                 if let pre = d["pre_state"], $0.preState == nil { $0.preState = pre }
             }
         case RecordKind.stepSucceeded:
             updateStep {
-                $0.status = "succeeded"
+                $0.status = .succeeded
                 $0.outputs = d["outputs"]
                 $0.error = nil
                 $0.target = d["target"]?.stringValue ?? $0.target
@@ -563,19 +561,19 @@ public struct IncidentIndex: Sendable {
             updateStep {
                 // A failed attempt that is to be retried leaves the step unfinished: a
                 // runner stopped during the backoff retries it when it resumes.
-                $0.status = d["will_retry_in"] == nil ? "failed" : "retrying"
+                $0.status = d["will_retry_in"] == nil ? .failed : .retrying
                 $0.error = d["error"]?.stringValue
             }
         case RecordKind.stepSkipped:
             updateStep {
-                $0.status = "skipped"
+                $0.status = .skipped
                 $0.error = d["reason"]?.stringValue
             }
         case RecordKind.approvalRequested:
             // A decision on this request already applied (journaled by another process and
             // taken in before the request's own append returned here) stands.
             if let step = incident.steps[stepID], step.round == round, step.decision != nil, record.seq != 0, step.decisionSeq > record.seq { return }
-            updateStep { $0.status = "awaiting-approval" }
+            updateStep { $0.status = .awaitingApproval }
             incident.pendingApproval = stepID
             incident.approvalRequestSeq = record.seq != 0 ? record.seq : nil
             incident.approvalRequestedAt = record.time
@@ -589,14 +587,14 @@ public struct IncidentIndex: Sendable {
                 incident.approvalRequestedAt = nil
             }
             updateStep {
-                let decision = d["decision"]?.stringValue ?? "denied"
+                let decision = ApprovalDecision(rawValue: d["decision"]?.stringValue ?? ApprovalDecision.denied.rawValue)
                 $0.decision = decision
                 $0.decisionSeq = record.seq
-                $0.status = decision == "approved" ? "approved" : "denied"
+                $0.status = decision == .approved ? .approved : .denied
             }
         case RecordKind.rollbackSucceeded:
             if incident.steps[stepID] != nil {
-                incident.steps[stepID]?.status = "rolled-back"
+                incident.steps[stepID]?.status = .rolledBack
                 // Undone: a later evaluation with the same inputs runs the step again.
                 if let key = d["idempotency_key"]?.stringValue {
                     incident.steps[stepID]?.succeeded.removeValue(forKey: key)
@@ -610,7 +608,7 @@ public struct IncidentIndex: Sendable {
             let finishedRound = d["round"]?.numberValue?.intValue ?? incident.rounds
             incident.completedRounds = max(incident.completedRounds, finishedRound)
             for r in incident.roundFindings.keys where r <= finishedRound { incident.roundFindings.removeValue(forKey: r) }
-            incident.outcome = d["status"]?.stringValue ?? "completed"
+            incident.outcome = d["status"]?.stringValue ?? IncidentStatus.completed.rawValue
         case RecordKind.incidentClosed:
             incident.closure = Closure(time: record.time, by: d["by"]?.stringValue ?? record.actor, reason: d["reason"]?.stringValue)
             // A close withdraws a pending approval: nobody decides it any more.
