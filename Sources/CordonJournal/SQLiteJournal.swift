@@ -106,7 +106,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// The page size of a new journal. A commit writes each page it changed to the WAL (two
     /// `pwrite`s a page), then a checkpoint writes it again: with 16 KiB pages instead of
     /// SQLite's 4 KiB, a finding's evidence and records take a quarter of the writes, and
-    /// the writer's CPU per record fell by about a quarter (docs/journal.md).
+    /// so a smaller share of the writer's CPU per record (docs/journal.md).
     static let pageSize = 16384
     /// WAL written between checkpoints (`wal_autocheckpoint` is this over the page size).
     static let walCheckpointBytes = 4 << 20
@@ -171,10 +171,10 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 // The commit that crosses the threshold checkpoints the WAL into the database
                 // while later appends wait. About 4 MiB of WAL (SQLite's default of 1,000
-                // pages of 4 KiB) keeps each such pause short; 8,000 such pages made them
-                // rarer but long enough to double the p99 latency under a steady load, with
-                // no gain in throughput. The threshold counts pages, so it follows
-                // the journal's page size.
+                // pages of 4 KiB) keeps each such pause short: a larger threshold makes
+                // pauses rarer but long enough to raise the p99 latency under a steady
+                // load, for no throughput. The threshold counts pages, so it follows the
+                // journal's page size.
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walCheckpointBytes / max(pageSize, 512))")
                 guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
@@ -213,7 +213,7 @@ public final class SQLiteJournal: Journal, @unchecked Sendable {
     /// Schema 2 replaces the index on `records(incident, seq)`. Incident ids are hashes,
     /// so that index put each record at a random place: every commit rewrote a page of
     /// it for nearly every incident it touched, and those pages were most of what the
-    /// writer wrote (docs/journal.md). Now each incident has one row in
+    /// writer wrote (docs/journal.md). Instead each incident has one row in
     /// `incidents` (its id and the seq of its first record), and each of its records
     /// carries that seq in `first_seq`, whose index grows at its end like the table.
     ///
