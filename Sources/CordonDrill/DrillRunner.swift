@@ -84,13 +84,17 @@ public struct DrillRunner: Sendable {
         }
         let label = cloudLabel ?? (external.map(\.kind) ?? "simulated")
         let notifications = DrillNotifications(clock: clock)
-        var actions = CoreActions.all
-        actions["core.wait"] = DrillWaitAction(clock: clock)
-        for integration in config.integrations {
-            for spec in integration.actionSpecs { actions[spec.name] = DrillNotifierAction(name: spec.name, sink: notifications) }
+        // The run's actions, with the virtual clock's wait and notifiers that record
+        // what would have been sent.
+        let actions = ActionSet.build(
+            integrations: config.integrations, cloud: AWSActions.all(cloud: cloud, defaultRegion: "us-east-1", now: { clock.now })
+        ) { actions in
+            actions["core.wait"] = DrillWaitAction(clock: clock)
+            for integration in config.integrations {
+                for spec in integration.actionSpecs { actions[spec.name] = DrillNotifierAction(name: spec.name, sink: notifications) }
+            }
+            actions[EmailAction.name] = DrillNotifierAction(name: EmailAction.name, sink: notifications)
         }
-        actions[EmailAction.name] = DrillNotifierAction(name: EmailAction.name, sink: notifications)
-        actions.merge(AWSActions.all(cloud: cloud, defaultRegion: "us-east-1", now: { clock.now })) { _, aws in aws }
         let engine = Engine(
             config: config, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: actor,
             clock: clock, jitter: jitter)

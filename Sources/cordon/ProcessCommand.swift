@@ -31,14 +31,12 @@ func openEngine(
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
-    var actions = CoreActions.all
-    actions[EmailAction.name] = EmailAction()
-    // Every action of every integration file, as INTEGRATION.ACTION.
-    actions.merge(IntegrationActions.all(loaded.integrations)) { _, integration in integration }
-    actions.merge(cloud.actions) { _, aws in aws }  // aws.* on --cloud (none in a dry run)
-    // Test double for the crash tests (see FileRecorderAction); never set in production.
-    if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
-        actions["test.record"] = FileRecorderAction(path: recorder)
+    // aws.* on --cloud (none in a dry run).
+    let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions) { actions in
+        // Test double for the crash tests (see FileRecorderAction); never set in production.
+        if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
+            actions["test.record"] = FileRecorderAction(path: recorder)
+        }
     }
     let engine = Engine(
         config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
