@@ -9,8 +9,9 @@ import Testing
 /// second decision is refused naming the first. Side effects are counted at a local HTTP
 /// receiver, not in the journal.
 @Suite(.serialized) struct DecisionCLITests {
-    /// Long enough for a loaded machine to see the approval pending and decide before it.
-    static let timeout = 15
+    /// Long enough for a loaded machine (the suite runs other heavy tests beside these,
+    /// such as a 1,500-connection flood) to see the approval pending and decide before it.
+    static let timeout = 30
 
     static let playbook = """
         name: approve-webhook
@@ -64,7 +65,7 @@ import Testing
         }
 
         /// The incident of finding `id` once it awaits approval (its key is the finding id).
-        func pending(_ id: String, seconds: Double = 30) async throws -> String {
+        func pending(_ id: String, seconds: Double = 60) async throws -> String {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
                 // The runner may be creating the journal: try again until it can be read.
