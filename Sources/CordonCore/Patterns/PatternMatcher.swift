@@ -200,25 +200,11 @@ public struct PatternMatcher {
             if !ms.prefixes.isEmpty || !ms.suffixes.isEmpty {
                 ms.affixPool.withUnsafeBufferPointer { pool in
                     lower.withUnsafeBufferPointer { lowered in
-                        for affix in ms.prefixes {
-                            let s = affix.ignoreCase ? lowered : bytes
-                            if affix.count == 0
-                                || (Int(affix.count) <= s.count
-                                    && memcmp(s.baseAddress!, pool.baseAddress! + Int(affix.start), Int(affix.count)) == 0)
-                            {
-                                push(affix.target, &targets, mark)
-                            }
+                        for affix in ms.prefixes where has(affix, in: affix.ignoreCase ? lowered : bytes, pool: pool, atEnd: false) {
+                            push(affix.target, &targets, mark)
                         }
-                        for affix in ms.suffixes {
-                            let s = affix.ignoreCase ? lowered : bytes
-                            if affix.count == 0
-                                || (Int(affix.count) <= s.count
-                                    && memcmp(
-                                        s.baseAddress! + (s.count - Int(affix.count)), pool.baseAddress! + Int(affix.start),
-                                        Int(affix.count)) == 0)
-                            {
-                                push(affix.target, &targets, mark)
-                            }
+                        for affix in ms.suffixes where has(affix, in: affix.ignoreCase ? lowered : bytes, pool: pool, atEnd: true) {
+                            push(affix.target, &targets, mark)
                         }
                     }
                 }
@@ -292,6 +278,21 @@ public struct PatternMatcher {
         case .anythingButWildcard(let ws):
             return !isString || !ws.contains { $0.matches(bytes) }
         }
+    }
+
+    /// Whether `s` starts (or, `atEnd`, ends) with the affix's bytes in `pool`; an empty
+    /// affix is in every value.
+    @inline(__always)
+    static func has(_ affix: Affix, in s: UnsafeBufferPointer<UInt8>, pool: UnsafeBufferPointer<UInt8>, atEnd: Bool) -> Bool {
+        let count = Int(affix.count), start = Int(affix.start)
+        guard count <= s.count else { return false }
+        let from = atEnd ? s.count - count : 0
+        var k = 0
+        while k < count {
+            if s[from + k] != pool[start + k] { return false }
+            k += 1
+        }
+        return true
     }
 
     @inline(__always)
