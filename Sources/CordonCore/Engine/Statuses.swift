@@ -2,12 +2,20 @@
 /// an incident or an approval stands. Each is its wire text (`rawValue`, unchanged in
 /// journals) behind a type, so that the code names them instead of spelling them.
 
+/// A name written as its wire text: comparable with a string literal, printed as itself.
+public protocol WireName: RawRepresentable<String>, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    init(rawValue: String)
+}
+
+extension WireName {
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+    public var description: String { rawValue }
+}
+
 /// A step's status in the incident's latest evaluation (`steps.ID.status` in templates).
-public struct StepStatus: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+public struct StepStatus: WireName {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.rawValue = value }
-    public var description: String { rawValue }
 
     /// A dry run's step: what a real run would do.
     public static let planned: StepStatus = "planned"
@@ -25,11 +33,9 @@ public struct StepStatus: RawRepresentable, Hashable, Sendable, ExpressibleByStr
 }
 
 /// An incident's status, derived from its steps, approvals and closing.
-public struct IncidentStatus: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+public struct IncidentStatus: WireName {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.rawValue = value }
-    public var description: String { rawValue }
 
     public static let running: IncidentStatus = "running"
     public static let awaitingApproval: IncidentStatus = "awaiting-approval"
@@ -40,11 +46,9 @@ public struct IncidentStatus: RawRepresentable, Hashable, Sendable, ExpressibleB
 }
 
 /// What was decided on an approval request.
-public struct ApprovalDecision: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+public struct ApprovalDecision: WireName {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.rawValue = value }
-    public var description: String { rawValue }
 
     public static let approved: ApprovalDecision = "approved"
     public static let denied: ApprovalDecision = "denied"
