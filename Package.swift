@@ -65,11 +65,31 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Cloud protocols and models, the aws.* actions with their specs, IAM policy, faults.
+        .target(
+            name: "CordonCloud",
+            dependencies: [
+                "CordonCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The AWS client: SigV4, credentials, services, one HTTP transport.
         .target(
             name: "CordonAWS",
             dependencies: [
                 "CordonCore",
+                "CordonCloud",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The simulated cloud, inventory seeding and fault timelines: drills and tests.
+        .target(
+            name: "CordonSimulatedCloud",
+            dependencies: [
+                "CordonCore",
+                "CordonCloud",
+                "CordonAWS",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -87,13 +107,14 @@ let package = Package(
         ),
         .target(
             name: "CordonDrill",
-            dependencies: ["CordonCore", "CordonJournal", "CordonAWS", "CordonIntegrations"]
+            dependencies: ["CordonCore", "CordonJournal", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonIntegrations"]
         ),
         .target(
             name: "CordonServer",
             dependencies: [
                 "CordonCore",
                 "CordonJournal",
+                "CordonCloud",
                 "CordonAWS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -113,7 +134,9 @@ let package = Package(
                 "CordonDrill",
                 "CordonCore",
                 "CordonJournal",
+                "CordonCloud",
                 "CordonAWS",
+                "CordonSimulatedCloud",
                 "CordonIntegrations",
                 "CordonServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -148,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonAWS", "CordonCore", "CordonJournal", "CordonDrill", "CordonTestSupport"]
+            dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonJournal", "CordonDrill", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
@@ -156,12 +179,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonDrillTests",
-            dependencies: ["CordonDrill", "CordonAWS", "CordonCore", "CordonJournal"]
+            dependencies: ["CordonDrill", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonJournal"]
         ),
         .testTarget(
             name: "CordonServerTests",
             dependencies: [
-                "CordonServer", "CordonCore", "CordonJournal", "CordonAWS", "CordonTestSupport",
+                "CordonServer", "CordonCore", "CordonJournal", "CordonCloud", "CordonAWS", "CordonTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

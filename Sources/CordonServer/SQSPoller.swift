@@ -1,4 +1,5 @@
 import CordonAWS
+import CordonCloud
 import CordonCore
 import Foundation
 import ServiceLifecycle

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CordonAWS
+import CordonCloud
+import CordonSimulatedCloud
 import CordonCore
 import Foundation
 

@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 final class ActionCatalogueTests: XCTestCase {
     let us = CloudScope(account: "123456789012", region: "us-east-1")

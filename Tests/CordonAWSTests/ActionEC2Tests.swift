@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 final class ActionEC2Tests: XCTestCase {
     let instance = "i-0aaa0000000000001"

@@ -9,6 +9,8 @@ import FoundationNetworking
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// A drill against moto seeded with the scenario's inventory (`InventorySeeder`) gives
 /// the same outcomes as the same drill on the simulated cloud — every shipped scenario,

@@ -2,6 +2,8 @@ import CordonCore
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// `cordon iam-policy`: the policy for the shipped playbooks, its grammar, the
 /// AssumeRole statement. (PlaybookCloudTests checks that every call a run makes is in it,

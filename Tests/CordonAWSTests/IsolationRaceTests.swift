@@ -4,6 +4,8 @@ import Synchronization
 import Testing
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Isolations in one VPC that prepare the shared quarantine group at the same moment:
 /// each reads the new group with its default egress rule before any removes it, so all
@@ -102,7 +104,7 @@ struct RendezvousEC2: EC2API {
 
     func describeInstance(_ instanceId: String) async throws(ActionError) -> EC2Instance { try await base.describeInstance(instanceId) }
     func findSecurityGroup(name: String, vpcId: String?) async throws(ActionError) -> SecurityGroup? { try await base.findSecurityGroup(name: name, vpcId: vpcId) }
-    func createSecurityGroup(name: String, description: String, vpcId: String?, tags: [CordonAWS.Tag]) async throws(ActionError) -> String {
+    func createSecurityGroup(name: String, description: String, vpcId: String?, tags: [CordonCloud.Tag]) async throws(ActionError) -> String {
         try await base.createSecurityGroup(name: name, description: description, vpcId: vpcId, tags: tags)
     }
     func authorizeIngress(groupId: String, permissions: [IpPermission]) async throws(ActionError) { try await base.authorizeIngress(groupId: groupId, permissions: permissions) }
@@ -116,10 +118,10 @@ struct RendezvousEC2: EC2API {
     }
     func terminationProtection(_ instanceId: String) async throws(ActionError) -> Bool { try await base.terminationProtection(instanceId) }
     func setTerminationProtection(_ instanceId: String, _ enabled: Bool) async throws(ActionError) { try await base.setTerminationProtection(instanceId, enabled) }
-    func createTags(resourceIds: [String], tags: [CordonAWS.Tag]) async throws(ActionError) { try await base.createTags(resourceIds: resourceIds, tags: tags) }
+    func createTags(resourceIds: [String], tags: [CordonCloud.Tag]) async throws(ActionError) { try await base.createTags(resourceIds: resourceIds, tags: tags) }
     func describeVolumes(ids: [String]) async throws(ActionError) -> [Volume] { try await base.describeVolumes(ids: ids) }
     func describeSnapshots(tagKey: String, tagValue: String) async throws(ActionError) -> [Snapshot] { try await base.describeSnapshots(tagKey: tagKey, tagValue: tagValue) }
-    func createSnapshot(volumeId: String, description: String, tags: [CordonAWS.Tag]) async throws(ActionError) -> Snapshot {
+    func createSnapshot(volumeId: String, description: String, tags: [CordonCloud.Tag]) async throws(ActionError) -> Snapshot {
         try await base.createSnapshot(volumeId: volumeId, description: description, tags: tags)
     }
 }

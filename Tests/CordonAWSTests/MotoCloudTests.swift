@@ -4,6 +4,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Every `AWSCloud` operation against a real moto_server, reading state back.
 func unwrap<T>(_ value: T?, _ what: String = "value", file: StaticString = #filePath, line: UInt = #line) throws -> T {

@@ -9,6 +9,8 @@ import FoundationNetworking
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Records every call an `AWSCloud` makes.
 final class CallLog: Sendable {

@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Differential test: randomized requests signed by our signer and by botocore's
 /// `SigV4Auth` / `S3SigV4Auth` at the same timestamp must carry the same Authorization.

@@ -2,6 +2,8 @@ import CordonCore
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// AWS's published Signature Version 4 test suite (aws-sig-v4-test-suite): service
 /// "service", us-east-1, 2015-08-30T12:36:00Z, the example keys. The suite encodes the

@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 final class SimInventoryTests: XCTestCase {
     func parseErrors(_ text: String) -> [String] {

@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 // Shared by the Sim* and Action* tests: an in-memory evidence store, a virtual clock and
 // requests shaped as the engine makes them.

@@ -5,6 +5,8 @@ import NIOCore
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Transport and error behaviour against a local stub whose answer depends on the
 /// query Action: throttling, 503, a hang, an oversized body, access denied.

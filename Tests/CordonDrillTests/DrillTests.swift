@@ -1,4 +1,6 @@
 import CordonAWS
+import CordonCloud
+import CordonSimulatedCloud
 import CordonCore
 import CordonDrill
 import CordonJournal

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CordonAWS
+import CordonCloud
 import CordonCore
 import CordonServer
 import CordonTestSupport

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 
 /// Turns AWS error responses into `ActionError`s: the service's code and message,

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CordonCloud
 import CordonCore
 import Foundation
 import NIOCore

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 import Crypto
 import Foundation
@@ -155,18 +156,20 @@ public struct AWSCall: Sendable, CustomStringConvertible {
 public typealias AWSCallObserver = @Sendable (AWSCall) -> Void
 
 /// Query-protocol parameter lists (`Name.1`, `Name.2`…).
-struct QueryParams {
-    var pairs: [(String, String)] = []
+package struct QueryParams {
+    package var pairs: [(String, String)] = []
 
-    mutating func add(_ name: String, _ value: String?) {
+    package init() {}
+
+    package mutating func add(_ name: String, _ value: String?) {
         if let value { pairs.append((name, value)) }
     }
 
-    mutating func addList(_ prefix: String, _ values: [String]) {
+    package mutating func addList(_ prefix: String, _ values: [String]) {
         for (i, v) in values.enumerated() { pairs.append(("\(prefix).\(i + 1)", v)) }
     }
 
-    mutating func addTags(_ prefix: String, _ tags: [Tag]) {
+    package mutating func addTags(_ prefix: String, _ tags: [Tag]) {
         for (i, t) in tags.enumerated() {
             pairs.append(("\(prefix).\(i + 1).Key", t.key))
             pairs.append(("\(prefix).\(i + 1).Value", t.value))
@@ -174,7 +177,7 @@ struct QueryParams {
     }
 
     /// `Filter.N.Name` / `Filter.N.Value.M`.
-    mutating func addFilters(_ filters: [(String, [String])]) {
+    package mutating func addFilters(_ filters: [(String, [String])]) {
         for (i, f) in filters.enumerated() {
             pairs.append(("Filter.\(i + 1).Name", f.0))
             for (j, v) in f.1.enumerated() { pairs.append(("Filter.\(i + 1).Value.\(j + 1)", v)) }

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 
 /// Performs `sts:AssumeRole` with the given source credentials.

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 import Foundation
 import Synchronization
@@ -61,18 +62,4 @@ public final class FaultInjector: Sendable {
 /// A cloud whose calls can meet injected faults: answers itself with the faults applied.
 public protocol FaultInjectableCloud: Cloud {
     func injecting(_ faults: FaultInjector) -> any Cloud
-}
-
-extension Fault {
-    /// The effect of the first fault in `faults` that `matches` (faults past their
-    /// `until` or out of `times` dropped first), counted against its `times`.
-    static func fire(_ faults: inout [Fault], at time: Date, _ matches: (Fault) -> Bool) -> Effect? {
-        faults.removeAll { fault in (fault.until.map { time >= $0 } ?? false) || (fault.times.map { $0 <= 0 } ?? false) }
-        guard let i = faults.firstIndex(where: matches) else { return nil }
-        let effect = faults[i].effect
-        if let times = faults[i].times {
-            if times <= 1 { faults.remove(at: i) } else { faults[i].times = times - 1 }
-        }
-        return effect
-    }
 }

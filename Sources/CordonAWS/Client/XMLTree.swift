@@ -127,7 +127,7 @@ public struct XMLTree: Sendable, Equatable {
 }
 
 /// Escapes text for an XML element body.
-func xmlEscape(_ s: String) -> String {
+package func xmlEscape(_ s: String) -> String {
     var out = ""
     for c in s {
         switch c {

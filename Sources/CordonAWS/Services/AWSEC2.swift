@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 
 /// EC2 over the query API (version 2016-11-15).
@@ -72,7 +73,7 @@ public struct AWSEC2: EC2API {
             networkInterfaces: interfaces, blockDevices: devices)
     }
 
-    static func permissions(_ node: XMLTree?) -> [IpPermission] {
+    package static func permissions(_ node: XMLTree?) -> [IpPermission] {
         guard let node else { return [] }
         return node.children.filter { $0.name == "item" }.map { p in
             IpPermission(
@@ -123,7 +124,7 @@ public struct AWSEC2: EC2API {
         return id
     }
 
-    static func encode(_ permissions: [IpPermission], into p: inout QueryParams) {
+    package static func encode(_ permissions: [IpPermission], into p: inout QueryParams) {
         for (i, perm) in permissions.enumerated() {
             let base = "IpPermissions.\(i + 1)"
             p.add("\(base).IpProtocol", perm.ipProtocol)

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 import Foundation
 

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 import Crypto
 import Foundation
@@ -8,7 +9,7 @@ public struct AWSS3: S3API {
 
     public init(client: AWSServiceClient) { self.client = client }
 
-    static func bucketPath(_ bucket: String) -> String { "/" + bucket }
+    package static func bucketPath(_ bucket: String) -> String { "/" + bucket }
 
     public func publicAccessBlock(bucket: String) async throws(ActionError) -> PublicAccessBlock? {
         let response: AWSResponse
@@ -50,7 +51,7 @@ public struct AWSS3: S3API {
 /// CloudTrail over JSON 1.1.
 public struct AWSCloudTrail: CloudTrailAPI {
     public let client: AWSServiceClient
-    static let target = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101"
+    package static let target = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101"
 
     public init(client: AWSServiceClient) { self.client = client }
 

@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 import Foundation
 
@@ -21,7 +22,7 @@ public struct SQSMessage: Sendable, Equatable {
 /// prefers for SQS and moto 5 accepts.
 public struct AWSSQS: Sendable {
     public let client: AWSServiceClient
-    static let target = "AmazonSQS"
+    package static let target = "AmazonSQS"
 
     public init(client: AWSServiceClient) { self.client = client }
 

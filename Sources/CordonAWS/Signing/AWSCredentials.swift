@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 
 /// An access key pair, with a session token for temporary credentials.

@@ -5,6 +5,8 @@ import Foundation
 import XCTest
 
 @testable import CordonAWS
+@testable import CordonCloud
+@testable import CordonSimulatedCloud
 
 /// Runs the shipped playbooks (`Playbooks/`, `Integrations/`) through the real engine
 /// with an `SQLiteJournal` in a temporary directory, against any `Cloud`.

@@ -55,7 +55,7 @@ public struct Fault: Sendable, Equatable, CustomStringConvertible {
         Self.match(operation, name) || Self.match(operation, iamAction)
     }
 
-    static func match(_ pattern: String, _ name: String) -> Bool {
+    package static func match(_ pattern: String, _ name: String) -> Bool {
         let p = pattern.lowercased()
         let n = name.lowercased()
         if p.hasSuffix("*") { return n.hasPrefix(p.dropLast()) }
@@ -100,22 +100,22 @@ public struct SimulatedCall: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A call as the simulator names it: service, API operation and the IAM action it needs.
-struct SimOperation: Sendable {
-    var service: String
-    var name: String
-    var iamAction: String
+package struct SimOperation: Sendable {
+    package var service: String
+    package var name: String
+    package var iamAction: String
 
-    init(_ service: String, _ name: String, iam: String? = nil) {
+    package init(_ service: String, _ name: String, iam: String? = nil) {
         self.service = service
         self.name = name
         self.iamAction = "\(service):\(iam ?? name)"
     }
 
-    var fullName: String { "\(service):\(name)" }
+    package var fullName: String { "\(service):\(name)" }
 
     /// - Parameter account: the caller's account in an access-denied message (nil: the
     ///   caller is not named by ARN — faults injected on a real endpoint).
-    func error(for effect: Fault.Effect, account: String?, region: String) -> ActionError {
+    package func error(for effect: Fault.Effect, account: String?, region: String) -> ActionError {
         let caller = account.map { "arn:aws:sts::\($0):assumed-role/cordon-responder/cordon" } ?? "cordon"
         switch effect {
         case .throttle:
@@ -137,5 +137,19 @@ struct SimOperation: Sendable {
         case .timeout(let d):
             return .retryable("RequestTimeout", "no response from \(service).\(region).amazonaws.com to \(name) within \(d)")
         }
+    }
+}
+
+extension Fault {
+    /// The effect of the first fault in `faults` that `matches` (faults past their
+    /// `until` or out of `times` dropped first), counted against its `times`.
+    package static func fire(_ faults: inout [Fault], at time: Date, _ matches: (Fault) -> Bool) -> Effect? {
+        faults.removeAll { fault in (fault.until.map { time >= $0 } ?? false) || (fault.times.map { $0 <= 0 } ?? false) }
+        guard let i = faults.firstIndex(where: matches) else { return nil }
+        let effect = faults[i].effect
+        if let times = faults[i].times {
+            if times <= 1 { faults.remove(at: i) } else { faults[i].times = times - 1 }
+        }
+        return effect
     }
 }

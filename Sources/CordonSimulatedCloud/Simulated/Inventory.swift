@@ -1,3 +1,5 @@
+import CordonAWS
+import CordonCloud
 import CordonCore
 import Foundation
 

@@ -1,3 +1,5 @@
+import CordonAWS
+import CordonCloud
 import CordonCore
 
 /// EC2 in one account and region of the simulated cloud.

@@ -1,3 +1,5 @@
+import CordonAWS
+import CordonCloud
 import CordonCore
 
 /// IAM of one account of the simulated cloud (global: the region is only recorded).

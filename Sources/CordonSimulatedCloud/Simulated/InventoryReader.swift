@@ -1,3 +1,5 @@
+import CordonAWS
+import CordonCloud
 import CordonCore
 
 /// Reads YAML against an expected layout, collecting every problem as a `Diagnostic`
