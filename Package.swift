@@ -57,6 +57,29 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The engine: intake ledger, incident runs, approvals, rollback, the incident index.
+        .target(
+            name: "CordonEngine",
+            dependencies: [
+                "CordonCore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Finding sources (queue directory, SQS), the receipt queue and the handler pool, as
+        // ServiceLifecycle services.
+        .target(
+            name: "CordonIntake",
+            dependencies: [
+                "CordonCore",
+                "CordonEngine",
+                "CordonCloud",
+                "CordonAWS",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "CordonJournal",
             dependencies: [
@@ -107,12 +130,14 @@ let package = Package(
         ),
         .target(
             name: "CordonDrill",
-            dependencies: ["CordonCore", "CordonJournal", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonIntegrations"]
+            dependencies: ["CordonCore", "CordonEngine", "CordonJournal", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonIntegrations"]
         ),
         .target(
             name: "CordonServer",
             dependencies: [
                 "CordonCore",
+                "CordonEngine",
+                "CordonIntake",
                 "CordonJournal",
                 "CordonCloud",
                 "CordonAWS",
@@ -133,6 +158,8 @@ let package = Package(
             dependencies: [
                 "CordonDrill",
                 "CordonCore",
+                "CordonEngine",
+                "CordonIntake",
                 "CordonJournal",
                 "CordonCloud",
                 "CordonAWS",
@@ -149,6 +176,8 @@ let package = Package(
             name: "cordon-bench",
             dependencies: [
                 "CordonCore",
+                "CordonEngine",
+                "CordonIntake",
                 "CordonJournal",
                 "CordonServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -163,28 +192,28 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonCoreTests",
-            dependencies: ["CordonCore", "CordonTestSupport"]
+            dependencies: ["CordonCore", "CordonEngine", "CordonIntake", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonJournalTests",
-            dependencies: ["CordonJournal", "CordonCore", "CordonTestSupport"]
+            dependencies: ["CordonJournal", "CordonCore", "CordonEngine", "CordonIntake", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonJournal", "CordonDrill", "CordonTestSupport"]
+            dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonDrill", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
-            dependencies: ["CordonIntegrations", "CordonCore", "CordonJournal", "CordonTestSupport"]
+            dependencies: ["CordonIntegrations", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonDrillTests",
-            dependencies: ["CordonDrill", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonJournal"]
+            dependencies: ["CordonDrill", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal"]
         ),
         .testTarget(
             name: "CordonServerTests",
             dependencies: [
-                "CordonServer", "CordonCore", "CordonJournal", "CordonCloud", "CordonAWS", "CordonTestSupport",
+                "CordonServer", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonCloud", "CordonAWS", "CordonTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -197,7 +226,7 @@ let package = Package(
         .testTarget(
             name: "CordonCLITests",
             dependencies: [
-                "cordon", "CordonJournal", "CordonCore", "CordonTestSupport",
+                "cordon", "CordonJournal", "CordonCore", "CordonEngine", "CordonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 import Foundation
 
 /// One notification a drill would have sent.

@@ -2,6 +2,7 @@ import CordonAWS
 import CordonCloud
 import CordonSimulatedCloud
 import CordonCore
+import CordonEngine
 import Foundation
 
 /// What a drill found: the timeline, each expectation met or missed with its evidence,

@@ -2,6 +2,7 @@ import CordonAWS
 import CordonCloud
 import CordonSimulatedCloud
 import CordonCore
+import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import CordonCore
+import CordonEngine
+import CordonIntake
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -423,5 +425,14 @@ public final class IntakeServer: Sendable {
             http: ServerMetrics.HTTPGauges(connections: connections.current, unauthenticatedBodyBytes: unauthenticatedBodies.current))
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// `IntakeServer` as a service (Hummingbird's `Application`, itself a service group):
+/// on graceful shutdown it stops accepting connections and returns once the requests in
+/// progress are answered.
+extension IntakeServer {
+    public func service(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
+        try makeApplication(onRunning: onRunning)
     }
 }

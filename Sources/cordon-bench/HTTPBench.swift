@@ -1,6 +1,8 @@
 import ArgumentParser
 import AsyncHTTPClient
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonJournal
 import CordonServer
 import Foundation

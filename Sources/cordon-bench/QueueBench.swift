@@ -1,5 +1,7 @@
 import ArgumentParser
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonJournal
 import Foundation
 import Synchronization

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CordonCore
+import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation

@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 import Foundation
 
 /// `cordon process` on a terminal: a line on standard error that says how many findings

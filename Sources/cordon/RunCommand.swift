@@ -3,6 +3,8 @@ import CordonAWS
 import CordonCloud
 import CordonSimulatedCloud
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonJournal
 import CordonServer
 import Foundation

@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 import Foundation
 import XCTest
 

@@ -1,4 +1,6 @@
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonJournal
 import CordonTestSupport
 import Foundation

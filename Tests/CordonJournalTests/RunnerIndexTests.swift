@@ -1,4 +1,5 @@
 @testable import CordonCore
+@testable import CordonEngine
 import CordonTestSupport
 import Foundation
 import Testing

@@ -1,6 +1,8 @@
 import CordonAWS
 import CordonCloud
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonServer
 import CordonTestSupport
 import Foundation

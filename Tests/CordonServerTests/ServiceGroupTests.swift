@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CordonAWS
 import CordonCloud
 import CordonCore
+import CordonIntake
 import CordonServer
 import CordonTestSupport
 import Foundation

@@ -82,6 +82,12 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
     public var message: String
 
     public var description: String { "template \"\(template)\": \(message)" }
+
+    public init(template: String, offset: Int, message: String) {
+        self.template = template
+        self.offset = offset
+        self.message = message
+    }
 }
 
 /// One `{{ … }}`: a path and its filters.

@@ -54,7 +54,7 @@ extension Template {
     }
 
     /// How a value reads inside a longer text.
-    static func text(_ value: JSONValue) -> String {
+    package static func text(_ value: JSONValue) -> String {
         switch value {
         case .string(let s): return s
         case .number(let n): return n.literal

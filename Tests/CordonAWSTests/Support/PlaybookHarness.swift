@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 import CordonJournal
 import CordonTestSupport
 import Foundation

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import CordonCore
+import CordonEngine
+import CordonIntake
 import CordonJournal
 import CordonServer
 import CordonTestSupport

@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 import Foundation
 import ServiceLifecycle
 import Synchronization
@@ -210,14 +211,5 @@ extension SQSPoller: Service {
         } onGracefulShutdown: {
             stop.set()
         }
-    }
-}
-
-/// `IntakeServer` as a service (Hummingbird's `Application`, itself a service group):
-/// on graceful shutdown it stops accepting connections and returns once the requests in
-/// progress are answered.
-extension IntakeServer {
-    public func service(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
-        try makeApplication(onRunning: onRunning)
     }
 }

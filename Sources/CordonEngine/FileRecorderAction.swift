@@ -1,3 +1,4 @@
+import CordonCore
 import Foundation
 
 /// A test double for an external system: each run appends `IDEMPOTENCY-KEY TARGET` as a

@@ -1,3 +1,4 @@
+import CordonCore
 import Foundation
 
 /// An incident's lifecycle (open → contained → closed), taking up unfinished work after a

@@ -1,3 +1,4 @@
+import CordonCore
 import OrderedCollections
 
 /// `cordon rollback`: undoing containment from the journaled pre-state.

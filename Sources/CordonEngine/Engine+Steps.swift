@@ -1,3 +1,4 @@
+import CordonCore
 import Crypto
 import Foundation
 import Synchronization

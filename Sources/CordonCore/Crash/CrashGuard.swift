@@ -15,7 +15,7 @@ public enum CrashGuard {
     }
 
     /// Runs `body` with `id` registered as in progress.
-    static func tracking<T>(_ id: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
+    package static func tracking<T>(_ id: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
         let slot = id.withCString { cordon_inflight_begin($0, strlen($0)) }
         defer { cordon_inflight_end(slot) }
         return try await body()

@@ -1,3 +1,4 @@
+import CordonCore
 import Synchronization
 
 /// A bound on the actions called at once (`Engine.actionsInFlight`), first come first

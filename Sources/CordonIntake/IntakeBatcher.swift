@@ -1,4 +1,5 @@
 import CordonCore
+import CordonEngine
 
 /// Journals findings from many concurrent requests with few commits.
 ///

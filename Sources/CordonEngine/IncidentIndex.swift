@@ -1,3 +1,4 @@
+import CordonCore
 import Foundation
 import DequeModule
 import OrderedCollections

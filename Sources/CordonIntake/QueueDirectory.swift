@@ -1,3 +1,4 @@
+import CordonCore
 import CCordonSys
 import Foundation
 import Synchronization

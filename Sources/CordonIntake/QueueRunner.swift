@@ -1,4 +1,6 @@
+import CordonCore
 import Foundation
+import CordonEngine
 
 /// Runs a queue directory through the engine, as `cordon run --queue-dir` does.
 ///

@@ -1,3 +1,4 @@
+import CordonCore
 import Foundation
 
 /// Approvals: decisions from any process, timeouts, and what other processes journal.

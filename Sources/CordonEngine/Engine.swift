@@ -1,3 +1,4 @@
+import CordonCore
 import Crypto
 import Foundation
 import OrderedCollections
@@ -48,6 +49,12 @@ public actor Engine {
         public var finding: String
         public var incidents: [String]
         public var duplicate: Bool
+
+        public init(finding: String, incidents: [String], duplicate: Bool) {
+            self.finding = finding
+            self.incidents = incidents
+            self.duplicate = duplicate
+        }
     }
 
     public init(
@@ -520,10 +527,4 @@ public actor Engine {
             "format": .string(finding.format.rawValue), "origin": .string(finding.origin.description),
         ]
     }
-}
-
-public struct EngineError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-    public init(message: String) { self.message = message }
 }

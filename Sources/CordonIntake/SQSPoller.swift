@@ -1,6 +1,7 @@
 import CordonAWS
 import CordonCloud
 import CordonCore
+import CordonEngine
 import Foundation
 import ServiceLifecycle
 
