@@ -1,5 +1,6 @@
 import CordonCore
 import Foundation
+import ServiceLifecycle
 import CordonEngine
 
 /// Runs a queue directory through the engine, as `cordon run --queue-dir` does.
@@ -41,9 +42,9 @@ public final class QueueRunner: Sendable {
         self.onHandled = onHandled
     }
 
-    /// Runs until `isStopping` returns true, then lets the handlers finish what was
-    /// received (cancel the task to cut that short) and returns.
-    public func run(isStopping: @escaping @Sendable () -> Bool) async throws {
+    /// Runs until `isStopping` returns true or a graceful shutdown begins, then lets the
+    /// handlers finish what was received (cancel the task to cut that short) and returns.
+    public func run(isStopping: @escaping @Sendable () -> Bool = { false }) async throws {
         let receipts = ReceiptQueue(limit: backlog)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [engine, concurrency, onHandled] in
@@ -60,7 +61,10 @@ public final class QueueRunner: Sendable {
     /// Only the intake half: claims, journals and acknowledges files and hands the
     /// receipts to `receipts`, whose handlers another task runs (`handle`), shared with
     /// other sources (webhooks, SQS). Closes `receipts` only when the journal fails.
-    public func runIntake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool) async throws {
+    /// Stops claiming when `isStopping` returns true or a graceful shutdown begins (a wait
+    /// for new files is cut short), and returns once the batches in hand are journaled and
+    /// acknowledged.
+    public func runIntake(into receipts: ReceiptQueue, isStopping: @escaping @Sendable () -> Bool = { false }) async throws {
         do {
             try await intake(into: receipts, isStopping: isStopping)
         } catch {
@@ -123,7 +127,7 @@ public final class QueueRunner: Sendable {
                 if try await group.next() == .batch { inFlight -= 1 } else { waiting = false }
             }
             while !Task.isCancelled {
-                let stopping = isStopping()
+                let stopping = isStopping() || Task.isShuttingDownGracefully
                 var claimed: [QueueDirectory.Claimed] = []
                 let generation = queue.generation
                 // False once the handlers stopped (the receipt queue was closed).
@@ -146,7 +150,7 @@ public final class QueueRunner: Sendable {
                     if !waiting {
                         waiting = true
                         group.addTask { [queue, pollInterval] in
-                            await queue.wait(timeout: pollInterval, after: generation)
+                            await cancelWhenGracefulShutdown { await queue.wait(timeout: pollInterval, after: generation) }
                             return .wakeup
                         }
                     }

@@ -8,26 +8,13 @@ import Synchronization
 // each intake source (queue directory, SQS, HTTP) are services. The group shuts its
 // services down in reverse order of the list it was given, one after the other, so
 // `cordon run` lists the handlers first: the sources stop taking work, then the handlers
-// finish what was received. (CordonCore does not depend on ServiceLifecycle; these are
-// the adapters.)
+// finish what was received. The loops below wait on ServiceLifecycle's primitives: a
+// graceful shutdown cuts their sleep short (`cancelWhenGracefulShutdown`) and ends them
+// (`Task.isShuttingDownGracefully`).
 
-/// Set once, read by loops.
-public final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    public init() {}
-    /// Sets the flag; true for the call that set it first.
-    @discardableResult
-    public func set() -> Bool { !flag.exchange(true, ordering: .sequentiallyConsistent) }
-    public var isSet: Bool { flag.load(ordering: .sequentiallyConsistent) }
-
-    /// Sleeps for `duration`, waking early (within 100 ms) once the flag is set.
-    public func sleep(for duration: Duration) async {
-        let deadline = ContinuousClock.now + duration
-        while !isSet && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: min(.milliseconds(100), deadline - .now))
-            if Task.isCancelled { return }
-        }
-    }
+/// Sleeps for `duration`, or until a graceful shutdown begins or the task is cancelled.
+func sleepUnlessShuttingDown(for duration: Duration) async {
+    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
 }
 
 /// Runs `concurrency` handlers on the shared receipt queue. On graceful shutdown (which
@@ -121,20 +108,15 @@ public struct JournalFollowerService: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
         let (engine, interval, log) = (self.engine, self.interval, self.log)
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                while !stop.isSet && !Task.isCancelled {
-                    for id in try await engine.follow() {
-                        log("cordon: \(id): a decision made elsewhere was taken in; continuing the incident")
-                        group.addTask { try await engine.run(incident: id) }
-                    }
-                    await stop.sleep(for: interval)
+        try await withThrowingDiscardingTaskGroup { group in
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                for id in try await engine.follow() {
+                    log("cordon: \(id): a decision made elsewhere was taken in; continuing the incident")
+                    group.addTask { try await engine.run(incident: id) }
                 }
+                await sleepUnlessShuttingDown(for: interval)
             }
-        } onGracefulShutdown: {
-            stop.set()
         }
     }
 }
@@ -154,27 +136,22 @@ public struct HousekeepingService: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
-        try await withGracefulShutdownHandler {
-            var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
-            var lastQuietCheck = ContinuousClock.now - .seconds(3600)
-            while !stop.isSet && !Task.isCancelled {
-                let moved = try await engine.expireApprovals()
-                if !moved.isEmpty { log("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
-                if ContinuousClock.now - lastQuietCheck > .seconds(10) {
-                    let closed = try await engine.closeQuietIncidents()
-                    if !closed.isEmpty { log("cordon: closed \(closed.joined(separator: ", ")): their playbook's quiet period passed") }
-                    lastQuietCheck = .now
-                }
-                if let queue, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
-                    let recovered = (try? queue.recoverOrphans()) ?? 0
-                    if recovered > 0 { log("cordon: took up \(recovered) file(s) left by a runner that stopped") }
-                    lastOrphanCheck = .now
-                }
-                await stop.sleep(for: .seconds(1))
+        var lastOrphanCheck = ContinuousClock.now - .seconds(3600)
+        var lastQuietCheck = ContinuousClock.now - .seconds(3600)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let moved = try await engine.expireApprovals()
+            if !moved.isEmpty { log("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+            if ContinuousClock.now - lastQuietCheck > .seconds(10) {
+                let closed = try await engine.closeQuietIncidents()
+                if !closed.isEmpty { log("cordon: closed \(closed.joined(separator: ", ")): their playbook's quiet period passed") }
+                lastQuietCheck = .now
             }
-        } onGracefulShutdown: {
-            stop.set()
+            if let queue, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
+                let recovered = (try? queue.recoverOrphans()) ?? 0
+                if recovered > 0 { log("cordon: took up \(recovered) file(s) left by a runner that stopped") }
+                lastOrphanCheck = .now
+            }
+            await sleepUnlessShuttingDown(for: .seconds(1))
         }
     }
 }
@@ -191,12 +168,7 @@ public struct QueueIntakeService: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
-        try await withGracefulShutdownHandler {
-            try await runner.runIntake(into: receipts, isStopping: { stop.isSet })
-        } onGracefulShutdown: {
-            stop.set()
-        }
+        try await runner.runIntake(into: receipts)
     }
 }
 
@@ -205,11 +177,6 @@ public struct QueueIntakeService: Service {
 /// being journaled is finished and deleted first.
 extension SQSPoller: Service {
     public func run() async throws {
-        let stop = StopFlag()
-        try await withGracefulShutdownHandler {
-            try await run(isStopping: { stop.isSet })
-        } onGracefulShutdown: {
-            stop.set()
-        }
+        try await run(isStopping: { false })
     }
 }

@@ -44,13 +44,13 @@ public final class SQSPoller: Sendable {
         self.log = log
     }
 
-    /// Polls until `isStopping` returns true (checked between long polls) or the task is
-    /// cancelled. AWS errors are logged and retried with backoff; journal errors are thrown.
-    /// Run in a service group (`run()`), a graceful shutdown abandons the long poll in
-    /// progress.
-    public func run(isStopping: @escaping @Sendable () -> Bool) async throws {
+    /// Polls until `isStopping` returns true (checked between long polls), a graceful
+    /// shutdown begins (the long poll in progress is abandoned) or the task is cancelled.
+    /// AWS errors are logged and retried with backoff; journal errors are thrown.
+    public func run(isStopping: @escaping @Sendable () -> Bool = { false }) async throws {
         var failures = 0
-        while !isStopping() && !Task.isCancelled {
+        func stopping() -> Bool { isStopping() || Task.isCancelled || Task.isShuttingDownGracefully }
+        while !stopping() {
             guard await receipts.waitForRoom() else { return }
             let messages: [SQSMessage]
             do {
@@ -60,11 +60,11 @@ public final class SQSPoller: Sendable {
                 }
                 failures = 0
             } catch {
-                if isStopping() || Task.isCancelled || Task.isShuttingDownGracefully { return }
+                if stopping() { return }
                 failures += 1
                 let delay = min(30.0, 0.5 * pow(2, Double(min(failures, 6))))
                 log("cordon: sqs: ReceiveMessage on \(queueURL) failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")
-                try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
                 continue
             }
             if messages.isEmpty { continue }

@@ -10,6 +10,8 @@ import CordonServer
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -181,22 +183,20 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // Signals first: a SIGTERM during start-up stops cleanly too.
-        let stopping = StopFlag()
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { stopping.set() }
-            source.resume()
-            return source
+        // Signals first: a SIGTERM or SIGINT during start-up stops cleanly too. The stream
+        // keeps a request made before the service group runs; `run` hands it on.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let (shutdownRequests, requestShutdown) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let signalWatcher = Task {
+            for await _ in signals { requestShutdown.yield() }
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { signalWatcher.cancel() }
         let loaded = try loadConfiguration(config)
         if loaded.playbooks.isEmpty && !allowEmpty {
             printError("cordon: no playbook found in \(config.playbooks): nothing would run (check the path; give --allow-empty to run without playbooks)")
             throw ExitCode(2)
         }
-        try await CloudSession.with(cloud, data) { session in try await run(loaded, session, stopping) }
+        try await CloudSession.with(cloud, data) { session in try await run(loaded, session, shutdownRequests) }
     }
 
     static func hostPort(_ text: String) -> (String, Int)? {
@@ -206,7 +206,7 @@ struct RunCommand: AsyncParsableCommand {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
-    func run(_ loaded: LoadedConfig, _ session: CloudSession, _ stopping: StopFlag) async throws {
+    func run(_ loaded: LoadedConfig, _ session: CloudSession, _ shutdownRequests: AsyncStream<Void>) async throws {
         // One runner per data directory: it runs every incident, and other commands
         // journal decisions and closes for it to take in.
         let lock = try data.lock(
@@ -300,9 +300,9 @@ struct RunCommand: AsyncParsableCommand {
         // incidents go on — all within --shutdown-timeout, after which what is left is
         // cancelled (and resumes from the journal on the next start).
         let shutdownTimeout = self.shutdownTimeout
-        let cutShort = StopFlag()
+        let cutShort = Atomic<Bool>(false)
         let onCancelled: @Sendable () -> Void = {
-            if cutShort.set() { printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)") }
+            if !cutShort.exchange(true, ordering: .relaxed) { printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)") }
         }
         func service(_ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
             // A source or the handlers ending on their own (a journal failure) stops the
@@ -346,20 +346,21 @@ struct RunCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Self.logger)
+        var configuration = ServiceGroupConfiguration(services: services, logger: Self.logger)
         configuration.maximumGracefulShutdownDuration = shutdownTimeout.duration
         let group = ServiceGroup(configuration: configuration)
-        // A signal that came before the group installed its own handlers (while loading,
-        // opening the journal, resuming) still stops it: the handlers installed first set
-        // `stopping`, and a graceful shutdown requested before `run` is kept for it.
+        // SIGTERM and SIGINT, including one that came while loading, opening the journal or
+        // resuming, start the group's graceful shutdown.
         let bridge = Task {
-            while !stopping.isSet && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-            if stopping.isSet { await group.triggerGracefulShutdown() }
+            for await _ in shutdownRequests {
+                await group.triggerGracefulShutdown()
+                return
+            }
         }
         var failed = false
         do {
             try await group.run()
-        } catch is CancellationError where cutShort.isSet {
+        } catch is CancellationError where cutShort.load(ordering: .relaxed) {
             // The handlers cut short by --shutdown-timeout (said above).
         } catch {
             failed = true
