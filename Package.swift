@@ -153,8 +153,9 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .executableTarget(
-            name: "cordon",
+        // The commands and the composition root, for the `cordon` executable and the tests' own.
+        .target(
+            name: "CordonCLI",
             dependencies: [
                 "CordonDrill",
                 "CordonCore",
@@ -170,7 +171,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
+            ]
+        ),
+        .executableTarget(
+            name: "cordon",
+            dependencies: ["CordonCLI"],
             linkerSettings: jemalloc
         ),
         .executableTarget(
@@ -185,6 +190,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            linkerSettings: jemalloc
+        ),
+        // `cordon` with the crash tests' recording action: built for the tests, never shipped.
+        .executableTarget(
+            name: "cordon-testbed",
+            dependencies: ["CordonCLI", "CordonCore"],
+            path: "Tests/cordon-testbed",
             linkerSettings: jemalloc
         ),
         .target(
@@ -227,7 +239,7 @@ let package = Package(
         .testTarget(
             name: "CordonCLITests",
             dependencies: [
-                "cordon", "CordonJournal", "CordonCore", "CordonEngine", "CordonTestSupport",
+                "cordon", "cordon-testbed", "CordonJournal", "CordonCore", "CordonEngine", "CordonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -9,16 +9,28 @@ struct CLI {
 
     /// The built `cordon`, or the one `CORDON_TEST_EXECUTABLE` names (to run these tests
     /// against another build, such as the one before a fix).
-    static var executable: URL {
+    static var executable: URL { built("cordon") }
+
+    /// `cordon-testbed`: `cordon` with the crash tests' `test.record` action, which the
+    /// shipped executable does not have (or `CORDON_TEST_EXECUTABLE`, as above).
+    static var testbed: URL { built("cordon-testbed") }
+
+    /// The testbed when `environment` names a recorder file (`CORDON_TEST_RECORDER_FILE`),
+    /// else `cordon`.
+    static func executable(for environment: [String: String]) -> URL {
+        environment["CORDON_TEST_RECORDER_FILE"].map { !$0.isEmpty } == true ? testbed : executable
+    }
+
+    private static func built(_ name: String) -> URL {
         if let other = ProcessInfo.processInfo.environment["CORDON_TEST_EXECUTABLE"], !other.isEmpty { return URL(fileURLWithPath: other) }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         // On Linux the runner is <products>/CordonPackageTests.xctest; be tolerant of bundles.
         for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("cordon")
+            let candidate = dir.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             dir = dir.deletingLastPathComponent()
         }
-        return packageRoot.appendingPathComponent(".build/debug/cordon")
+        return packageRoot.appendingPathComponent(".build/debug/" + name)
     }
 
     struct Result {
@@ -49,7 +61,7 @@ struct CLI {
 
     static func runBlocking(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = executable(for: environment)
         process.arguments = arguments
         process.currentDirectoryURL = directory ?? packageRoot
         if !environment.isEmpty {
@@ -71,6 +83,17 @@ struct CLI {
 }
 
 @Suite struct CLITests {
+    /// The crash tests' recording action is built into `cordon-testbed` only: the shipped
+    /// executable does not even contain the name of the variable that switches it on.
+    @Test func theShippedExecutableCarriesNoTestDouble() throws {
+        guard ProcessInfo.processInfo.environment["CORDON_TEST_EXECUTABLE"] == nil else { return }
+        let shipped = try Data(contentsOf: CLI.executable)
+        let testbed = try Data(contentsOf: CLI.testbed)
+        let marker = Data("CORDON_TEST_RECORDER_FILE".utf8)
+        #expect(shipped.range(of: marker) == nil)
+        #expect(testbed.range(of: marker) != nil)
+    }
+
     @Test func helpDescribesEveryCommand() async throws {
         let help = try await CLI.run(["--help"])
         #expect(help.status == 0)

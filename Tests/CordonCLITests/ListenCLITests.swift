@@ -38,7 +38,7 @@ import Testing
 
         init(_ arguments: [String], environment extra: [String: String] = [:], directory: URL? = nil) throws {
             process = Process()
-            process.executableURL = CLI.executable
+            process.executableURL = CLI.executable(for: extra)
             process.arguments = ["run"] + arguments
             if let directory { process.currentDirectoryURL = directory }
             var environment = ProcessInfo.processInfo.environment

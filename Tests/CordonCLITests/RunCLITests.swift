@@ -58,7 +58,7 @@ import Testing
 
         func start(stderr: FileHandle? = nil) throws -> Process {
             let p = Process()
-            p.executableURL = CLI.executable
+            p.executableURL = CLI.testbed
             p.arguments = ["run", "--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--integrations", root.appendingPathComponent("Integrations").path]
             var environment = ProcessInfo.processInfo.environment
             environment["CORDON_TEST_RECORDER_FILE"] = recorder

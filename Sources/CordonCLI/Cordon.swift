@@ -2,8 +2,8 @@ import ArgumentParser
 import CordonCore
 import Foundation
 
-struct Cordon: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct Cordon: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "cordon",
         abstract: "Incident-response runner for AWS findings: match, contain, prove.",
         discussion: """
@@ -20,9 +20,11 @@ struct Cordon: AsyncParsableCommand {
         version: CordonCore.Cordon.version,
         subcommands: [ProcessCommand.self, RunCommand.self, IncidentsCommand.self, ShowCommand.self, ApproveCommand.self, CloseCommand.self, RollbackCommand.self, ValidateCommand.self, MatchCommand.self, DecodeCommand.self, SchemaCommand.self, TimelineCommand.self, ExportCommand.self, JournalCommand.self, IAMPolicyCommand.self, DrillCommand.self, ConfigCommand.self])
 
+    public init() {}
+
     /// Runs the command line: usage errors exit 2 (not ArgumentParser's 64), as the
-    /// DESIGN's exit statuses say.
-    static func runMain() async {
+    /// docs' exit statuses say.
+    public static func runMain() async {
         do {
             let (arguments, _) = try ConfigFile.apply(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot(arguments)
@@ -44,11 +46,6 @@ struct Cordon: AsyncParsableCommand {
             exit(withError: error)
         }
     }
-}
-
-@main
-enum Main {
-    static func main() async { await Cordon.runMain() }
 }
 
 /// Output format shared by commands.

@@ -33,12 +33,7 @@ func openEngine(
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
     // aws.* on --cloud (none in a dry run).
-    let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions) { actions in
-        // Test double for the crash tests (see FileRecorderAction); never set in production.
-        if let recorder = ProcessInfo.processInfo.environment["CORDON_TEST_RECORDER_FILE"] {
-            actions["test.record"] = FileRecorderAction(path: recorder)
-        }
-    }
+    let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions, overrides: ActionOverrides.apply)
     let engine = Engine(
         config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
         dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention), actionsInFlight: actionsInFlight,

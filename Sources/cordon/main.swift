@@ -1,0 +1,4 @@
+import CordonCLI
+
+// The `cordon` executable: its commands and the composition root are in CordonCLI.
+await Cordon.runMain()
