@@ -1,0 +1,56 @@
+import CordonCore
+import Foundation
+import GRDB
+
+extension SQLiteJournal {
+    static func sign(db: Database, seq: Int64, hash: String, key: SigningKey) throws {
+        let signature = try key.sign(Checkpoint.message(seq: seq, hash: hash))
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO checkpoints (seq, hash, time, signature, key) VALUES (?, ?, ?, ?, ?)",
+            arguments: [seq, hash, Timestamp.string(Date()), signature, key.fingerprint])
+    }
+
+    @discardableResult
+    public func checkpoint() async throws -> Checkpoint? {
+        // Sign what was posted too.
+        try await barrier()
+        let blobs = evidence.takePending()
+        let result: Checkpoint?
+        do {
+            result = try await pool.write { [key] db -> Checkpoint? in
+                if !blobs.isEmpty { try EvidenceStore.insert(blobs, nextSeq: Self.head(db).seq + 1, db: db) }
+                return try Self.checkpoint(db: db, key: key)
+            }
+        } catch {
+            evidence.restorePending(blobs)
+            throw error
+        }
+        noteCheckpoint()
+        return result
+    }
+
+    func checkpointNow() throws -> Checkpoint? {
+        let result = try pool.write { [key] db in try Self.checkpoint(db: db, key: key) }
+        noteCheckpoint()
+        return result
+    }
+
+    static func checkpoint(db: Database, key: SigningKey) throws -> Checkpoint? {
+        let (seq, hash) = try head(db)
+        let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
+        if seq > lastSigned { try sign(db: db, seq: seq, hash: hash, key: key) }
+        return try latestCheckpoint(db)
+    }
+
+    static func latestCheckpoint(_ db: Database) throws -> Checkpoint? {
+        try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1").map(checkpoint)
+    }
+
+    static func checkpoint(_ row: Row) -> Checkpoint {
+        Checkpoint(seq: row["seq"], hash: row["hash"], time: row["time"], signature: row["signature"], keyFingerprint: row["key"])
+    }
+
+    func noteCheckpoint() {
+        shared.withLock { s in s.lastCheckpoint = .now }
+    }
+}
