@@ -172,19 +172,7 @@ extension Engine {
     /// `cordon rollback` can restore it whatever happens next (a failure, a crash).
     func execute(_ step: Playbook.Step, _ prepared: PreparedStep, incident id: String, round: Int) async throws -> Bool {
         let base = prepared.fields
-        if dryRun {
-            var planned = base
-            if step.approval != nil { planned["approval"] = "would be requested if its condition holds" }
-            record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(planned)))
-            return true
-        }
-        guard let action = actions[step.action] else {
-            var failed = base
-            failed["error"] = .string("\(step.action) is not implemented in Cordon \(Cordon.version); run with --dry-run to see the plan")
-            failed["retryable"] = false
-            try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
-            return false
-        }
+        guard !dryRun, let action = actions[step.action] else { return try await executeWithoutAction(step, base, incident: id) }
         guard let current = index.incidents[id] else { return false }
         let request = ActionRequest(
             action: step.action, inputs: prepared.inputs, idempotencyKey: prepared.key, incident: current.json, evidence: evidence, secrets: secrets)
@@ -193,18 +181,12 @@ extension Engine {
         let existing = current.steps[step.id].flatMap { $0.round == round ? $0 : nil }
         // An intent without a result (a crash or kill during the action): ask the action
         // whether its effect is in place before acting again.
-        if existing?.status == .running, action.checkable {
-            if let outcome = try await Self.check(action, request, slots: actionSlots) {
-                var done = base
-                done["outputs"] = .object(outcome.outputs)
-                done["already_done"] = true
-                done["recovered"] = true
-                if let target = outcome.target { done["target"] = .string(target) }
-                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
-                if let pre = outcome.preState ?? existing?.preState { done["pre_state"] = pre }
-                record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
-                return true
-            }
+        if existing?.status == .running, action.checkable, let outcome = try await Self.check(action, request, slots: actionSlots) {
+            var done = Self.succeeded(base, outcome, preState: existing?.preState)
+            done["already_done"] = true
+            done["recovered"] = true
+            record(NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done)))
+            return true
         }
         var started = clock.now
         // A step stopped between its attempts (the runner stopped during the backoff), or
@@ -248,12 +230,8 @@ extension Engine {
             if case .failure = result, Task.isCancelled { throw CancellationError() }
             switch result {
             case .success(let outcome):
-                var done = base
+                var done = Self.succeeded(base, outcome, preState: preState)
                 done["attempt"] = .number(JSONNumber(attempt))
-                done["outputs"] = .object(outcome.outputs)
-                if let target = outcome.target { done["target"] = .string(target) }
-                if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
-                if let pre = outcome.preState ?? preState { done["pre_state"] = pre }
                 if outcome.alreadyDone { done["already_done"] = true }
                 let succeeded = NewRecord(incident: id, kind: RecordKind.stepSucceeded, actor: actor, data: .object(done))
                 if action.checkable { record(succeeded) } else { try await append(succeeded) }
@@ -263,6 +241,32 @@ extension Engine {
                 return false
             }
         }
+    }
+
+    /// A step that calls nothing: planned in a dry run (true), failed for good when its
+    /// action is not implemented (false).
+    private func executeWithoutAction(_ step: Playbook.Step, _ base: JSONObject, incident id: String) async throws -> Bool {
+        if dryRun {
+            var planned = base
+            if step.approval != nil { planned["approval"] = "would be requested if its condition holds" }
+            record(NewRecord(incident: id, kind: RecordKind.stepPlanned, actor: actor, data: .object(planned)))
+            return true
+        }
+        var failed = base
+        failed["error"] = .string("\(step.action) is not implemented in Cordon \(Cordon.version); run with --dry-run to see the plan")
+        failed["retryable"] = false
+        try await append(NewRecord(incident: id, kind: RecordKind.stepFailed, actor: actor, data: .object(failed)))
+        return false
+    }
+
+    /// The fields of `step.succeeded`: the step's, with what the action gave.
+    private static func succeeded(_ base: JSONObject, _ outcome: ActionOutcome, preState: JSONValue?) -> JSONObject {
+        var done = base
+        done["outputs"] = .object(outcome.outputs)
+        if let target = outcome.target { done["target"] = .string(target) }
+        if !outcome.evidence.isEmpty { done["evidence"] = .array(outcome.evidence) }
+        if let pre = outcome.preState ?? preState { done["pre_state"] = pre }
+        return done
     }
 
     /// Journals a failed attempt; true when the step is to be tried again (after the
