@@ -125,7 +125,7 @@ public struct DrillReport: Sendable {
                 if let row = rowsBySeq[r.seq] {
                     lines.append(.init(at: at(r.time), incident: r.incident, actor: row.actor, what: row.what + (row.target.isEmpty ? "" : " → \(row.target)"), outcome: row.outcome))
                 } else {
-                    lines.append(.init(at: at(r.time), incident: r.incident, actor: r.actor, what: r.kind, outcome: ""))
+                    lines.append(.init(at: at(r.time), incident: r.incident, actor: r.actor, what: r.kind.rawValue, outcome: ""))
                 }
             }
         }

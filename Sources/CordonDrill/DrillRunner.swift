@@ -104,7 +104,7 @@ public struct DrillRunner: Sendable {
 
         var notes: [DrillReport.Note] = cloudNotes.map { .init(at: DrillReport.offset(0), kind: "info", text: $0) }
         func offset(_ d: Date) -> String { DrillReport.offset(d.timeIntervalSince(scenario.start)) }
-        func log(_ kind: String, _ data: JSONObject) async throws {
+        func log(_ kind: RecordKind, _ data: JSONObject) async throws {
             var d = data
             d["drill"] = .string(scenario.name)
             _ = try await journal.append(NewRecord(kind: kind, actor: actor, data: .object(d), time: clock.now))

@@ -96,7 +96,7 @@ public final class ServerMetrics: Sendable {
                     }
                 case RecordKind.stepSucceeded, RecordKind.stepFailed, RecordKind.stepSkipped, RecordKind.stepPlanned:
                     let action = record.data["action"]?.stringValue ?? "unknown"
-                    let outcome = String(record.kind.dropFirst("step.".count))
+                    let outcome = String(record.kind.rawValue.dropFirst("step.".count))
                     let retrying = record.kind == RecordKind.stepFailed && record.data["will_retry_in"] != nil
                     if !retrying { s.steps[[action, outcome], default: 0] += 1 }
                     let key = (record.incident ?? "") + "\u{0}" + (record.data["step"]?.stringValue ?? "")

@@ -61,10 +61,10 @@ extension SQLiteJournal {
     }
 
     /// The number of records of one kind.
-    public func count(kind: String) async throws -> Int {
+    public func count(kind: RecordKind) async throws -> Int {
         try await barrier()
         return try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind]) ?? 0
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE kind = ?", arguments: [kind.rawValue]) ?? 0
         }
     }
 
@@ -123,7 +123,7 @@ extension SQLiteJournal {
             throw Error(message: "journal record \(row[0] as Int64) is malformed")
         }
         return JournalRecord(
-            seq: Int64(seq), time: time, incident: value["incident"]?.stringValue, kind: kind, actor: actor,
+            seq: Int64(seq), time: time, incident: value["incident"]?.stringValue, kind: RecordKind(rawValue: kind), actor: actor,
             data: value["data"] ?? .null, prev: prev, hash: row[2])
     }
 }

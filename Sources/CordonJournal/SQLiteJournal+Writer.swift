@@ -29,13 +29,13 @@ extension SQLiteJournal {
             }
             var hasher = SHA256()
             if let field = r.seqField, let (data, at) = CanonicalJSON.bytes(r.data, leavingOut: field.key) {
-                let (bytes, offset) = JournalRecord.canonicalPrefixAndDataOffset(actor: r.actor, data: data, incident: r.incident, kind: r.kind)
+                let (bytes, offset) = JournalRecord.canonicalPrefixAndDataOffset(actor: r.actor, data: data, incident: r.incident, kind: r.kind.rawValue)
                 self.prefix = bytes
                 self.hole = offset + at
                 hasher.update(data: bytes[..<(offset + at)])
             } else {
                 r.seqField = nil
-                self.prefix = JournalRecord.canonicalPrefix(actor: r.actor, data: CanonicalJSON.bytes(r.data), incident: r.incident, kind: r.kind)
+                self.prefix = JournalRecord.canonicalPrefix(actor: r.actor, data: CanonicalJSON.bytes(r.data), incident: r.incident, kind: r.kind.rawValue)
                 self.hole = nil
                 hasher.update(data: prefix)
             }
@@ -285,7 +285,7 @@ extension SQLiteJournal {
                 if let incident = new.incident {
                     first = try firstSeq(of: incident, at: seq, db: db, cache: &firstSeqs)
                 }
-                try insert.execute(arguments: [seq, record.time, record.incident, record.kind, canonical, record.hash, first, writer])
+                try insert.execute(arguments: [seq, record.time, record.incident, record.kind.rawValue, canonical, record.hash, first, writer])
                 if let claim = new.claim {
                     try db.cachedStatement(sql: "INSERT INTO claims (claim, seq) VALUES (?, ?)").execute(arguments: [claim, seq])
                 }

@@ -732,7 +732,7 @@ final class IsolateAction: ReversibleAction, @unchecked Sendable {
         #expect(await engine.index.incidents[id]?.steps["first"]?.status == "rolled-back")
         // The timeline puts it in Eradication & Recovery.
         let timeline = Timeline(incident: id, records: records)
-        #expect(timeline.rows.last { $0.kind == RecordKind.rollbackSucceeded }?.phase == .recovery)
+        #expect(timeline.rows.last { $0.kind == RecordKind.rollbackSucceeded.rawValue }?.phase == .recovery)
     }
 
     @Test func rollbackOfOneStepAndErrors() async throws {
@@ -763,12 +763,12 @@ final class CommittedCheckingAction: Action, @unchecked Sendable {
             let received = try await db.read { db in
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM records WHERE kind = ? AND instr(canonical, ?) > 0",
-                    arguments: [RecordKind.findingReceived, #""id":"\#(finding)""#]) ?? 0
+                    arguments: [RecordKind.findingReceived.rawValue, #""id":"\#(finding)""#]) ?? 0
             }
             let intents = try await db.read { db in
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM records WHERE kind = ? AND incident = ? AND instr(canonical, ?) > 0",
-                    arguments: [RecordKind.stepIntent, incident, request.idempotencyKey]) ?? 0
+                    arguments: [RecordKind.stepIntent.rawValue, incident, request.idempotencyKey]) ?? 0
             }
             if received != 1 || intents < 1 { violations.withLock { $0.append("\(incident): received \(received), intents \(intents)") } }
         } catch {

@@ -162,7 +162,7 @@ func copy(_ dir: URL) throws -> URL {
     /// A finding's receipt says what it matched; the oldest journals (without `matched`)
     /// say only that it was received, and their `finding.unmatched` record says the rest.
     @Test func aReceivedFindingShowsWhatItMatched() {
-        func received(_ seq: Int64, _ data: JSONValue, kind: String = "finding.received") -> JournalRecord {
+        func received(_ seq: Int64, _ data: JSONValue, kind: RecordKind = "finding.received") -> JournalRecord {
             JournalRecord(seq: seq, time: "2026-01-01T00:00:0\(seq).000000Z", incident: nil, kind: kind, actor: "cordon/test", data: data, prev: JournalRecord.genesis, hash: "")
         }
         let finding: JSONValue = ["id": "f1", "detail_type": "GuardDuty Finding", "type": "Recon:EC2/PortProbeUnprotectedPort"]

@@ -9,7 +9,7 @@ import Testing
 /// A runner's index (`IncidentIndex.Retention.live`): bounded by the work in progress and
 /// the dedupe window, not by the journal, and never the cause of a step run twice.
 @Suite struct RunnerIndexTests {
-    static func record(_ kind: String, incident: String? = nil, _ data: JSONValue = [:]) -> JournalRecord {
+    static func record(_ kind: RecordKind, incident: String? = nil, _ data: JSONValue = [:]) -> JournalRecord {
         JournalRecord(unwritten: NewRecord(incident: incident, kind: kind, actor: "test", data: data), now: Date())
     }
 

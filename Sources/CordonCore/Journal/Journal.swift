@@ -9,14 +9,14 @@ public struct JournalRecord: Sendable, Equatable {
     /// UTC, RFC 3339 with microseconds.
     public var time: String
     public var incident: String?
-    public var kind: String
+    public var kind: RecordKind
     /// The runner (`cordon/VERSION@HOST`) or the human (`user:NAME`) who caused it.
     public var actor: String
     public var data: JSONValue
     public var prev: String
     public var hash: String
 
-    public init(seq: Int64, time: String, incident: String?, kind: String, actor: String, data: JSONValue, prev: String, hash: String) {
+    public init(seq: Int64, time: String, incident: String?, kind: RecordKind, actor: String, data: JSONValue, prev: String, hash: String) {
         self.seq = seq
         self.time = time
         self.incident = incident
@@ -31,14 +31,14 @@ public struct JournalRecord: Sendable, Equatable {
     public var unhashed: JSONValue {
         [
             "seq": .number(JSONNumber(Int(seq))), "time": .string(time), "incident": incident.map(JSONValue.string) ?? .null,
-            "kind": .string(kind), "actor": .string(actor), "data": data, "prev": .string(prev),
+            "kind": .string(kind.rawValue), "actor": .string(actor), "data": data, "prev": .string(prev),
         ]
     }
 
     /// The bytes the hash covers: the canonical form of `unhashed`, written directly
     /// (members in JCS order: actor, data, incident, kind, prev, seq, time).
     public var canonicalBytes: [UInt8] {
-        var out = Self.canonicalPrefix(actor: actor, data: CanonicalJSON.bytes(data), incident: incident, kind: kind)
+        var out = Self.canonicalPrefix(actor: actor, data: CanonicalJSON.bytes(data), incident: incident, kind: kind.rawValue)
         Self.appendCanonicalSuffix(prev: prev, seq: seq, time: time, to: &out)
         return out
     }
@@ -105,7 +105,7 @@ public struct JournalRecord: Sendable, Equatable {
 /// A record to append; the journal assigns `seq`, `prev` and `hash`.
 public struct NewRecord: Sendable {
     public var incident: String?
-    public var kind: String
+    public var kind: RecordKind
     public var actor: String
     public var data: JSONValue
     /// When it happened; nil: now (drills pass their virtual clock's time).
@@ -122,7 +122,7 @@ public struct NewRecord: Sendable {
     /// posted record must not make one.
     public var claim: String?
 
-    public init(incident: String? = nil, kind: String, actor: String, data: JSONValue = [:], time: Date? = nil) {
+    public init(incident: String? = nil, kind: RecordKind, actor: String, data: JSONValue = [:], time: Date? = nil) {
         self.incident = incident
         self.kind = kind
         self.actor = actor
@@ -274,33 +274,38 @@ extension ForwardingJournal {
     @discardableResult public func checkpoint() async throws -> Checkpoint? { try await wrapped.checkpoint() }
 }
 
-/// Record kinds Cordon writes.
-public enum RecordKind {
-    public static let findingReceived = "finding.received"
-    public static let findingAttached = "finding.attached"
-    public static let findingDuplicate = "finding.duplicate"
-    public static let incidentOpened = "incident.opened"
+/// A record's kind (`kind` in the journal, its wire text unchanged): the ones Cordon
+/// writes are named here; a journal may hold others (written by a later version), which
+/// are kept and verified like any record.
+public struct RecordKind: WireName {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let findingReceived: RecordKind = "finding.received"
+    public static let findingAttached: RecordKind = "finding.attached"
+    public static let findingDuplicate: RecordKind = "finding.duplicate"
+    public static let incidentOpened: RecordKind = "incident.opened"
     /// Closed by a person (`cordon close`) or by the playbook's quiet period: later
     /// findings with its key open a new incident.
-    public static let incidentClosed = "incident.closed"
+    public static let incidentClosed: RecordKind = "incident.closed"
     /// Every step of the playbook has run (or the run stopped on a failure).
-    public static let incidentCompleted = "incident.completed"
+    public static let incidentCompleted: RecordKind = "incident.completed"
     /// A finding no playbook matched.
-    public static let findingUnmatched = "finding.unmatched"
+    public static let findingUnmatched: RecordKind = "finding.unmatched"
     /// A step `--dry-run` would run, with its rendered inputs.
-    public static let stepPlanned = "step.planned"
-    public static let stepIntent = "step.intent"
-    public static let stepSucceeded = "step.succeeded"
-    public static let stepFailed = "step.failed"
-    public static let stepSkipped = "step.skipped"
-    public static let approvalRequested = "approval.requested"
-    public static let approvalDecided = "approval.decided"
-    public static let rollbackIntent = "rollback.intent"
-    public static let rollbackSucceeded = "rollback.succeeded"
-    public static let rollbackFailed = "rollback.failed"
+    public static let stepPlanned: RecordKind = "step.planned"
+    public static let stepIntent: RecordKind = "step.intent"
+    public static let stepSucceeded: RecordKind = "step.succeeded"
+    public static let stepFailed: RecordKind = "step.failed"
+    public static let stepSkipped: RecordKind = "step.skipped"
+    public static let approvalRequested: RecordKind = "approval.requested"
+    public static let approvalDecided: RecordKind = "approval.decided"
+    public static let rollbackIntent: RecordKind = "rollback.intent"
+    public static let rollbackSucceeded: RecordKind = "rollback.succeeded"
+    public static let rollbackFailed: RecordKind = "rollback.failed"
     /// A finding (or the incident it was being handled in) whose handling was in progress
     /// during two crashes in a row: never taken up again automatically.
-    public static let findingQuarantined = "finding.quarantined"
+    public static let findingQuarantined: RecordKind = "finding.quarantined"
 }
 
 /// RFC 3339 UTC timestamps with microseconds, as records carry them.

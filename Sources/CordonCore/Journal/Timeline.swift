@@ -59,7 +59,7 @@ public struct Timeline: Sendable {
             let step = d["step"]?.stringValue ?? "?"
             let action = d["action"]?.stringValue ?? ""
             let stepName = action.isEmpty ? "step \(step)" : "step \(step) (\(action))"
-            var what = record.kind
+            var what = record.kind.rawValue
             var outcome = ""
             let target = d["target"]?.stringValue ?? d["resource"]?.stringValue ?? ""
             switch record.kind {
@@ -143,7 +143,7 @@ public struct Timeline: Sendable {
             case RecordKind.rollbackIntent, RecordKind.rollbackSucceeded, RecordKind.rollbackFailed:
                 phase = .recovery
                 what = "Rollback of step \(step)"
-                outcome = String(record.kind.dropFirst("rollback.".count))
+                outcome = String(record.kind.rawValue.dropFirst("rollback.".count))
                 if record.kind == RecordKind.rollbackFailed { outcome += ": " + (d["error"]?.stringValue ?? "") }
             case RecordKind.incidentClosed:
                 phase = .postIncident
@@ -154,11 +154,11 @@ public struct Timeline: Sendable {
                 what = "Quarantined: " + (d["reason"]?.stringValue ?? "")
                 outcome = "quarantined"
             default:
-                what = record.kind
+                what = record.kind.rawValue
             }
             rows.append(
                 Row(
-                    seq: record.seq, time: record.time, phase: phase, actor: record.actor, kind: record.kind, what: what,
+                    seq: record.seq, time: record.time, phase: phase, actor: record.actor, kind: record.kind.rawValue, what: what,
                     target: target, outcome: outcome, evidence: record.evidenceHashes))
         }
         self.rows = rows

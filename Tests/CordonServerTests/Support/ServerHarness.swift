@@ -169,14 +169,14 @@ final class ServerHarness: Sendable {
     }
 
     /// Records in the journal, read from the SQLite file itself.
-    func count(_ kind: String? = nil) throws -> Int {
-        if let kind { return try countRecords(where: "kind = ?", [kind]) }
+    func count(_ kind: RecordKind? = nil) throws -> Int {
+        if let kind { return try countRecords(where: "kind = ?", [kind.rawValue]) }
         return try countRecords(where: "1", [])
     }
 
     /// Steps journaled as succeeded because their effect was already in place.
     func alreadyDone() throws -> Int {
-        try countRecords(where: "kind = ? AND json_extract(CAST(canonical AS TEXT), '$.data.already_done') = 1", [RecordKind.stepSucceeded])
+        try countRecords(where: "kind = ? AND json_extract(CAST(canonical AS TEXT), '$.data.already_done') = 1", [RecordKind.stepSucceeded.rawValue])
     }
 
     private func countRecords(where condition: String, _ arguments: StatementArguments) throws -> Int {
