@@ -149,34 +149,47 @@ public struct IntegrationAction: Action {
     }
 
     func prepare(inputs: JSONObject, request: ActionRequest) throws(ActionError) -> Prepared {
-        let context = TemplateContext(root: ["inputs": .object(inputs), "incident": request.incident], secrets: request.secrets)
-        var secretsUsed: Set<String> = []
-        var derived: [(form: String, name: String)] = []
-        let redactNow = { (_: Set<String>) in Redactor(secrets: request.secrets) }
-        func render(_ tree: TemplateTree, _ what: String) throws(ActionError) -> JSONValue {
-            do throws(TemplateError) {
-                let r = try tree.render(context)
-                secretsUsed.formUnion(r.secretsUsed)
-                return r.value
-            } catch {
-                throw .permanent("TemplateError", "\(name): \(what): \(redactNow(secretsUsed)(error.description))")
-            }
-        }
+        var renderer = RequestRenderer(
+            action: name, context: TemplateContext(root: ["inputs": .object(inputs), "incident": request.incident], secrets: request.secrets),
+            secrets: request.secrets)
         let spec = definition.request
         let method = spec.method.uppercased()
+        let target = try renderURL(spec, method: method, &renderer)
+        var headers = try renderHeaders(spec, &renderer)
+        let rendered = try renderBody(spec, &renderer)
+        var bodyJSON = rendered.json
+        let form = rendered.form
+        var idempotency = try addIdempotencyKey(request.idempotencyKey, headers: &headers, body: &bodyJSON)
+        let body = Self.encodeBody(json: bodyJSON, form: form, method: method, headers: &headers)
+        if !Self.hasHeader(headers, "User-Agent") { headers.append(("User-Agent", "Cordon/\(Cordon.version)")) }
+        var derived: [(form: String, name: String)] = []
+        if let signature = definition.signature {
+            derived = try sign(body ?? [], with: signature, secrets: request.secrets, headers: &headers)
+            renderer.secretsUsed.insert(signature.secret)
+        }
+        if !idempotency.isEmpty { idempotency["key"] = .string(request.idempotencyKey) }
+        let evidence = self.evidence(method: method, url: target.url, headers: headers, bodyJSON: bodyJSON, form: form, idempotency: idempotency)
+        return Prepared(
+            method: method, url: target.url, headers: headers, body: body, timeout: spec.timeout ?? Self.defaultTimeout, secretsUsed: renderer.secretsUsed,
+            derived: derived, describe: target.describe, host: target.host, evidence: .object(evidence))
+    }
 
-        // URL and query.
-        var url = plainText(try render(spec.url, "url"))
+    /// The URL with its query added, its host, and the request named for messages
+    /// (`NAME.ACTION: METHOD scheme://host[:port]`).
+    private func renderURL(
+        _ spec: Integration.Request, method: String, _ renderer: inout RequestRenderer
+    ) throws(ActionError) -> (url: String, host: String, describe: String) {
+        var url = plainText(try renderer.render(spec.url, "url"))
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), ["http", "https"].contains(scheme),
             let host = components.host, !host.isEmpty
         else {
-            throw .permanent("InvalidURL", "\(name): the url does not render to an http or https URL (\(redactNow(secretsUsed)(url).prefix(200)))")
+            throw .permanent("InvalidURL", "\(name): the url does not render to an http or https URL (\(renderer.redact(url).prefix(200)))")
         }
         let hostPart = host.contains(":") ? "[\(host)]" : host
         let describe = "\(name): \(method) \(scheme)://\(hostPart)\(components.port.map { ":\($0)" } ?? "")"
         var query: [(String, String)] = []
         for (key, tree) in spec.query {
-            let value = try render(tree, "query \(key)")
+            let value = try renderer.render(tree, "query \(key)")
             switch value {
             case .null: continue
             case .array(let items): query += items.filter { $0 != .null }.map { (key, plainText($0)) }
@@ -186,11 +199,14 @@ public struct IntegrationAction: Action {
         if !query.isEmpty {
             url += (url.contains("?") ? "&" : "?") + query.map { "\(Self.percent($0.0))=\(Self.percent($0.1))" }.joined(separator: "&")
         }
+        return (url, host, describe)
+    }
 
-        // Headers.
+    /// The declared headers that render to a value; a line break in one is refused.
+    private func renderHeaders(_ spec: Integration.Request, _ renderer: inout RequestRenderer) throws(ActionError) -> [(String, String)] {
         var headers: [(String, String)] = []
         for (key, tree) in spec.headers {
-            let value = try render(tree, "header \(key)")
+            let value = try renderer.render(tree, "header \(key)")
             if value == .null { continue }
             let text = plainText(value)
             guard !text.contains("\r"), !text.contains("\n"), !text.contains("\0") else {
@@ -198,78 +214,86 @@ public struct IntegrationAction: Action {
             }
             headers.append((key, text))
         }
-        func hasHeader(_ n: String) -> Bool { headers.contains { $0.0.lowercased() == n.lowercased() } }
+        return headers
+    }
 
-        // Body: JSON or form.
-        var bodyJSON: JSONValue? = nil
-        var form: [(String, String)]? = nil
-        if let tree = spec.body {
-            bodyJSON = try render(tree, "body")
-        } else if let fields = spec.form {
-            var pairs: [(String, String)] = []
-            for (key, tree) in fields {
-                let value = try render(tree, "form \(key)")
-                if value != .null { pairs.append((key, plainText(value))) }
-            }
-            form = pairs
+    /// The body: JSON, or form fields (those that render to a value), or neither.
+    private func renderBody(
+        _ spec: Integration.Request, _ renderer: inout RequestRenderer
+    ) throws(ActionError) -> (json: JSONValue?, form: [(String, String)]?) {
+        if let tree = spec.body { return (try renderer.render(tree, "body"), nil) }
+        guard let fields = spec.form else { return (nil, nil) }
+        var pairs: [(String, String)] = []
+        for (key, tree) in fields {
+            let value = try renderer.render(tree, "form \(key)")
+            if value != .null { pairs.append((key, plainText(value))) }
         }
+        return (nil, pairs)
+    }
 
-        // Idempotency: the step's key, unless the request sets the field itself (PagerDuty's
-        // dedup_key = incident id, so that `resolve` finds what `trigger` opened).
-        var idempotency: JSONObject = [:]
+    /// Adds the step's idempotency key where the action declares it, unless the request
+    /// sets the field itself (PagerDuty's dedup_key = incident id, so that `resolve`
+    /// finds what `trigger` opened); answers what the evidence says about it.
+    private func addIdempotencyKey(_ key: String, headers: inout [(String, String)], body bodyJSON: inout JSONValue?) throws(ActionError) -> JSONObject {
         switch definition.idempotency {
         case .header(let h)?:
-            if hasHeader(h) {
-                idempotency = ["header": .string(h), "source": "set by the request"]
-            } else {
-                headers.append((h, request.idempotencyKey))
-                idempotency = ["header": .string(h), "source": "step idempotency key"]
-            }
+            if Self.hasHeader(headers, h) { return ["header": .string(h), "source": "set by the request"] }
+            headers.append((h, key))
+            return ["header": .string(h), "source": "step idempotency key"]
         case .bodyField(let f)?:
             guard case .object(var object)? = bodyJSON else {
                 throw .permanent("InvalidBody", "\(name): idempotency.body_field \(f) needs a JSON object body")
             }
             if let existing = object[f], existing != .null, existing != .string("") {
-                idempotency = ["body_field": .string(f), "source": "set by the request"]
-            } else {
-                object[f] = .string(request.idempotencyKey)
-                bodyJSON = .object(object)
-                idempotency = ["body_field": .string(f), "source": "step idempotency key"]
+                return ["body_field": .string(f), "source": "set by the request"]
             }
+            object[f] = .string(key)
+            bodyJSON = .object(object)
+            return ["body_field": .string(f), "source": "step idempotency key"]
         case nil:
-            break
+            return [:]
         }
+    }
 
-        var body: [UInt8]? = nil
-        if let bodyJSON {
-            body = JSONWriter.bytes(bodyJSON)
-            if !hasHeader("Content-Type") { headers.append(("Content-Type", "application/json")) }
-        } else if let form {
-            body = Array(FormEncoding.encode(form).utf8)
-            if !hasHeader("Content-Type") { headers.append(("Content-Type", "application/x-www-form-urlencoded")) }
-        } else if ["POST", "PUT", "PATCH"].contains(method) {
-            body = []
+    /// The bytes sent, with the Content-Type they imply unless the request sets one; an
+    /// empty body for a POST, PUT or PATCH without one, none for other methods.
+    static func encodeBody(json: JSONValue?, form: [(String, String)]?, method: String, headers: inout [(String, String)]) -> [UInt8]? {
+        if let json {
+            if !hasHeader(headers, "Content-Type") { headers.append(("Content-Type", "application/json")) }
+            return JSONWriter.bytes(json)
         }
-        if !hasHeader("User-Agent") { headers.append(("User-Agent", "Cordon/\(Cordon.version)")) }
-
-        // Signature over the exact bytes sent.
-        if let signature = definition.signature {
-            guard let key = request.secrets.value(signature.secret) else {
-                throw .permanent(
-                    "MissingSecret", "\(name): secret \(signature.secret) (the signing key) is not set (set \(signature.secret) or \(signature.secret)_FILE)")
-            }
-            secretsUsed.insert(signature.secret)
-            let t = Int(Date().timeIntervalSince1970)
-            let value = WebhookSignature.header(body: body ?? [], secret: key, timestamp: t)
-            headers.append((signature.header, value))
-            // A receiver may echo the signature: it is derived from the key, for this request.
-            derived.append((form: value, name: signature.secret))
-            for part in value.split(separator: ",") where part.contains("=") {
-                derived.append((form: String(part.split(separator: "=", maxSplits: 1)[1]), name: signature.secret))
-            }
+        if let form {
+            if !hasHeader(headers, "Content-Type") { headers.append(("Content-Type", "application/x-www-form-urlencoded")) }
+            return Array(FormEncoding.encode(form).utf8)
         }
+        return ["POST", "PUT", "PATCH"].contains(method) ? [] : nil
+    }
 
-        // The request as evidence: credentials masked; the caller redacts secrets.
+    static func hasHeader(_ headers: [(String, String)], _ n: String) -> Bool { headers.contains { $0.0.lowercased() == n.lowercased() } }
+
+    /// Adds the signature header over the exact bytes sent; answers the values derived
+    /// from the key for this request, to redact (a receiver may echo the signature).
+    private func sign(
+        _ body: [UInt8], with signature: Integration.Signature, secrets: SecretStore, headers: inout [(String, String)]
+    ) throws(ActionError) -> [(form: String, name: String)] {
+        guard let key = secrets.value(signature.secret) else {
+            throw .permanent(
+                "MissingSecret", "\(name): secret \(signature.secret) (the signing key) is not set (set \(signature.secret) or \(signature.secret)_FILE)")
+        }
+        let t = Int(Date().timeIntervalSince1970)
+        let value = WebhookSignature.header(body: body, secret: key, timestamp: t)
+        headers.append((signature.header, value))
+        var derived: [(form: String, name: String)] = [(form: value, name: signature.secret)]
+        for part in value.split(separator: ",") where part.contains("=") {
+            derived.append((form: String(part.split(separator: "=", maxSplits: 1)[1]), name: signature.secret))
+        }
+        return derived
+    }
+
+    /// The request as evidence: credentials masked; the caller redacts secrets.
+    private func evidence(
+        method: String, url: String, headers: [(String, String)], bodyJSON: JSONValue?, form: [(String, String)]?, idempotency: JSONObject
+    ) -> JSONObject {
         var evidenceHeaders = JSONObject()
         for (n, v) in headers {
             let masked: String
@@ -283,15 +307,9 @@ public struct IntegrationAction: Action {
         var evidence: JSONObject = ["method": .string(method), "url": .string(url), "headers": .object(evidenceHeaders)]
         if let bodyJSON { evidence["body"] = bodyJSON }
         if let form { evidence["form"] = .object(JSONObject(form.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { a, _ in a })) }
-        if !idempotency.isEmpty {
-            idempotency["key"] = .string(request.idempotencyKey)
-            evidence["idempotency"] = .object(idempotency)
-        }
+        if !idempotency.isEmpty { evidence["idempotency"] = .object(idempotency) }
         if let s = definition.signature { evidence["signature"] = ["header": .string(s.header), "algorithm": .string(s.algorithm)] }
-
-        return Prepared(
-            method: method, url: url, headers: headers, body: body, timeout: spec.timeout ?? Self.defaultTimeout, secretsUsed: secretsUsed, derived: derived,
-            describe: describe, host: host, evidence: .object(evidence))
+        return evidence
     }
 
     // MARK: - Helpers
@@ -355,5 +373,28 @@ public enum IntegrationActions {
             }
         }
         return out
+    }
+}
+
+/// Renders an action's request templates over one context (`inputs`, `incident` and the
+/// declared secrets), collecting the secrets they used.
+private struct RequestRenderer {
+    /// `NAME.ACTION`, for messages.
+    let action: String
+    let context: TemplateContext
+    let secrets: SecretStore
+    var secretsUsed: Set<String> = []
+
+    /// Hides every known secret in a text that may hold one.
+    var redact: Redactor { Redactor(secrets: secrets) }
+
+    mutating func render(_ tree: TemplateTree, _ what: String) throws(ActionError) -> JSONValue {
+        do throws(TemplateError) {
+            let r = try tree.render(context)
+            secretsUsed.formUnion(r.secretsUsed)
+            return r.value
+        } catch {
+            throw .permanent("TemplateError", "\(action): \(what): \(redact(error.description))")
+        }
     }
 }
