@@ -72,23 +72,46 @@ public struct DrillRunner: Sendable {
         if !ids.isEmpty { scenario = Self.mapped(scenario, ids) }
         let directory = try Self.prepare(dataDir: dataDir)
         let clock = VirtualClock(start: scenario.start)
-        let jitter = JitterSource(seed: seed)
         let secrets = SecretStore(environment: scenario.environment)
         let journal = try SQLiteJournal(directory: directory, secrets: secrets)
-        let simulated: SimulatedCloud? = external == nil
-            ? SimulatedCloud(inventory: scenario.inventory, seed: 0, now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
-            : nil
-        var cloud: any Cloud = external ?? simulated!
-        var injector: FaultInjector? = nil
-        if let injectable = external as? any FaultInjectableCloud {
-            let faults = FaultInjector(now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
-            injector = faults
-            cloud = injectable.injecting(faults)
-        }
+        let clouds = DrillClouds(external: external, inventory: scenario.inventory, clock: clock)
         let label = cloudLabel ?? (external.map(\.kind) ?? "simulated")
         let notifications = DrillNotifications(clock: clock)
-        // The run's actions, with the virtual clock's wait and notifiers that record
-        // what would have been sent.
+        let engine = makeEngine(cloud: clouds.cloud, journal: journal, secrets: secrets, clock: clock, notifications: notifications)
+        var session = DrillSession(
+            scenario: scenario, actor: actor, engine: engine, journal: journal, clock: clock, clouds: clouds, notifications: notifications, label: label,
+            notes: cloudNotes.map { .init(at: DrillReport.offset(0), kind: "info", text: $0) })
+        try await session.log(
+            "drill.started",
+            [
+                "scenario": .string(scenario.name), "description": .string(scenario.description), "seed": .number(JSONNumber(seed)),
+                "inventory": .string(scenario.inventorySource), "cloud": .string(label),
+                "start": .string(Timestamp.string(scenario.start)), "duration": .string(DurationParser.format(scenario.duration)),
+            ])
+        for injection in scenario.timeline {
+            try await Self.advance(engine, clock, to: scenario.start.addingTimeInterval(injection.at.seconds))
+            try await session.inject(injection)
+        }
+        try await Self.advance(engine, clock, to: scenario.start.addingTimeInterval(scenario.duration.seconds))
+        try await session.log("drill.finished", ["virtual_seconds": .number(JSONNumber(Int(clock.now.timeIntervalSince(scenario.start))))])
+        _ = try await journal.checkpoint()
+        let records = try await journal.records(from: 1, limit: 1_000_000)
+        let index = await engine.index
+        clouds.simulated?.clearFaults()
+        clouds.injector?.clear()
+        let report = await DrillReport.build(
+            scenario: scenario, seed: seed, records: records, index: index, notifications: notifications.all, cloud: clouds.cloud,
+            simulated: clouds.simulated, notes: session.notes, dataDir: dataDir, cloudLabel: label)
+        try await journal.close()
+        return report
+    }
+
+    /// The engine of a run: the configured playbooks and actions on the virtual clock,
+    /// with `core.wait` waiting on that clock and notifiers that record what would have
+    /// been sent instead of sending it.
+    private func makeEngine(
+        cloud: any Cloud, journal: SQLiteJournal, secrets: SecretStore, clock: VirtualClock, notifications: DrillNotifications
+    ) -> Engine {
         let actions = ActionSet.build(
             integrations: config.integrations, cloud: AWSActions.all(cloud: cloud, defaultRegion: "us-east-1", now: { clock.now })
         ) { actions in
@@ -98,95 +121,9 @@ public struct DrillRunner: Sendable {
             }
             actions[EmailAction.name] = DrillNotifierAction(name: EmailAction.name, sink: notifications)
         }
-        let engine = Engine(
+        return Engine(
             config: config, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: actor,
-            clock: clock, jitter: jitter)
-
-        var notes: [DrillReport.Note] = cloudNotes.map { .init(at: DrillReport.offset(0), kind: "info", text: $0) }
-        func offset(_ d: Date) -> String { DrillReport.offset(d.timeIntervalSince(scenario.start)) }
-        func log(_ kind: RecordKind, _ data: JSONObject) async throws {
-            var d = data
-            d["drill"] = .string(scenario.name)
-            _ = try await journal.append(NewRecord(kind: kind, actor: actor, data: .object(d), time: clock.now))
-        }
-        try await log(
-            "drill.started",
-            [
-                "scenario": .string(scenario.name), "description": .string(scenario.description), "seed": .number(JSONNumber(seed)),
-                "inventory": .string(scenario.inventorySource), "cloud": .string(label),
-                "start": .string(Timestamp.string(scenario.start)), "duration": .string(DurationParser.format(scenario.duration)),
-            ])
-
-        func advance(to date: Date) async throws { try await Self.advance(engine, clock, to: date) }
-
-        for injection in scenario.timeline {
-            try await advance(to: scenario.start.addingTimeInterval(injection.at.seconds))
-            switch injection.kind {
-            case .finding(var finding, let label, let detectedAfter):
-                let created = clock.now.addingTimeInterval(-detectedAfter.seconds)
-                finding.event = Self.retimed(finding.event, created: created, delivered: clock.now)
-                try await log("drill.injected", ["injection": "finding", "finding": .string(label), "id": finding.id.map(JSONValue.string) ?? .null])
-                let outcomes = try await engine.process([finding])
-                for outcome in outcomes where outcome.incidents.isEmpty && !outcome.duplicate {
-                    let type = finding.event["detail"]?["type"]?.stringValue ?? finding.event["detail"]?["eventName"]?.stringValue ?? finding.event["detail-type"]?.stringValue ?? "?"
-                    notes.append(.init(at: offset(clock.now), kind: "gap", text: "no playbook matched finding \(label) (\(type)): it was journaled and nobody acted on it"))
-                }
-            case .decision(let playbook, let key, let step, let by, let approve, let reason):
-                try await log(
-                    "drill.injected",
-                    ["injection": .string(approve ? "approve" : "deny"), "playbook": .string(playbook), "step": .string(step), "by": .string(by)])
-                let index = await engine.index
-                let candidates = index.incidents.values.filter { $0.playbook == playbook && (key == nil || $0.key == key) }
-                guard let incident = candidates.first(where: { $0.pendingApproval == step }) ?? candidates.first else {
-                    notes.append(.init(at: offset(clock.now), kind: "gap", text: "\(by) wanted to \(approve ? "approve" : "deny") \(step) of \(playbook), but no such incident was open"))
-                    continue
-                }
-                guard incident.pendingApproval == step else {
-                    let what = incident.approvals[step].map { "already \($0)" } ?? "not awaiting approval (incident \(incident.status))"
-                    notes.append(.init(at: offset(clock.now), kind: "gap", text: "\(by) wanted to \(approve ? "approve" : "deny") \(step) of \(incident.id), but it was \(what)"))
-                    continue
-                }
-                if let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse) {
-                    notes.append(.init(at: offset(clock.now), kind: "info", text: "approval of \(step) (\(incident.id)) waited \(DrillReport.duration(clock.now.timeIntervalSince(requested))) for \(by): \(approve ? "approved" : "denied")"))
-                }
-                // Journaled as user:NAME (drill), so that no record of a drill passes for a real decision.
-                try await engine.decide(incident: incident.id, step: step, by: "\(by) (drill)", approve: approve, reason: reason)
-            case .close(let playbook, let key, let by, let reason):
-                try await log("drill.injected", ["injection": "close", "playbook": .string(playbook), "by": .string(by)])
-                let index = await engine.index
-                guard let incident = index.incidents.values.first(where: { $0.playbook == playbook && (key == nil || $0.key == key) && $0.isOpen }) else {
-                    notes.append(.init(at: offset(clock.now), kind: "gap", text: "\(by) wanted to close the incident of \(playbook), but none was open"))
-                    continue
-                }
-                // Journaled as user:NAME (drill), as decisions are.
-                try await engine.close(incident: incident.id, by: "\(by) (drill)", reason: reason)
-            case .fault(let fault):
-                try await log("drill.injected", ["injection": "fault", "fault": .string(fault.description)])
-                if let simulated {
-                    simulated.inject(fault)
-                } else if let injector {
-                    injector.inject(fault)
-                } else {
-                    notes.append(.init(at: offset(clock.now), kind: "info", text: "fault not injected (\(fault)): the \(label) cloud takes no injected faults"))
-                }
-            case .targetDown(let target, let times, let lasting):
-                let until = lasting.map { clock.now.addingTimeInterval($0.seconds) }
-                try await log("drill.injected", ["injection": "fault", "fault": .string("\(target) down" + (lasting.map { " for \(DurationParser.format($0))" } ?? "") + (times.map { " (\($0) calls)" } ?? ""))])
-                notifications.setDown(target, times: times, until: until)
-            }
-        }
-        try await advance(to: scenario.start.addingTimeInterval(scenario.duration.seconds))
-        try await log("drill.finished", ["virtual_seconds": .number(JSONNumber(Int(clock.now.timeIntervalSince(scenario.start))))])
-        _ = try await journal.checkpoint()
-        let records = try await journal.records(from: 1, limit: 1_000_000)
-        let index = await engine.index
-        simulated?.clearFaults()
-        injector?.clear()
-        let report = await DrillReport.build(
-            scenario: scenario, seed: seed, records: records, index: index, notifications: notifications.all, cloud: cloud,
-            simulated: simulated, notes: notes, dataDir: dataDir, cloudLabel: label)
-        try await journal.close()
-        return report
+            clock: clock, jitter: JitterSource(seed: seed))
     }
 
     /// Applies approval deadlines and quiet periods (`incident.close_after`) that fall
@@ -263,6 +200,137 @@ public struct DrillRunner: Sendable {
             o["detail"] = .object(detail)
         }
         return .object(o)
+    }
+}
+
+/// The cloud a drill runs against, and where its injected faults go.
+private struct DrillClouds {
+    /// What the actions call.
+    let cloud: any Cloud
+    /// The simulated cloud, when the drill runs on it: it takes faults itself.
+    let simulated: SimulatedCloud?
+    /// The injector of an external cloud that takes injected faults (`AWSCloud`
+    /// injects them before each request is sent).
+    let injector: FaultInjector?
+
+    /// `external` nil: the simulated cloud seeded from `inventory`.
+    init(external: (any Cloud)?, inventory: Inventory, clock: VirtualClock) {
+        guard let external else {
+            let simulated = SimulatedCloud(inventory: inventory, seed: 0, now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
+            self.cloud = simulated
+            self.simulated = simulated
+            self.injector = nil
+            return
+        }
+        self.simulated = nil
+        if let injectable = external as? any FaultInjectableCloud {
+            let faults = FaultInjector(now: { clock.now }, sleep: { try? await clock.sleep(for: $0) })
+            self.injector = faults
+            self.cloud = injectable.injecting(faults)
+        } else {
+            self.injector = nil
+            self.cloud = external
+        }
+    }
+}
+
+/// One run of a scenario while its injections are applied: journals what the drill does
+/// and gathers the report's notes on what went unanswered.
+private struct DrillSession {
+    let scenario: Scenario
+    let actor: String
+    let engine: Engine
+    let journal: SQLiteJournal
+    let clock: VirtualClock
+    let clouds: DrillClouds
+    let notifications: DrillNotifications
+    /// How the report names the cloud.
+    let label: String
+    var notes: [DrillReport.Note]
+
+    func offset(_ d: Date) -> String { DrillReport.offset(d.timeIntervalSince(scenario.start)) }
+
+    mutating func note(_ kind: String, _ text: String) { notes.append(.init(at: offset(clock.now), kind: kind, text: text)) }
+
+    /// Journals a record of the drill itself (tagged with the scenario).
+    func log(_ kind: RecordKind, _ data: JSONObject) async throws {
+        var d = data
+        d["drill"] = .string(scenario.name)
+        _ = try await journal.append(NewRecord(kind: kind, actor: actor, data: .object(d), time: clock.now))
+    }
+
+    /// Applies one injection at the current virtual time.
+    mutating func inject(_ injection: Scenario.Injection) async throws {
+        switch injection.kind {
+        case .finding(let finding, let label, let detectedAfter):
+            try await deliver(finding, label: label, detectedAfter: detectedAfter)
+        case .decision(let playbook, let key, let step, let by, let approve, let reason):
+            try await decide(playbook: playbook, key: key, step: step, by: by, approve: approve, reason: reason)
+        case .close(let playbook, let key, let by, let reason):
+            try await close(playbook: playbook, key: key, by: by, reason: reason)
+        case .fault(let fault):
+            try await log("drill.injected", ["injection": "fault", "fault": .string(fault.description)])
+            if let simulated = clouds.simulated {
+                simulated.inject(fault)
+            } else if let injector = clouds.injector {
+                injector.inject(fault)
+            } else {
+                note("info", "fault not injected (\(fault)): the \(label) cloud takes no injected faults")
+            }
+        case .targetDown(let target, let times, let lasting):
+            let until = lasting.map { clock.now.addingTimeInterval($0.seconds) }
+            try await log("drill.injected", ["injection": "fault", "fault": .string("\(target) down" + (lasting.map { " for \(DurationParser.format($0))" } ?? "") + (times.map { " (\($0) calls)" } ?? ""))])
+            notifications.setDown(target, times: times, until: until)
+        }
+    }
+
+    /// Hands a finding to the engine, its times moved to the virtual clock; a finding no
+    /// playbook acted on is a gap.
+    mutating func deliver(_ injected: Finding, label: String, detectedAfter: Duration) async throws {
+        var finding = injected
+        let created = clock.now.addingTimeInterval(-detectedAfter.seconds)
+        finding.event = DrillRunner.retimed(finding.event, created: created, delivered: clock.now)
+        try await log("drill.injected", ["injection": "finding", "finding": .string(label), "id": finding.id.map(JSONValue.string) ?? .null])
+        let outcomes = try await engine.process([finding])
+        for outcome in outcomes where outcome.incidents.isEmpty && !outcome.duplicate {
+            let type = finding.event["detail"]?["type"]?.stringValue ?? finding.event["detail"]?["eventName"]?.stringValue ?? finding.event["detail-type"]?.stringValue ?? "?"
+            note("gap", "no playbook matched finding \(label) (\(type)): it was journaled and nobody acted on it")
+        }
+    }
+
+    /// Someone approves or denies a step; a decision with nothing to decide is a gap.
+    mutating func decide(playbook: String, key: String?, step: String, by: String, approve: Bool, reason: String?) async throws {
+        try await log(
+            "drill.injected",
+            ["injection": .string(approve ? "approve" : "deny"), "playbook": .string(playbook), "step": .string(step), "by": .string(by)])
+        let index = await engine.index
+        let candidates = index.incidents.values.filter { $0.playbook == playbook && (key == nil || $0.key == key) }
+        guard let incident = candidates.first(where: { $0.pendingApproval == step }) ?? candidates.first else {
+            note("gap", "\(by) wanted to \(approve ? "approve" : "deny") \(step) of \(playbook), but no such incident was open")
+            return
+        }
+        guard incident.pendingApproval == step else {
+            let what = incident.approvals[step].map { "already \($0)" } ?? "not awaiting approval (incident \(incident.status))"
+            note("gap", "\(by) wanted to \(approve ? "approve" : "deny") \(step) of \(incident.id), but it was \(what)")
+            return
+        }
+        if let requested = incident.approvalRequestedAt.flatMap(Timestamp.parse) {
+            note("info", "approval of \(step) (\(incident.id)) waited \(DrillReport.duration(clock.now.timeIntervalSince(requested))) for \(by): \(approve ? "approved" : "denied")")
+        }
+        // Journaled as user:NAME (drill), so that no record of a drill passes for a real decision.
+        try await engine.decide(incident: incident.id, step: step, by: "\(by) (drill)", approve: approve, reason: reason)
+    }
+
+    /// Someone closes the open incident of a playbook; with none open, a gap.
+    mutating func close(playbook: String, key: String?, by: String, reason: String?) async throws {
+        try await log("drill.injected", ["injection": "close", "playbook": .string(playbook), "by": .string(by)])
+        let index = await engine.index
+        guard let incident = index.incidents.values.first(where: { $0.playbook == playbook && (key == nil || $0.key == key) && $0.isOpen }) else {
+            note("gap", "\(by) wanted to close the incident of \(playbook), but none was open")
+            return
+        }
+        // Journaled as user:NAME (drill), as decisions are.
+        try await engine.close(incident: incident.id, by: "\(by) (drill)", reason: reason)
     }
 }
 
