@@ -84,90 +84,14 @@ public struct DrillReport: Sendable {
         scenario: Scenario, seed: UInt64, records: [JournalRecord], index: IncidentIndex, notifications: [DrillNotification], cloud: any Cloud,
         simulated: SimulatedCloud?, notes extra: [Note], dataDir: String, cloudLabel: String = "simulated"
     ) async -> DrillReport {
-        func at(_ time: String) -> String { Timestamp.parse(time).map { offset($0.timeIntervalSince(scenario.start)) } ?? time }
-        var lines: [Line] = []
-        // Timeline rows per incident (phases, wording), merged with the drill's own records.
-        var byIncident: [String: [JournalRecord]] = [:]
-        for r in records { if let i = r.incident { byIncident[i, default: []].append(r) } }
-        var rowsBySeq: [Int64: Timeline.Row] = [:]
-        var metrics: [String: Timeline.Metrics] = [:]
-        for (id, rs) in byIncident {
-            let all = rs + records.filter { r in r.kind == RecordKind.findingReceived && rs.contains { $0.data["finding_seq"] == .number(JSONNumber(Int(r.seq))) } }
-            let t = Timeline(incident: id, records: all)
-            metrics[id] = t.metrics
-            for row in t.rows where row.seq > 0 { rowsBySeq[row.seq] = row }
-        }
-        for r in records {
-            let d = r.data
-            switch r.kind {
-            case "drill.started":
-                lines.append(.init(at: at(r.time), incident: nil, actor: r.actor, what: "Drill \(scenario.name) started (seed \(seed), inventory \(d["inventory"]?.stringValue ?? "?"), \(d["cloud"]?.stringValue ?? "") cloud)", outcome: ""))
-            case "drill.injected":
-                let what: String
-                switch d["injection"]?.stringValue {
-                case "finding": what = "Inject finding \(d["finding"]?.stringValue ?? "")"
-                case "fault": what = "Inject fault: \(d["fault"]?.stringValue ?? "")"
-                case let decision?: what = "\(d["by"]?.stringValue ?? "?") decides to \(decision) \(d["step"]?.stringValue ?? "") of \(d["playbook"]?.stringValue ?? "")"
-                default: what = "Injection"
-                }
-                lines.append(.init(at: at(r.time), incident: nil, actor: "drill", what: what, outcome: ""))
-            case "drill.finished":
-                lines.append(.init(at: at(r.time), incident: nil, actor: r.actor, what: "Drill finished", outcome: ""))
-            case RecordKind.findingReceived:
-                let matched = d["matched"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                lines.append(.init(
-                    at: at(r.time), incident: nil, actor: r.actor,
-                    what: "Finding received: \(d["finding"]?["type"]?.stringValue ?? d["finding"]?["detail_type"]?.stringValue ?? "")",
-                    outcome: matched.isEmpty ? "matched no playbook" : "matched " + matched.joined(separator: ", ")))
-            case RecordKind.findingUnmatched:
-                continue
-            default:
-                if let row = rowsBySeq[r.seq] {
-                    lines.append(.init(at: at(r.time), incident: r.incident, actor: row.actor, what: row.what + (row.target.isEmpty ? "" : " → \(row.target)"), outcome: row.outcome))
-                } else {
-                    lines.append(.init(at: at(r.time), incident: r.incident, actor: r.actor, what: r.kind.rawValue, outcome: ""))
-                }
-            }
-        }
-
-        // Incidents.
-        var incidents: [IncidentSummary] = []
+        let (rowsBySeq, metrics) = incidentTimelines(records)
+        let lines = records.compactMap { line($0, scenario: scenario, seed: seed, rowsBySeq: rowsBySeq) }
         var notes = extra
-        for incident in index.incidents.values {
-            let m = metrics[incident.id]
-            incidents.append(.init(
-                id: incident.id, playbook: incident.playbook, key: incident.key, title: incident.title ?? incident.key, status: incident.status.rawValue,
-                timeToDetect: m?.timeToDetect.map(duration), timeToContain: m?.timeToContain.map(duration), timeToClose: m?.timeToClose.map(duration),
-                steps: incident.steps.values.map { ($0.id, $0.action, $0.status.rawValue, $0.attempts, $0.error) }))
-            for step in incident.steps.values {
-                if step.status == .failed {
-                    notes.append(.init(at: "end", kind: "gap", text: "\(incident.id) (\(incident.playbook)): step \(step.id) failed after \(step.attempts) attempt(s): \(step.error ?? "?")"))
-                } else if step.attempts > 1 {
-                    notes.append(.init(at: "end", kind: "info", text: "\(incident.id): step \(step.id) succeeded after \(step.attempts) attempts (retried)"))
-                }
-            }
-            if incident.status == .awaitingApproval, let step = incident.pendingApproval {
-                notes.append(.init(at: "end", kind: "gap", text: "\(incident.id): step \(step) still awaits approval when the drill ends: nobody decided"))
-            }
-            if m?.timeToContain == nil, incident.steps.values.contains(where: { ["aws.ec2.isolate_instance", "aws.iam.deactivate_access_keys", "aws.ec2.revoke_ingress", "aws.cloudtrail.start_logging", "aws.s3.block_public_access", "aws.iam.attach_deny_all", "aws.iam.revoke_role_sessions"].contains($0.action) }) {
-                notes.append(.init(at: "end", kind: "gap", text: "\(incident.id) (\(incident.playbook)) was never contained"))
-            }
-        }
-        // Approval timeouts.
-        for r in records where r.kind == RecordKind.approvalDecided && r.data["timed_out"] == .bool(true) {
-            let step = r.data["step"]?.stringValue ?? "?"
-            let requested = records.last { $0.seq < r.seq && $0.incident == r.incident && $0.kind == RecordKind.approvalRequested && $0.data["step"]?.stringValue == step }
-            let waited = requested.flatMap { q in Timestamp.parse(q.time).flatMap { a in Timestamp.parse(r.time).map { $0.timeIntervalSince(a) } } }
-            let reason = r.data["reason"]?.stringValue ?? ""
-            let onTimeout = reason.range(of: "on_timeout: ").map { String(reason[$0.upperBound...].dropLast()) } ?? "?"
-            notes.append(.init(
-                at: at(r.time), kind: "gap",
-                text: "approval of \(step) (\(r.incident ?? "")) waited \(waited.map(duration) ?? "?"): nobody decided, on_timeout \(onTimeout == "proceed" ? "proceeded" : onTimeout == "skip" ? "skipped the step" : "aborted the incident")"))
-        }
+        let incidents = index.incidents.values.map { summary($0, metrics: metrics[$0.id], notes: &notes) }
+        notes += approvalTimeoutNotes(records, start: scenario.start)
         for n in notifications where !n.delivered {
             notes.append(.init(at: offset(n.time.timeIntervalSince(scenario.start)), kind: "gap", text: "\(n.action) could not be delivered: \(n.error ?? "")"))
         }
-
         notes = notes.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
         // Expectations.
         var checks: [Check] = []
@@ -183,6 +107,105 @@ public struct DrillReport: Sendable {
                 (offset($0.time.timeIntervalSince(scenario.start)), $0.channel, $0.delivered,
                  ($0.inputs["text"] ?? $0.inputs["summary"] ?? $0.inputs["subject"] ?? $0.inputs["message"]).flatMap(\.stringValue) ?? JSONWriter.string(.object($0.inputs)))
             })
+    }
+
+    /// A journal time as an offset from the scenario's start (the text itself when it is
+    /// not a time).
+    static func at(_ time: String, from start: Date) -> String { Timestamp.parse(time).map { offset($0.timeIntervalSince(start)) } ?? time }
+
+    /// Each incident's timeline (its records and the findings they refer to): its rows
+    /// by seq (phases, wording) and its metrics by incident id.
+    static func incidentTimelines(_ records: [JournalRecord]) -> ([Int64: Timeline.Row], [String: Timeline.Metrics]) {
+        var byIncident: [String: [JournalRecord]] = [:]
+        for r in records { if let i = r.incident { byIncident[i, default: []].append(r) } }
+        var rowsBySeq: [Int64: Timeline.Row] = [:]
+        var metrics: [String: Timeline.Metrics] = [:]
+        for (id, rs) in byIncident {
+            let all = rs + records.filter { r in r.kind == RecordKind.findingReceived && rs.contains { $0.data["finding_seq"] == .number(JSONNumber(Int(r.seq))) } }
+            let t = Timeline(incident: id, records: all)
+            metrics[id] = t.metrics
+            for row in t.rows where row.seq > 0 { rowsBySeq[row.seq] = row }
+        }
+        return (rowsBySeq, metrics)
+    }
+
+    /// The report's timeline line of a record: the drill's own records in its words, an
+    /// incident's in its timeline's; nil for records the report leaves out.
+    static func line(_ r: JournalRecord, scenario: Scenario, seed: UInt64, rowsBySeq: [Int64: Timeline.Row]) -> Line? {
+        let d = r.data
+        let when = at(r.time, from: scenario.start)
+        switch r.kind {
+        case "drill.started":
+            return .init(at: when, incident: nil, actor: r.actor, what: "Drill \(scenario.name) started (seed \(seed), inventory \(d["inventory"]?.stringValue ?? "?"), \(d["cloud"]?.stringValue ?? "") cloud)", outcome: "")
+        case "drill.injected":
+            let what: String
+            switch d["injection"]?.stringValue {
+            case "finding": what = "Inject finding \(d["finding"]?.stringValue ?? "")"
+            case "fault": what = "Inject fault: \(d["fault"]?.stringValue ?? "")"
+            case let decision?: what = "\(d["by"]?.stringValue ?? "?") decides to \(decision) \(d["step"]?.stringValue ?? "") of \(d["playbook"]?.stringValue ?? "")"
+            default: what = "Injection"
+            }
+            return .init(at: when, incident: nil, actor: "drill", what: what, outcome: "")
+        case "drill.finished":
+            return .init(at: when, incident: nil, actor: r.actor, what: "Drill finished", outcome: "")
+        case RecordKind.findingReceived:
+            let matched = d["matched"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            return .init(
+                at: when, incident: nil, actor: r.actor,
+                what: "Finding received: \(d["finding"]?["type"]?.stringValue ?? d["finding"]?["detail_type"]?.stringValue ?? "")",
+                outcome: matched.isEmpty ? "matched no playbook" : "matched " + matched.joined(separator: ", "))
+        case RecordKind.findingUnmatched:
+            return nil
+        default:
+            if let row = rowsBySeq[r.seq] {
+                return .init(at: when, incident: r.incident, actor: row.actor, what: row.what + (row.target.isEmpty ? "" : " → \(row.target)"), outcome: row.outcome)
+            }
+            return .init(at: when, incident: r.incident, actor: r.actor, what: r.kind.rawValue, outcome: "")
+        }
+    }
+
+    /// The actions that contain: an incident that ran one and was never contained is a gap.
+    static let containmentActions = [
+        "aws.ec2.isolate_instance", "aws.iam.deactivate_access_keys", "aws.ec2.revoke_ingress", "aws.cloudtrail.start_logging", "aws.s3.block_public_access",
+        "aws.iam.attach_deny_all", "aws.iam.revoke_role_sessions",
+    ]
+
+    /// An incident's summary; adds the notes on its failed, retried and waiting steps and
+    /// on containment that never came.
+    static func summary(_ incident: IncidentIndex.Incident, metrics m: Timeline.Metrics?, notes: inout [Note]) -> IncidentSummary {
+        for step in incident.steps.values {
+            if step.status == .failed {
+                notes.append(.init(at: "end", kind: "gap", text: "\(incident.id) (\(incident.playbook)): step \(step.id) failed after \(step.attempts) attempt(s): \(step.error ?? "?")"))
+            } else if step.attempts > 1 {
+                notes.append(.init(at: "end", kind: "info", text: "\(incident.id): step \(step.id) succeeded after \(step.attempts) attempts (retried)"))
+            }
+        }
+        if incident.status == .awaitingApproval, let step = incident.pendingApproval {
+            notes.append(.init(at: "end", kind: "gap", text: "\(incident.id): step \(step) still awaits approval when the drill ends: nobody decided"))
+        }
+        if m?.timeToContain == nil, incident.steps.values.contains(where: { containmentActions.contains($0.action) }) {
+            notes.append(.init(at: "end", kind: "gap", text: "\(incident.id) (\(incident.playbook)) was never contained"))
+        }
+        return .init(
+            id: incident.id, playbook: incident.playbook, key: incident.key, title: incident.title ?? incident.key, status: incident.status.rawValue,
+            timeToDetect: m?.timeToDetect.map(duration), timeToContain: m?.timeToContain.map(duration), timeToClose: m?.timeToClose.map(duration),
+            steps: incident.steps.values.map { ($0.id, $0.action, $0.status.rawValue, $0.attempts, $0.error) })
+    }
+
+    /// A gap for every approval that timed out: how long it waited and what happened then.
+    static func approvalTimeoutNotes(_ records: [JournalRecord], start: Date) -> [Note] {
+        var notes: [Note] = []
+        for r in records where r.kind == RecordKind.approvalDecided && r.data["timed_out"] == .bool(true) {
+            let step = r.data["step"]?.stringValue ?? "?"
+            let requested = records.last { $0.seq < r.seq && $0.incident == r.incident && $0.kind == RecordKind.approvalRequested && $0.data["step"]?.stringValue == step }
+            let waited = requested.flatMap { q in Timestamp.parse(q.time).flatMap { a in Timestamp.parse(r.time).map { $0.timeIntervalSince(a) } } }
+            let reason = r.data["reason"]?.stringValue ?? ""
+            let onTimeout = reason.range(of: "on_timeout: ").map { String(reason[$0.upperBound...].dropLast()) } ?? "?"
+            notes.append(.init(
+                at: at(r.time, from: start), kind: "gap",
+                text: "approval of \(step) (\(r.incident ?? "")) waited \(waited.map(duration) ?? "?"): nobody decided, on_timeout \(onTimeout == "proceed" ? "proceeded" : onTimeout == "skip" ? "skipped the step" : "aborted the incident")"))
+        }
+        return notes
     }
 
     static func check(
