@@ -50,119 +50,12 @@ public struct Timeline: Sendable {
     /// Builds the timeline from the incident's records (and the findings they refer to).
     public init(incident: String, records: [JournalRecord]) {
         self.incident = incident
-        var rows: [Row] = []
-        var metrics = Metrics()
-        var phase = Phase.detection
-        let sorted = records.sorted { ($0.time, $0.seq) < ($1.time, $1.seq) }
-        for record in sorted {
-            let d = record.data
-            let step = d["step"]?.stringValue ?? "?"
-            let action = d["action"]?.stringValue ?? ""
-            let stepName = action.isEmpty ? "step \(step)" : "step \(step) (\(action))"
-            var what = record.kind.rawValue
-            var outcome = ""
-            let target = d["target"]?.stringValue ?? d["resource"]?.stringValue ?? ""
-            switch record.kind {
-            case RecordKind.findingReceived:
-                phase = .detection
-                what = "Finding received: \(d["finding"]?["detail_type"]?.stringValue ?? "finding") \(d["finding"]?["type"]?.stringValue ?? "")"
-                    .trimmingCharacters(in: .whitespaces)
-                // `matched` is absent from the oldest journals (which said
-                // `finding.unmatched` after it instead).
-                switch d["matched"]?.arrayValue {
-                case nil: outcome = "received"
-                case let matched? where matched.isEmpty: outcome = "received: no playbook matched"
-                case let matched?: outcome = "received: matched " + matched.compactMap(\.stringValue).joined(separator: ", ")
-                }
-                if let created = d["finding"]?["created_at"]?.stringValue.flatMap(Timestamp.parse) {
-                    metrics.findingCreated = min(metrics.findingCreated ?? created, created)
-                }
-                if metrics.received == nil { metrics.received = Timestamp.parse(record.time) }
-            case RecordKind.incidentOpened:
-                phase = .detection
-                title = d["title"]?.stringValue
-                playbook = d["playbook"]?.stringValue
-                dryRun = d["dry_run"] == .bool(true)
-                what = "Incident opened by playbook \(d["playbook"]?.stringValue ?? "?")"
-                    + (d["playbook_version"].map { " v\(JSONWriter.string($0))" } ?? "")
-                outcome = "open"
-                if let created = d["finding"]?["created_at"]?.stringValue.flatMap(Timestamp.parse) {
-                    metrics.findingCreated = min(metrics.findingCreated ?? created, created)
-                }
-                if metrics.received == nil { metrics.received = Timestamp.parse(record.time) }
-            case RecordKind.findingAttached:
-                what = "Finding attached: \(d["finding"]?["id"]?.stringValue ?? "")"
-                outcome = d["round"].map { "attached: the playbook evaluates again (evaluation \(JSONWriter.string($0)))" } ?? "attached"
-            case RecordKind.findingDuplicate:
-                what = "Duplicate finding ignored"
-                outcome = "duplicate"
-            case RecordKind.stepIntent, RecordKind.stepSucceeded, RecordKind.stepFailed, RecordKind.stepSkipped:
-                switch d["action_kind"]?.stringValue {
-                case "evidence": phase = .detection
-                case "containment": phase = .containment
-                default: break
-                }
-                switch record.kind {
-                case RecordKind.stepIntent:
-                    what = "Started \(stepName)"
-                    outcome = "started" + (d["attempt"].map { " (attempt \(JSONWriter.string($0)))" } ?? "")
-                case RecordKind.stepSucceeded:
-                    what = "Completed \(stepName)"
-                    outcome = d["already_done"] == .bool(true) ? "succeeded (already in place)" : "succeeded"
-                    if d["action_kind"]?.stringValue == "containment", metrics.firstContained == nil {
-                        metrics.firstContained = Timestamp.parse(record.time)
-                    }
-                case RecordKind.stepFailed:
-                    what = "Failed \(stepName)"
-                    outcome = "failed: " + (d["error"]?.stringValue ?? d["error"]?["message"]?.stringValue ?? "unknown error")
-                default:
-                    what = "Skipped \(stepName)"
-                    outcome = "skipped: " + (d["reason"]?.stringValue ?? "")
-                }
-            case RecordKind.stepPlanned:
-                switch d["action_kind"]?.stringValue {
-                case "evidence": phase = .detection
-                case "containment": phase = .containment
-                default: break
-                }
-                what = "Planned \(stepName) (dry run: not called)"
-                outcome = "planned"
-            case RecordKind.findingUnmatched:
-                what = "No playbook matched the finding"
-                outcome = "unmatched"
-            case RecordKind.incidentCompleted:
-                what = "Playbook run finished"
-                outcome = d["status"]?.stringValue ?? "completed"
-            case RecordKind.approvalRequested:
-                what = "Approval requested for step \(step)"
-                outcome = "pending"
-            case RecordKind.approvalDecided:
-                let decision = d["decision"]?.stringValue ?? "decided"
-                what = "Approval for step \(step) \(decision)" + (d["reason"]?.stringValue.map { ": \($0)" } ?? "")
-                outcome = decision
-            case RecordKind.rollbackIntent, RecordKind.rollbackSucceeded, RecordKind.rollbackFailed:
-                phase = .recovery
-                what = "Rollback of step \(step)"
-                outcome = String(record.kind.rawValue.dropFirst("rollback.".count))
-                if record.kind == RecordKind.rollbackFailed { outcome += ": " + (d["error"]?.stringValue ?? "") }
-            case RecordKind.incidentClosed:
-                phase = .postIncident
-                what = "Incident closed" + (d["by"]?.stringValue.map { " by \($0)" } ?? "") + (d["reason"]?.stringValue.map { ": \($0)" } ?? "")
-                outcome = d["status"]?.stringValue ?? "closed"
-                metrics.closed = Timestamp.parse(record.time)
-            case RecordKind.findingQuarantined:
-                what = "Quarantined: " + (d["reason"]?.stringValue ?? "")
-                outcome = "quarantined"
-            default:
-                what = record.kind.rawValue
-            }
-            rows.append(
-                Row(
-                    seq: record.seq, time: record.time, phase: phase, actor: record.actor, kind: record.kind.rawValue, what: what,
-                    target: target, outcome: outcome, evidence: record.evidenceHashes))
-        }
-        self.rows = rows
-        self.metrics = metrics
+        var reader = RowReader()
+        self.rows = records.sorted { ($0.time, $0.seq) < ($1.time, $1.seq) }.map { reader.row($0) }
+        self.metrics = reader.metrics
+        self.title = reader.title
+        self.playbook = reader.playbook
+        self.dryRun = reader.dryRun
     }
 
     // MARK: - Formats
@@ -303,5 +196,150 @@ public struct Timeline: Sendable {
         for (name, value) in metricRows { out += "<tr><th>\(esc(name))</th><td>\(Self.duration(value))</td></tr>\n" }
         out += "</tbody></table>\n</body></html>\n"
         return out
+    }
+}
+
+extension Timeline {
+    /// Reads an incident's records in time order: the phase they reach, the metrics, and
+    /// what the incident-opened record says about the incident.
+    private struct RowReader {
+        var phase = Phase.detection
+        var metrics = Metrics()
+        var title: String?
+        var playbook: String?
+        var dryRun = false
+
+        /// The record's row, in the phase the record moves the incident to.
+        mutating func row(_ record: JournalRecord) -> Row {
+            let d = record.data
+            let target = d["target"]?.stringValue ?? d["resource"]?.stringValue ?? ""
+            let (what, outcome) = describe(record)
+            return Row(
+                seq: record.seq, time: record.time, phase: phase, actor: record.actor, kind: record.kind.rawValue, what: what,
+                target: target, outcome: outcome, evidence: record.evidenceHashes)
+        }
+
+        /// What the record says happened and its outcome, for people.
+        mutating func describe(_ record: JournalRecord) -> (what: String, outcome: String) {
+            let d = record.data
+            let step = d["step"]?.stringValue ?? "?"
+            switch record.kind {
+            case RecordKind.findingReceived:
+                return findingReceived(record)
+            case RecordKind.incidentOpened:
+                return incidentOpened(record)
+            case RecordKind.findingAttached:
+                return (
+                    "Finding attached: \(d["finding"]?["id"]?.stringValue ?? "")",
+                    d["round"].map { "attached: the playbook evaluates again (evaluation \(JSONWriter.string($0)))" } ?? "attached"
+                )
+            case RecordKind.findingDuplicate:
+                return ("Duplicate finding ignored", "duplicate")
+            case RecordKind.stepIntent, RecordKind.stepSucceeded, RecordKind.stepFailed, RecordKind.stepSkipped:
+                enterStepPhase(d)
+                return stepOutcome(record)
+            case RecordKind.stepPlanned:
+                enterStepPhase(d)
+                return ("Planned \(Self.stepName(d)) (dry run: not called)", "planned")
+            case RecordKind.findingUnmatched:
+                return ("No playbook matched the finding", "unmatched")
+            case RecordKind.incidentCompleted:
+                return ("Playbook run finished", d["status"]?.stringValue ?? "completed")
+            case RecordKind.approvalRequested:
+                return ("Approval requested for step \(step)", "pending")
+            case RecordKind.approvalDecided:
+                let decision = d["decision"]?.stringValue ?? "decided"
+                return ("Approval for step \(step) \(decision)" + (d["reason"]?.stringValue.map { ": \($0)" } ?? ""), decision)
+            case RecordKind.rollbackIntent, RecordKind.rollbackSucceeded, RecordKind.rollbackFailed:
+                phase = .recovery
+                var outcome = String(record.kind.rawValue.dropFirst("rollback.".count))
+                if record.kind == RecordKind.rollbackFailed { outcome += ": " + (d["error"]?.stringValue ?? "") }
+                return ("Rollback of step \(step)", outcome)
+            case RecordKind.incidentClosed:
+                phase = .postIncident
+                metrics.closed = Timestamp.parse(record.time)
+                return (
+                    "Incident closed" + (d["by"]?.stringValue.map { " by \($0)" } ?? "") + (d["reason"]?.stringValue.map { ": \($0)" } ?? ""),
+                    d["status"]?.stringValue ?? "closed"
+                )
+            case RecordKind.findingQuarantined:
+                return ("Quarantined: " + (d["reason"]?.stringValue ?? ""), "quarantined")
+            default:
+                return (record.kind.rawValue, "")
+            }
+        }
+
+        /// `step ID (ACTION)`, or `step ID` when the record names no action.
+        static func stepName(_ d: JSONValue) -> String {
+            let step = d["step"]?.stringValue ?? "?"
+            let action = d["action"]?.stringValue ?? ""
+            return action.isEmpty ? "step \(step)" : "step \(step) (\(action))"
+        }
+
+        /// An evidence step is detection and analysis; a containment step, containment.
+        mutating func enterStepPhase(_ d: JSONValue) {
+            switch d["action_kind"]?.stringValue {
+            case "evidence": phase = .detection
+            case "containment": phase = .containment
+            default: break
+            }
+        }
+
+        mutating func findingReceived(_ record: JournalRecord) -> (what: String, outcome: String) {
+            let d = record.data
+            phase = .detection
+            let what = "Finding received: \(d["finding"]?["detail_type"]?.stringValue ?? "finding") \(d["finding"]?["type"]?.stringValue ?? "")"
+                .trimmingCharacters(in: .whitespaces)
+            // `matched` is absent from the oldest journals (which said
+            // `finding.unmatched` after it instead).
+            let outcome: String
+            switch d["matched"]?.arrayValue {
+            case nil: outcome = "received"
+            case let matched? where matched.isEmpty: outcome = "received: no playbook matched"
+            case let matched?: outcome = "received: matched " + matched.compactMap(\.stringValue).joined(separator: ", ")
+            }
+            noteReceived(record)
+            return (what, outcome)
+        }
+
+        mutating func incidentOpened(_ record: JournalRecord) -> (what: String, outcome: String) {
+            let d = record.data
+            phase = .detection
+            title = d["title"]?.stringValue
+            playbook = d["playbook"]?.stringValue
+            dryRun = d["dry_run"] == .bool(true)
+            let what = "Incident opened by playbook \(d["playbook"]?.stringValue ?? "?")"
+                + (d["playbook_version"].map { " v\(JSONWriter.string($0))" } ?? "")
+            noteReceived(record)
+            return (what, "open")
+        }
+
+        /// The finding's creation (the earliest seen) and the first time one arrived.
+        mutating func noteReceived(_ record: JournalRecord) {
+            if let created = record.data["finding"]?["created_at"]?.stringValue.flatMap(Timestamp.parse) {
+                metrics.findingCreated = min(metrics.findingCreated ?? created, created)
+            }
+            if metrics.received == nil { metrics.received = Timestamp.parse(record.time) }
+        }
+
+        /// A step's intent, success, failure or skip; the first containment that succeeded
+        /// is when the incident was contained.
+        mutating func stepOutcome(_ record: JournalRecord) -> (what: String, outcome: String) {
+            let d = record.data
+            let stepName = Self.stepName(d)
+            switch record.kind {
+            case RecordKind.stepIntent:
+                return ("Started \(stepName)", "started" + (d["attempt"].map { " (attempt \(JSONWriter.string($0)))" } ?? ""))
+            case RecordKind.stepSucceeded:
+                if d["action_kind"]?.stringValue == "containment", metrics.firstContained == nil {
+                    metrics.firstContained = Timestamp.parse(record.time)
+                }
+                return ("Completed \(stepName)", d["already_done"] == .bool(true) ? "succeeded (already in place)" : "succeeded")
+            case RecordKind.stepFailed:
+                return ("Failed \(stepName)", "failed: " + (d["error"]?.stringValue ?? d["error"]?["message"]?.stringValue ?? "unknown error"))
+            default:
+                return ("Skipped \(stepName)", "skipped: " + (d["reason"]?.stringValue ?? ""))
+            }
+        }
     }
 }
