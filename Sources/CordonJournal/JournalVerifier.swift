@@ -52,8 +52,6 @@ public struct JournalVerifier: Sendable {
         configuration.busyMode = .timeout(30)
         let queue = try DatabaseQueue(path: directory.journal.path, configuration: configuration)
         var report = VerificationReport()
-        // The chain is checked in contiguous slices in parallel (one per core); the links
-        // between slices are checked afterwards.
         let (minSeq, maxSeq, keep) = try queue.read { db -> (Int64, Int64, Set<Int64>) in
             let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM records")
             return (row?[0] ?? 1, row?[1] ?? 0, Set(try Int64.fetchAll(db, sql: "SELECT seq FROM checkpoints")))
@@ -64,41 +62,35 @@ public struct JournalVerifier: Sendable {
             report.fail(minSeq < 1 ? minSeq : maxSeq, "seq \(minSeq < 1 ? minSeq : maxSeq) is outside the range a journal's records take (altered)")
             return report
         }
+        let chain = try checkChain(queue, from: minSeq, to: maxSeq, keep: keep, report: &report)
+        try queue.read { db in
+            try checkCheckpoints(db, publicKey: publicKey, hashes: chain.hashes, report: &report)
+            // Evidence: every item a record cites must be there and match its hash.
+            let store = EvidenceStore(directory: directory.evidence, database: nil)
+            var checked: Set<String> = []
+            for (seq, hash) in chain.evidenceReferences where checked.insert(hash).inserted {
+                report.evidenceFiles += 1
+                if let problem = store.check(hash, size: nil, citedAt: seq, in: db) { report.fail(seq, problem) }
+            }
+            try checkIncidentIndex(db, report: &report)
+        }
+        report.problems.sort { ($0.seq ?? .max, $0.message) < ($1.seq ?? .max, $1.message) }
+        return report
+    }
+
+    /// Checks the hash chain of records `minSeq...maxSeq` in contiguous slices in parallel
+    /// (one per core, for a large journal), then the links between the slices; answers
+    /// the chain as a whole (the hashes at `keep`, the evidence records cite).
+    func checkChain(_ queue: DatabaseQueue, from minSeq: Int64, to maxSeq: Int64, keep: Set<Int64>, report: inout VerificationReport) throws -> ChainChecker {
         let total = max(0, maxSeq - minSeq + 1)
         let sliceCount = total > parallelThreshold ? max(2, ProcessInfo.processInfo.activeProcessorCount) : 1
         let sliceSize = (total + Int64(sliceCount) - 1) / Int64(max(1, sliceCount))
         let slices = Mutex<[Int: (ChainChecker, VerificationReport, String?)]>([:])
-        let path = directory.journal.path
         DispatchQueue.concurrentPerform(iterations: sliceCount) { index in
             let lo = minSeq + Int64(index) * sliceSize
             let hi = index == sliceCount - 1 ? Int64.max : lo + sliceSize - 1
-            var chain = ChainChecker()
-            chain.keep = keep
-            chain.expectedSeq = index == 0 ? 1 : lo
-            chain.linkFirst = index == 0
-            var sliceReport = VerificationReport()
-            var failure: String? = nil
-            do {
-                var configuration = Configuration()
-                configuration.readonly = true
-                let connection = index == 0 ? queue : try DatabaseQueue(path: path, configuration: configuration)
-                try connection.read { db in
-                    let rows = try Row.fetchCursor(
-                        db, sql: "SELECT seq, time, incident, kind, canonical, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                        arguments: [lo, hi])
-                    while let row = try rows.next() {
-                        let seq: Int64 = row[0]
-                        let storedHash: String = row[5]
-                        let columns: (String, String?, String) = (row[1], row[2], row[3])
-                        try row.withUnsafeData(atIndex: 4) { canonical in
-                            chain.check(seq: seq, canonical: canonical ?? Data(), storedHash: storedHash, columns: columns, report: &sliceReport)
-                        }
-                    }
-                }
-            } catch {
-                failure = "\(error)"
-            }
-            slices.withLock { $0[index] = (chain, sliceReport, failure) }
+            let slice = checkSlice(index, from: lo, to: hi, queue: index == 0 ? queue : nil, keep: keep)
+            slices.withLock { $0[index] = slice }
         }
         var chain = ChainChecker()
         var previousLast: (seq: Int64, hash: String)? = nil
@@ -119,30 +111,56 @@ public struct JournalVerifier: Sendable {
             chain.hashes.merge(slice.hashes) { a, _ in a }
             chain.evidenceReferences += slice.evidenceReferences
         }
-        try queue.read { db in
-            // Checkpoints: each must sign the chain's hash at its seq, with our key.
-            let fingerprint = SigningKey.fingerprint(of: publicKey)
-            var lastSigned: Int64 = 0
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq") {
-                let checkpoint = SQLiteJournal.checkpoint(row)
-                report.checkpoints += 1
-                checkCheckpoint(checkpoint, publicKey: publicKey, fingerprint: fingerprint, hashes: chain.hashes, report: &report)
-                lastSigned = max(lastSigned, checkpoint.seq)
+        return chain
+    }
+
+    /// Checks the records of slice `index` (seqs `lo` to `hi`), through `queue` or a
+    /// read-only connection of its own; answers the slice's checker, its problems, and
+    /// why it could not be read, if it could not.
+    func checkSlice(_ index: Int, from lo: Int64, to hi: Int64, queue: DatabaseQueue?, keep: Set<Int64>) -> (ChainChecker, VerificationReport, String?) {
+        var chain = ChainChecker()
+        chain.keep = keep
+        chain.expectedSeq = index == 0 ? 1 : lo
+        chain.linkFirst = index == 0
+        var sliceReport = VerificationReport()
+        var failure: String? = nil
+        do {
+            var configuration = Configuration()
+            configuration.readonly = true
+            let connection = try queue ?? DatabaseQueue(path: directory.journal.path, configuration: configuration)
+            try connection.read { db in
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT seq, time, incident, kind, canonical, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                    arguments: [lo, hi])
+                while let row = try rows.next() {
+                    let seq: Int64 = row[0]
+                    let storedHash: String = row[5]
+                    let columns: (String, String?, String) = (row[1], row[2], row[3])
+                    try row.withUnsafeData(atIndex: 4) { canonical in
+                        chain.check(seq: seq, canonical: canonical ?? Data(), storedHash: storedHash, columns: columns, report: &sliceReport)
+                    }
+                }
             }
-            if report.lastSeq > lastSigned {
-                report.unsignedTail = (lastSigned + 1, Int(report.lastSeq - lastSigned))
-            }
-            // Evidence: every item a record cites must be there and match its hash.
-            let store = EvidenceStore(directory: directory.evidence, database: nil)
-            var checked: Set<String> = []
-            for (seq, hash) in chain.evidenceReferences where checked.insert(hash).inserted {
-                report.evidenceFiles += 1
-                if let problem = store.check(hash, size: nil, citedAt: seq, in: db) { report.fail(seq, problem) }
-            }
-            try checkIncidentIndex(db, report: &report)
+        } catch {
+            failure = "\(error)"
         }
-        report.problems.sort { ($0.seq ?? .max, $0.message) < ($1.seq ?? .max, $1.message) }
-        return report
+        return (chain, sliceReport, failure)
+    }
+
+    /// Checkpoints: each must sign the chain's hash at its seq, with our key. Records
+    /// after the last one are the unsigned tail.
+    func checkCheckpoints(_ db: Database, publicKey: Curve25519.Signing.PublicKey, hashes: [Int64: String], report: inout VerificationReport) throws {
+        let fingerprint = SigningKey.fingerprint(of: publicKey)
+        var lastSigned: Int64 = 0
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq") {
+            let checkpoint = SQLiteJournal.checkpoint(row)
+            report.checkpoints += 1
+            checkCheckpoint(checkpoint, publicKey: publicKey, fingerprint: fingerprint, hashes: hashes, report: &report)
+            lastSigned = max(lastSigned, checkpoint.seq)
+        }
+        if report.lastSeq > lastSigned {
+            report.unsignedTail = (lastSigned + 1, Int(report.lastSeq - lastSigned))
+        }
     }
 
     /// Timelines, exports and rollback find an incident's records through the index of
