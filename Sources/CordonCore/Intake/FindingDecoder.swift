@@ -155,25 +155,18 @@ public struct FindingDecoder: Sendable {
     }
 
     private func unwrapObject(_ o: JSONObject, origin: FindingOrigin, depth: Int, raw: [UInt8]? = nil, into result: inout DecodeResult) {
-        func issue(_ message: String) { result.issues.append(DecodeIssue(origin: origin, message: message)) }
-
         // An EventBridge event.
         if o["detail-type"] != nil || (o["source"] != nil && o["detail"] != nil) {
-            if let problem = Self.eventBridgeProblem(o) { issue(problem); return }
-            result.findings.append(Finding(event: .object(o), format: .eventBridge, origin: origin, raw: raw))
+            if let problem = Self.eventBridgeProblem(o) {
+                result.issues.append(DecodeIssue(origin: origin, message: problem))
+            } else {
+                result.findings.append(Finding(event: .object(o), format: .eventBridge, origin: origin, raw: raw))
+            }
             return
         }
         // SNS: a notification (HTTP delivery, or the body an SNS→SQS subscription delivers).
         if let type = o["Type"]?.stringValue, o["TopicArn"] != nil || o["MessageId"] != nil {
-            switch type {
-            case "Notification":
-                guard case .string(let message)? = o["Message"] else { issue("SNS notification without a Message string"); return }
-                unwrapEmbedded(message, what: "SNS Message", origin: origin.appending("SNS Message", .key("Message"), .embedded), depth: depth, into: &result)
-            case "SubscriptionConfirmation", "UnsubscribeConfirmation":
-                issue("SNS \(type) message, not a finding (confirm subscriptions with `cordon run --listen`)")
-            default:
-                issue("SNS message of unknown Type \"\(type)\"")
-            }
+            unwrapSNS(o, type: type, origin: origin, depth: depth, into: &result)
             return
         }
         // SQS: one message (ReceiveMessage element), or a ReceiveMessage response.
@@ -189,42 +182,13 @@ public struct FindingDecoder: Sendable {
         }
         // {"Records": [...]}: a CloudTrail log file, or a Lambda SQS/SNS batch.
         if let records = o["Records"] {
-            guard case .array(let elements) = records else { issue("\"Records\" must be an array, found \(records.typeName)"); return }
-            for (i, element) in elements.enumerated() {
-                let at = origin.appending("Records[\(i)]", .key("Records"), .index(i))
-                guard case .object(let record) = element else {
-                    result.issues.append(DecodeIssue(origin: at, message: "a record must be an object, found \(element.typeName)"))
-                    continue
-                }
-                if record["eventSource"]?.stringValue == "aws:sqs", case .string(let body)? = record["body"] {
-                    unwrapEmbedded(body, what: "SQS body", origin: at.appending("body", .key("body"), .embedded), depth: depth + 1, into: &result)
-                } else if record["EventSource"]?.stringValue == "aws:sns", case .string(let message)? = record["Sns"]?["Message"] {
-                    unwrapEmbedded(message, what: "SNS Message", origin: at.appending("Sns.Message", .key("Sns"), .key("Message"), .embedded), depth: depth + 1, into: &result)
-                } else if Self.isCloudTrailRecord(record) {
-                    appendCloudTrail(record, origin: at, into: &result)
-                } else {
-                    result.issues.append(
-                        DecodeIssue(origin: at, message: "not a CloudTrail record (needs eventSource, eventName, eventTime)"))
-                }
-            }
+            unwrapRecords(records, origin: origin, depth: depth, into: &result)
             return
         }
         // GuardDuty or Security Hub findings lists.
         for key in ["Findings", "findings"] {
             if let list = o[key] {
-                guard case .array(let elements) = list else { issue("\"\(key)\" must be an array, found \(list.typeName)"); return }
-                if elements.isEmpty { issue("\"\(key)\" is empty: no findings") }
-                for (i, element) in elements.enumerated() {
-                    let at = origin.appending("\(key)[\(i)]", .key(key), .index(i))
-                    guard case .object(let finding) = element else {
-                        result.issues.append(DecodeIssue(origin: at, message: "a finding must be an object, found \(element.typeName)"))
-                        continue
-                    }
-                    if !appendBareFinding(finding, origin: at, into: &result) {
-                        result.issues.append(
-                            DecodeIssue(origin: at, message: "not a GuardDuty finding or a Security Hub (ASFF) finding"))
-                    }
-                }
+                unwrapFindingList(list, key: key, origin: origin, into: &result)
                 return
             }
         }
@@ -233,9 +197,73 @@ public struct FindingDecoder: Sendable {
             return
         }
         if appendBareFinding(o, origin: origin, into: &result) { return }
-        issue(
-            "not a recognised finding: expected an EventBridge event (source, detail-type, detail), a CloudTrail "
-                + "record or log file, a GuardDuty or Security Hub (ASFF) finding, or an SNS/SQS message carrying one")
+        result.issues.append(
+            DecodeIssue(
+                origin: origin,
+                message: "not a recognised finding: expected an EventBridge event (source, detail-type, detail), a CloudTrail "
+                    + "record or log file, a GuardDuty or Security Hub (ASFF) finding, or an SNS/SQS message carrying one"))
+    }
+
+    /// An SNS message: a notification's Message is unwrapped; other types are no finding.
+    private func unwrapSNS(_ o: JSONObject, type: String, origin: FindingOrigin, depth: Int, into result: inout DecodeResult) {
+        switch type {
+        case "Notification":
+            guard case .string(let message)? = o["Message"] else {
+                result.issues.append(DecodeIssue(origin: origin, message: "SNS notification without a Message string"))
+                return
+            }
+            unwrapEmbedded(message, what: "SNS Message", origin: origin.appending("SNS Message", .key("Message"), .embedded), depth: depth, into: &result)
+        case "SubscriptionConfirmation", "UnsubscribeConfirmation":
+            result.issues.append(DecodeIssue(origin: origin, message: "SNS \(type) message, not a finding (confirm subscriptions with `cordon run --listen`)"))
+        default:
+            result.issues.append(DecodeIssue(origin: origin, message: "SNS message of unknown Type \"\(type)\""))
+        }
+    }
+
+    /// The `Records` of a CloudTrail log file or of a Lambda SQS/SNS batch: each record a
+    /// CloudTrail record, or an SQS body or SNS message to unwrap.
+    private func unwrapRecords(_ records: JSONValue, origin: FindingOrigin, depth: Int, into result: inout DecodeResult) {
+        guard case .array(let elements) = records else {
+            result.issues.append(DecodeIssue(origin: origin, message: "\"Records\" must be an array, found \(records.typeName)"))
+            return
+        }
+        for (i, element) in elements.enumerated() {
+            let at = origin.appending("Records[\(i)]", .key("Records"), .index(i))
+            guard case .object(let record) = element else {
+                result.issues.append(DecodeIssue(origin: at, message: "a record must be an object, found \(element.typeName)"))
+                continue
+            }
+            if record["eventSource"]?.stringValue == "aws:sqs", case .string(let body)? = record["body"] {
+                unwrapEmbedded(body, what: "SQS body", origin: at.appending("body", .key("body"), .embedded), depth: depth + 1, into: &result)
+            } else if record["EventSource"]?.stringValue == "aws:sns", case .string(let message)? = record["Sns"]?["Message"] {
+                unwrapEmbedded(message, what: "SNS Message", origin: at.appending("Sns.Message", .key("Sns"), .key("Message"), .embedded), depth: depth + 1, into: &result)
+            } else if Self.isCloudTrailRecord(record) {
+                appendCloudTrail(record, origin: at, into: &result)
+            } else {
+                result.issues.append(
+                    DecodeIssue(origin: at, message: "not a CloudTrail record (needs eventSource, eventName, eventTime)"))
+            }
+        }
+    }
+
+    /// A GuardDuty or Security Hub findings list (`Findings` or `findings`).
+    private func unwrapFindingList(_ list: JSONValue, key: String, origin: FindingOrigin, into result: inout DecodeResult) {
+        guard case .array(let elements) = list else {
+            result.issues.append(DecodeIssue(origin: origin, message: "\"\(key)\" must be an array, found \(list.typeName)"))
+            return
+        }
+        if elements.isEmpty { result.issues.append(DecodeIssue(origin: origin, message: "\"\(key)\" is empty: no findings")) }
+        for (i, element) in elements.enumerated() {
+            let at = origin.appending("\(key)[\(i)]", .key(key), .index(i))
+            guard case .object(let finding) = element else {
+                result.issues.append(DecodeIssue(origin: at, message: "a finding must be an object, found \(element.typeName)"))
+                continue
+            }
+            if !appendBareFinding(finding, origin: at, into: &result) {
+                result.issues.append(
+                    DecodeIssue(origin: at, message: "not a GuardDuty finding or a Security Hub (ASFF) finding"))
+            }
+        }
     }
 
     /// A JSON document carried as a string inside an envelope.
@@ -258,279 +286,5 @@ public struct FindingDecoder: Sendable {
             return "EventBridge event's \"detail\" must be an object, found \(detail.typeName)"
         }
         return nil
-    }
-
-    // MARK: - CloudTrail
-
-    static func isCloudTrailRecord(_ o: JSONObject) -> Bool {
-        o["eventSource"]?.stringValue != nil && o["eventName"]?.stringValue != nil && o["eventTime"] != nil
-    }
-
-    private func appendCloudTrail(_ record: JSONObject, origin: FindingOrigin, into result: inout DecodeResult) {
-        guard let eventSource = record["eventSource"]?.stringValue, let eventTime = record["eventTime"]?.stringValue else {
-            result.issues.append(DecodeIssue(origin: origin, message: "CloudTrail record with a non-string eventSource or eventTime"))
-            return
-        }
-        let service = eventSource.hasSuffix(".amazonaws.com") ? String(eventSource.dropLast(".amazonaws.com".count)) : eventSource
-        let detailType: String
-        switch record["eventType"]?.stringValue {
-        case "AwsConsoleSignIn"?: detailType = "AWS Console Sign In via CloudTrail"
-        case "AwsServiceEvent"?: detailType = "AWS Service Event via CloudTrail"
-        case "AwsCloudTrailInsight"?: detailType = "AWS Insight via CloudTrail"
-        default: detailType = "AWS API Call via CloudTrail"
-        }
-        let account = record["recipientAccountId"]?.stringValue ?? record["userIdentity"]?["accountId"]?.stringValue
-        var event = JSONObject()
-        event["version"] = "0"
-        event["id"] = .string(record["eventID"]?.stringValue ?? "cloudtrail-\(eventSource)-\(eventTime)")
-        event["detail-type"] = .string(detailType)
-        event["source"] = .string("aws." + service)
-        event["account"] = account.map(JSONValue.string) ?? .null
-        event["time"] = .string(eventTime)
-        event["region"] = record["awsRegion"] ?? .null
-        event["resources"] = .array([])
-        event["detail"] = .object(record)
-        result.findings.append(Finding(event: .object(event), format: .cloudTrailRecord, origin: origin))
-    }
-
-    // MARK: - GuardDuty and Security Hub
-
-    /// Wraps a bare GuardDuty or ASFF finding; false when it is neither.
-    private func appendBareFinding(_ o: JSONObject, origin: FindingOrigin, into result: inout DecodeResult) -> Bool {
-        if o["ProductArn"] != nil, o["AwsAccountId"] != nil, o["SchemaVersion"] != nil {
-            result.findings.append(Finding(event: Self.wrapSecurityHub(o), format: .securityHubFinding, origin: origin))
-            return true
-        }
-        if o["schemaVersion"] != nil, o["type"] != nil, o["accountId"] != nil, o["resource"] != nil {
-            result.findings.append(Finding(event: Self.wrapGuardDuty(o), format: .guardDutyFinding, origin: origin))
-            return true
-        }
-        if o["SchemaVersion"] != nil, o["Type"] != nil, o["AccountId"] != nil, o["Resource"] != nil {
-            // The AWS CLI prints GuardDuty findings with PascalCase keys; EventBridge (and
-            // so every playbook) uses the API's camelCase.
-            guard case .object(let camel) = Self.camelCased(.object(o)) else { return false }
-            result.findings.append(Finding(event: Self.wrapGuardDuty(camel), format: .guardDutyFinding, origin: origin))
-            return true
-        }
-        return false
-    }
-
-    static func wrapGuardDuty(_ finding: JSONObject) -> JSONValue {
-        var event = JSONObject()
-        event["version"] = "0"
-        event["id"] = finding["id"] ?? .null
-        event["detail-type"] = "GuardDuty Finding"
-        event["source"] = "aws.guardduty"
-        event["account"] = finding["accountId"] ?? .null
-        event["time"] = finding["updatedAt"] ?? finding["createdAt"] ?? .null
-        event["region"] = finding["region"] ?? .null
-        event["resources"] = .array([])
-        event["detail"] = .object(finding)
-        return .object(event)
-    }
-
-    static func wrapSecurityHub(_ finding: JSONObject) -> JSONValue {
-        var event = JSONObject()
-        event["version"] = "0"
-        event["id"] = finding["Id"] ?? .null
-        event["detail-type"] = "Security Hub Findings - Imported"
-        event["source"] = "aws.securityhub"
-        event["account"] = finding["AwsAccountId"] ?? .null
-        event["time"] = finding["UpdatedAt"] ?? .null
-        var region = finding["Region"]
-        if region == nil, let arn = finding["ProductArn"]?.stringValue {
-            let parts = arn.split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count > 3, !parts[3].isEmpty { region = .string(String(parts[3])) }
-        }
-        event["region"] = region ?? .null
-        event["resources"] = finding["Id"].map { .array([$0]) } ?? .array([])
-        event["detail"] = .object(["findings": .array([.object(finding)])])
-        return .object(event)
-    }
-
-    /// Lower-cases the first letter of every key, recursively.
-    static func camelCased(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(let o):
-            var out = JSONObject()
-            for (key, member) in o {
-                let camel = key.isEmpty ? key : key.prefix(1).lowercased() + key.dropFirst()
-                out[camel] = camelCased(member)
-            }
-            return .object(out)
-        case .array(let elements):
-            return .array(elements.map(camelCased))
-        default:
-            return value
-        }
-    }
-
-    // MARK: - Locating problems
-
-    /// Gives each issue that has no byte offset yet the offset (and, for a whole
-    /// document, the line) of the value its steps lead to in `bytes`: the record itself,
-    /// or the envelope string it came out of.
-    static func locate(_ issues: inout ArraySlice<DecodeIssue>, in bytes: ArraySlice<UInt8>, base: Int, countLines: Bool) {
-        guard issues.contains(where: { $0.origin.byteOffset == nil }) else { return }
-        var locator = JSONLocator(bytes)
-        for i in issues.indices where issues[i].origin.byteOffset == nil {
-            var steps = issues[i].origin.steps
-            if let envelope = steps.firstIndex(of: .embedded) { steps = Array(steps[..<envelope]) }
-            let offset = locator.offset(of: steps) ?? bytes.startIndex
-            issues[i].origin.byteOffset = base + (offset - bytes.startIndex)
-            if countLines { issues[i].origin.line = locator.line(at: offset) }
-        }
-    }
-
-    static func locate(_ issues: inout [DecodeIssue], in bytes: ArraySlice<UInt8>, base: Int, countLines: Bool) {
-        var all = issues[...]
-        locate(&all, in: bytes, base: base, countLines: countLines)
-        issues = Array(all)
-    }
-}
-
-/// Finds where a value is in JSON text, following array indexes and object keys, without
-/// building the values: the text was parsed already, so it is well-formed. The offsets of
-/// a container's elements are found once, so locating many records of one large array
-/// reads it once.
-struct JSONLocator {
-    let bytes: ArraySlice<UInt8>
-    /// Container start → the offsets of its elements (arrays) or of its members' values
-    /// by key (objects; the last of duplicate keys, the one parsed).
-    private var elements: [Int: [Int]] = [:]
-    private var members: [Int: [String: Int]] = [:]
-    private var lineStarts: [Int]?
-
-    init(_ bytes: ArraySlice<UInt8>) {
-        self.bytes = bytes
-    }
-
-    /// The index in `bytes` of the first byte of the value at `steps` (`.embedded` steps
-    /// are not followed), or nil when the text does not have it.
-    mutating func offset(of steps: [FindingOrigin.Step]) -> Int? {
-        var i = Self.skipSpace(bytes, bytes.startIndex)
-        for step in steps {
-            guard i < bytes.endIndex else { return nil }
-            switch step {
-            case .embedded:
-                return i
-            case .index(let wanted):
-                if elements[i] == nil { elements[i] = Self.elementOffsets(bytes, i) ?? [] }
-                guard let list = elements[i], wanted < list.count else { return nil }
-                i = list[wanted]
-            case .key(let wanted):
-                if members[i] == nil { members[i] = Self.memberOffsets(bytes, i) ?? [:] }
-                guard let found = members[i]?[wanted] else { return nil }
-                i = found
-            }
-        }
-        return i
-    }
-
-    /// The line (from 1) of an index.
-    mutating func line(at offset: Int) -> Int {
-        if lineStarts == nil {
-            var starts = [bytes.startIndex]
-            for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") { starts.append(i + 1) }
-            lineStarts = starts
-        }
-        let starts = lineStarts ?? [bytes.startIndex]
-        // The last line start at or before the offset.
-        var low = 0, high = starts.count - 1
-        while low < high {
-            let mid = (low + high + 1) / 2
-            if starts[mid] <= offset { low = mid } else { high = mid - 1 }
-        }
-        return low + 1
-    }
-
-    static func elementOffsets(_ b: ArraySlice<UInt8>, _ start: Int) -> [Int]? {
-        guard start < b.endIndex, b[start] == UInt8(ascii: "[") else { return nil }
-        var out: [Int] = []
-        var i = skipSpace(b, start + 1)
-        while i < b.endIndex, b[i] != UInt8(ascii: "]") {
-            out.append(i)
-            guard let after = skipValue(b, i) else { return out }
-            i = skipSpace(b, after)
-            guard i < b.endIndex, b[i] == UInt8(ascii: ",") else { break }
-            i = skipSpace(b, i + 1)
-        }
-        return out
-    }
-
-    static func memberOffsets(_ b: ArraySlice<UInt8>, _ start: Int) -> [String: Int]? {
-        guard start < b.endIndex, b[start] == UInt8(ascii: "{") else { return nil }
-        var out: [String: Int] = [:]
-        var i = skipSpace(b, start + 1)
-        while i < b.endIndex, b[i] == UInt8(ascii: "\"") {
-            guard let keyEnd = skipString(b, i) else { return out }
-            let key = decodeKey(b[i..<keyEnd])
-            i = skipSpace(b, keyEnd)
-            guard i < b.endIndex, b[i] == UInt8(ascii: ":") else { return out }
-            i = skipSpace(b, i + 1)
-            out[key] = i
-            guard let after = skipValue(b, i) else { return out }
-            i = skipSpace(b, after)
-            guard i < b.endIndex, b[i] == UInt8(ascii: ",") else { break }
-            i = skipSpace(b, i + 1)
-        }
-        return out
-    }
-
-    static func skipSpace(_ b: ArraySlice<UInt8>, _ from: Int) -> Int {
-        var i = from
-        while i < b.endIndex, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 }
-        return i
-    }
-
-    /// The index after the string that starts at `from` (a quote).
-    static func skipString(_ b: ArraySlice<UInt8>, _ from: Int) -> Int? {
-        var i = from + 1
-        while i < b.endIndex {
-            switch b[i] {
-            case UInt8(ascii: "\\"): i += 2
-            case UInt8(ascii: "\""): return i + 1
-            default: i += 1
-            }
-        }
-        return nil
-    }
-
-    /// The index after the value that starts at `from`.
-    static func skipValue(_ b: ArraySlice<UInt8>, _ from: Int) -> Int? {
-        guard from < b.endIndex else { return nil }
-        switch b[from] {
-        case UInt8(ascii: "\""):
-            return skipString(b, from)
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            var depth = 0
-            var i = from
-            while i < b.endIndex {
-                switch b[i] {
-                case UInt8(ascii: "\""):
-                    guard let after = skipString(b, i) else { return nil }
-                    i = after
-                    continue
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    depth -= 1
-                    if depth == 0 { return i + 1 }
-                default: break
-                }
-                i += 1
-            }
-            return nil
-        default:
-            var i = from
-            while i < b.endIndex, !(b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "}") || b[i] == UInt8(ascii: "]") || b[i] <= 0x20) { i += 1 }
-            return i
-        }
-    }
-
-    /// A key's text: its escapes decoded when it has any.
-    static func decodeKey(_ quoted: ArraySlice<UInt8>) -> String {
-        let inner = quoted.dropFirst().dropLast()
-        if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
-        return (try? JSONParser.parse(Array(quoted)))?.stringValue ?? String(decoding: inner, as: UTF8.self)
     }
 }
