@@ -111,45 +111,15 @@ public struct IsolateInstanceAction: ReversibleAction {
         let protectionBefore = try await ec2.terminationProtection(inputs.instanceId)
         var changed = false
         var untrackId = existingUntrack
-        var pre: PreState
-
+        let pre: PreState
         if Self.isolated(before, isolationId) {
             // Already isolated (a retry, a restart or another incident): the pre-state is
             // what the tags recorded before the first move.
             pre = Self.recorded(before, isolationId: isolationId, untrackId: existingUntrack, protect: inputs.protect)
                 ?? PreState(instanceId: inputs.instanceId, isolationGroupId: isolationId, interfaces: [], terminationProtection: nil)
         } else {
-            let tagged = Self.recorded(before, isolationId: isolationId, untrackId: existingUntrack, protect: inputs.protect)
-            var interfaces: [PreState.Interface] = []
-            for eni in before.networkInterfaces {
-                let groups = eni.groups.map(\.id)
-                let ours = Set([isolationId] + (existingUntrack.map { [$0] } ?? []))
-                if Set(groups).isSubset(of: ours), let known = tagged?.interfaces.first(where: { $0.id == eni.id }) {
-                    interfaces.append(known)  // moved by an interrupted run
-                } else {
-                    interfaces.append(.init(id: eni.id, groups: groups))
-                }
-            }
-            pre = PreState(
-                instanceId: inputs.instanceId, isolationGroupId: isolationId, interfaces: interfaces,
-                terminationProtection: inputs.protect ? (tagged?.terminationProtection ?? protectionBefore) : nil)
-            // Record the pre-state on the instance before anything moves.
-            var tags = [Tag(Self.isolatedByTag, request.incidentId)]
-            let encoded = pre.interfaces.map { "\($0.id)=\($0.groups.joined(separator: "+"))" }.joined(separator: " ")
-            if encoded.count <= 256 { tags.append(Tag(Self.previousGroupsTag, encoded)) }
-            if let tp = pre.terminationProtection { tags.append(Tag(Self.previousProtectionTag, tp ? "true" : "false")) }
-            try await ec2.createTags(resourceIds: [inputs.instanceId], tags: tags)
-            // Connection tracking: all-open first, so tracked connections become untracked…
-            let untrack = try await untrackGroup(ec2, inputs, vpc: vpc, existing: existingUntrack)
-            untrackId = untrack
-            let toMove = before.networkInterfaces.filter { $0.groups.map(\.id) != [isolationId] }
-            for eni in toMove where eni.groups.map(\.id) != [untrack] {
-                try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [untrack])
-            }
-            // …then the isolation group alone, which cuts them.
-            for eni in toMove {
-                try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [isolationId])
-            }
+            pre = Self.preState(before, inputs, isolationId: isolationId, existingUntrack: existingUntrack, protectionBefore: protectionBefore)
+            untrackId = try await isolate(before, ec2, inputs, pre: pre, isolationId: isolationId, vpc: vpc, existingUntrack: existingUntrack, incident: request.incidentId)
             changed = true
         }
         if inputs.protect, !protectionBefore {
@@ -159,7 +129,63 @@ public struct IsolateInstanceAction: ReversibleAction {
         if !before.tags.contains(where: { $0.key == Self.isolatedByTag }) && !changed {
             try await ec2.createTags(resourceIds: [inputs.instanceId], tags: [Tag(Self.isolatedByTag, request.incidentId)])
         }
-        // Verify.
+        let after = try await verify(ec2, inputs, isolationId: isolationId)
+        let document: JSONValue = [
+            "kind": "cordon.ec2.isolation", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json, "incident": .string(request.incidentId),
+            "isolation_group_id": .string(isolationId), "untrack_group_id": untrackId.map(JSONValue.string) ?? .null,
+            "before": JSONBridge.value(before), "termination_protection_before": .bool(protectionBefore), "after": JSONBridge.value(after),
+        ]
+        let ref = try request.storeEvidence(document, name: "ec2-isolation-\(inputs.instanceId).json")
+        return outcome(inputs, scope, isolationId: isolationId, untrackId: untrackId, pre: pre.interfaces.isEmpty ? nil : pre, alreadyDone: !changed, evidence: [ref])
+    }
+
+    /// The pre-state of an instance not yet isolated: each interface's groups, except an
+    /// interface an interrupted run already moved into our groups, whose groups the tags
+    /// recorded.
+    static func preState(_ before: EC2Instance, _ inputs: Inputs, isolationId: String, existingUntrack: String?, protectionBefore: Bool) -> PreState {
+        let tagged = recorded(before, isolationId: isolationId, untrackId: existingUntrack, protect: inputs.protect)
+        var interfaces: [PreState.Interface] = []
+        for eni in before.networkInterfaces {
+            let groups = eni.groups.map(\.id)
+            let ours = Set([isolationId] + (existingUntrack.map { [$0] } ?? []))
+            if Set(groups).isSubset(of: ours), let known = tagged?.interfaces.first(where: { $0.id == eni.id }) {
+                interfaces.append(known)  // moved by an interrupted run
+            } else {
+                interfaces.append(.init(id: eni.id, groups: groups))
+            }
+        }
+        return PreState(
+            instanceId: inputs.instanceId, isolationGroupId: isolationId, interfaces: interfaces,
+            terminationProtection: inputs.protect ? (tagged?.terminationProtection ?? protectionBefore) : nil)
+    }
+
+    /// Records `pre` in the instance's tags, then moves every interface through the
+    /// untrack group into the isolation group; answers the untrack group's id.
+    func isolate(
+        _ before: EC2Instance, _ ec2: any EC2API, _ inputs: Inputs, pre: PreState, isolationId: String, vpc: String?, existingUntrack: String?, incident: String
+    ) async throws(ActionError) -> String {
+        // Record the pre-state on the instance before anything moves.
+        var tags = [Tag(Self.isolatedByTag, incident)]
+        let encoded = pre.interfaces.map { "\($0.id)=\($0.groups.joined(separator: "+"))" }.joined(separator: " ")
+        if encoded.count <= 256 { tags.append(Tag(Self.previousGroupsTag, encoded)) }
+        if let tp = pre.terminationProtection { tags.append(Tag(Self.previousProtectionTag, tp ? "true" : "false")) }
+        try await ec2.createTags(resourceIds: [inputs.instanceId], tags: tags)
+        // Connection tracking: all-open first, so tracked connections become untracked…
+        let untrack = try await untrackGroup(ec2, inputs, vpc: vpc, existing: existingUntrack)
+        let toMove = before.networkInterfaces.filter { $0.groups.map(\.id) != [isolationId] }
+        for eni in toMove where eni.groups.map(\.id) != [untrack] {
+            try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [untrack])
+        }
+        // …then the isolation group alone, which cuts them.
+        for eni in toMove {
+            try await ec2.setNetworkInterfaceGroups(eni.id, groupIds: [isolationId])
+        }
+        return untrack
+    }
+
+    /// Reads the instance back: every interface in the isolation group alone, and
+    /// termination protection on when the step manages it; answers what was read.
+    func verify(_ ec2: any EC2API, _ inputs: Inputs, isolationId: String) async throws(ActionError) -> EC2Instance {
         let after = try await ec2.describeInstance(inputs.instanceId)
         guard Self.isolated(after, isolationId) else {
             let where_ = after.networkInterfaces.filter { $0.groups.map(\.id) != [isolationId] }.map { "\($0.id) has \($0.groups.map(\.id).joined(separator: ", "))" }
@@ -168,13 +194,7 @@ public struct IsolateInstanceAction: ReversibleAction {
         if inputs.protect, !(try await ec2.terminationProtection(inputs.instanceId)) {
             throw .retryable("IsolationNotVerified", "termination protection of \(inputs.instanceId) is still off")
         }
-        let document: JSONValue = [
-            "kind": "cordon.ec2.isolation", "time": .string(AWSTime.iso8601Millis(env.now())), "scope": scope.json, "incident": .string(request.incidentId),
-            "isolation_group_id": .string(isolationId), "untrack_group_id": untrackId.map(JSONValue.string) ?? .null,
-            "before": JSONBridge.value(before), "termination_protection_before": .bool(protectionBefore), "after": JSONBridge.value(after),
-        ]
-        let ref = try request.storeEvidence(document, name: "ec2-isolation-\(inputs.instanceId).json")
-        return outcome(inputs, scope, isolationId: isolationId, untrackId: untrackId, pre: pre.interfaces.isEmpty ? nil : pre, alreadyDone: !changed, evidence: [ref])
+        return after
     }
 
     func outcome(_ inputs: Inputs, _ scope: CloudScope, isolationId: String, untrackId: String?, pre: PreState?, alreadyDone: Bool, evidence: [JSONValue]) -> ActionOutcome {
