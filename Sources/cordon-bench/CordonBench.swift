@@ -37,17 +37,8 @@ struct MatchBench: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: corpus)
-        let compressed = try Array(Data(contentsOf: dir.appendingPathComponent("guardduty-events.jsonl.gz")))
-        let corpusBytes = try Gzip.decompress(compressed)
-        var lines: [Range<Int>] = []
-        var start = 0
-        for (i, b) in corpusBytes.enumerated() where b == UInt8(ascii: "\n") {
-            if i > start { lines.append(start..<i) }
-            start = i + 1
-        }
-        if start < corpusBytes.count { lines.append(start..<corpusBytes.count) }
-        let totalBytes = lines.reduce(0) { $0 + $1.count }
-        print("corpus: \(lines.count) events, \(totalBytes / lines.count) bytes on average")
+        let events = try EventCorpus(dir.appendingPathComponent("guardduty-events.jsonl.gz"))
+        print("corpus: \(events.lines.count) events, \(events.totalBytes / events.lines.count) bytes on average")
         print("workload  patterns  load-ms   states   events/s  best ev/s     MB/s   matches")
 
         var failed = false
@@ -55,87 +46,126 @@ struct MatchBench: ParsableCommand {
             let patternLines = try String(contentsOf: dir.appendingPathComponent("patterns-\(workload).jsonl"), encoding: .utf8)
                 .split(separator: "\n").map(String.init)
             for n in counts.split(separator: ",").compactMap({ Int($0) }) {
-                let clock = ContinuousClock()
-                var set: PatternSet! = nil
-                let load = try clock.measure {
-                    let patterns = try patternLines.prefix(n).map { try EventPattern(text: $0) }
-                    set = PatternSet(patterns)
-                }
-                var matcher = set.makeMatcher()
-                // Correctness pass (untimed) and match count.
-                var results: [[Int]] = []
-                results.reserveCapacity(lines.count)
-                try corpusBytes.withUnsafeBytes { buffer in
-                    for line in lines {
-                        results.append(try matcher.matches(UnsafeRawBufferPointer(rebasing: buffer[line])))
-                    }
-                }
-                let matchCount = results.reduce(0) { $0 + $1.count }
-                // Warm-up pass, then timed passes.
-                var sink = 0
-                try corpusBytes.withUnsafeBytes { buffer in
-                    for line in lines { sink &+= try matcher.matches(UnsafeRawBufferPointer(rebasing: buffer[line])).count }
-                }
-                // Each round is one pass over the corpus; the figure reported is the median
-                // round (the machine is shared, so single rounds vary), with the best beside it.
-                var roundTimes: [Double] = []
-                var elapsed = 0.0
-                try corpusBytes.withUnsafeBytes { buffer in
-                    while elapsed < seconds || roundTimes.count < minRounds {
-                        let t = try clock.measure {
-                            for line in lines {
-                                sink &+= try matcher.matches(UnsafeRawBufferPointer(rebasing: buffer[line])).count
-                            }
-                        }
-                        let s = t.seconds
-                        roundTimes.append(s)
-                        elapsed += s
-                    }
-                }
-                roundTimes.sort()
-                let median = roundTimes[roundTimes.count / 2]
-                let best = roundTimes[0]
-                let eventsPerSecond = Double(lines.count) / median
-                let bestEventsPerSecond = Double(lines.count) / best
-                let mbPerSecond = Double(totalBytes) / median / 1e6
-                let loadMs = load.seconds * 1000
-                print(
-                    workload.padding(toLength: 9, withPad: " ", startingAt: 0)
-                        + pad(n, 9) + pad(String(format: "%.1f", loadMs), 9) + pad(set.stateCount, 9)
-                        + pad(String(format: "%.0f", eventsPerSecond), 11) + pad(String(format: "%.0f", bestEventsPerSecond), 11)
-                        + pad(String(format: "%.0f", mbPerSecond), 9)
-                        + pad(matchCount, 10) + (sink < 0 ? " " : ""))
-                if n == 1000 {
-                    let expected = try String(contentsOf: dir.appendingPathComponent("matches-\(workload).jsonl"), encoding: .utf8)
-                        .split(separator: "\n")
-                    var differences = 0
-                    for (i, line) in expected.enumerated() {
-                        let want = (try JSONParser.parse(String(line)).arrayValue?.compactMap { $0.numberValue?.intValue } ?? []).sorted()
-                        if i >= results.count || results[i] != want {
-                            differences += 1
-                            if differences <= 5 {
-                                print("  MISMATCH event \(i): expected \(want), got \(i < results.count ? results[i] : [])")
-                            }
-                        }
-                    }
-                    if expected.count != results.count {
-                        print("  MISMATCH: \(expected.count) expected lines, \(results.count) events")
-                        differences += 1
-                    }
-                    if differences > 0 {
-                        print("  \(differences) events differ from matches-\(workload).jsonl")
-                        failed = true
-                    } else {
-                        print("  verified: all \(results.count) events match matches-\(workload).jsonl")
-                    }
+                let results = try measure(workload, n, patterns: patternLines, events)
+                if n == 1000, try !Self.verify(results, against: dir.appendingPathComponent("matches-\(workload).jsonl"), workload: workload) {
+                    failed = true
                 }
             }
         }
         if failed { throw ExitCode(1) }
     }
 
+    /// Measures one configuration (the workload's first `n` patterns) and prints its line;
+    /// answers each event's matches.
+    private func measure(_ workload: String, _ n: Int, patterns: [String], _ events: EventCorpus) throws -> [[Int]] {
+        let clock = ContinuousClock()
+        let loadStart = clock.now
+        let set = PatternSet(try patterns.prefix(n).map { try EventPattern(text: $0) })
+        let load = clock.now - loadStart
+        var matcher = set.makeMatcher()
+        // Correctness pass (untimed) and match count.
+        var results: [[Int]] = []
+        results.reserveCapacity(events.lines.count)
+        try events.forEach { results.append(try matcher.matches($0)) }
+        let matchCount = results.reduce(0) { $0 + $1.count }
+        // Warm-up pass, then timed passes.
+        var sink = 0
+        try events.forEach { sink &+= try matcher.matches($0).count }
+        var roundTimes = try timedRounds(&matcher, events, sink: &sink)
+        roundTimes.sort()
+        let median = roundTimes[roundTimes.count / 2]
+        let best = roundTimes[0]
+        let eventsPerSecond = Double(events.lines.count) / median
+        let bestEventsPerSecond = Double(events.lines.count) / best
+        let mbPerSecond = Double(events.totalBytes) / median / 1e6
+        let loadMs = load.seconds * 1000
+        print(
+            workload.padding(toLength: 9, withPad: " ", startingAt: 0)
+                + pad(n, 9) + pad(String(format: "%.1f", loadMs), 9) + pad(set.stateCount, 9)
+                + pad(String(format: "%.0f", eventsPerSecond), 11) + pad(String(format: "%.0f", bestEventsPerSecond), 11)
+                + pad(String(format: "%.0f", mbPerSecond), 9)
+                + pad(matchCount, 10) + (sink < 0 ? " " : ""))
+        return results
+    }
+
+    /// The seconds of each timed round. Each round is one pass over the corpus; the figure
+    /// reported is the median round (the machine is shared, so single rounds vary), with
+    /// the best beside it.
+    private func timedRounds(_ matcher: inout PatternMatcher, _ events: EventCorpus, sink: inout Int) throws -> [Double] {
+        let clock = ContinuousClock()
+        var roundTimes: [Double] = []
+        var elapsed = 0.0
+        try events.bytes.withUnsafeBytes { buffer in
+            while elapsed < seconds || roundTimes.count < minRounds {
+                let t = try clock.measure {
+                    for line in events.lines {
+                        sink &+= try matcher.matches(UnsafeRawBufferPointer(rebasing: buffer[line])).count
+                    }
+                }
+                let s = t.seconds
+                roundTimes.append(s)
+                elapsed += s
+            }
+        }
+        return roundTimes
+    }
+
+    /// Compares every event's matches with the expected ones (one JSON array per line) and
+    /// prints the differences; false when there are any.
+    private static func verify(_ results: [[Int]], against file: URL, workload: String) throws -> Bool {
+        let expected = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        var differences = 0
+        for (i, line) in expected.enumerated() {
+            let want = (try JSONParser.parse(String(line)).arrayValue?.compactMap { $0.numberValue?.intValue } ?? []).sorted()
+            if i >= results.count || results[i] != want {
+                differences += 1
+                if differences <= 5 {
+                    print("  MISMATCH event \(i): expected \(want), got \(i < results.count ? results[i] : [])")
+                }
+            }
+        }
+        if expected.count != results.count {
+            print("  MISMATCH: \(expected.count) expected lines, \(results.count) events")
+            differences += 1
+        }
+        if differences > 0 {
+            print("  \(differences) events differ from matches-\(workload).jsonl")
+            return false
+        }
+        print("  verified: all \(results.count) events match matches-\(workload).jsonl")
+        return true
+    }
+
     private func pad(_ value: some CustomStringConvertible, _ width: Int) -> String {
         let s = value.description
         return String(repeating: " ", count: max(0, width - s.count)) + s
+    }
+}
+
+/// The match benchmark's events: the decompressed corpus in memory and each non-empty
+/// line's range in it (the timed loop matches the raw bytes of each).
+struct EventCorpus {
+    let bytes: [UInt8]
+    let lines: [Range<Int>]
+    let totalBytes: Int
+
+    init(_ gzipFile: URL) throws {
+        bytes = try Gzip.decompress(Array(Data(contentsOf: gzipFile)))
+        var lines: [Range<Int>] = []
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: "\n") {
+            if i > start { lines.append(start..<i) }
+            start = i + 1
+        }
+        if start < bytes.count { lines.append(start..<bytes.count) }
+        self.lines = lines
+        totalBytes = lines.reduce(0) { $0 + $1.count }
+    }
+
+    /// Calls `body` with each event's raw bytes, in order.
+    func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try bytes.withUnsafeBytes { buffer in
+            for line in lines { try body(UnsafeRawBufferPointer(rebasing: buffer[line])) }
+        }
     }
 }
