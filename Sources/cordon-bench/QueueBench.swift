@@ -71,42 +71,18 @@ struct QueueBench: AsyncParsableCommand {
                 Data(String(format: "journal: %d findings written before the drain in %.1f s\n", journalFindings, (ContinuousClock.now - started).seconds).utf8))
         }
         let noop = NoOp()
-        var actions = CoreActions.all
-        actions["core.log"] = noop
-        let engine = Engine(
-            config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench",
-            // As `cordon run`: the journal replayed into a runner's index.
-            index: try await IncidentIndex.load(from: journal, retention: .live(findings: IncidentIndex.Retention.defaultWindow)),
-            actionsInFlight: concurrency)
+        let engine = try await makeEngine(loaded, journal: journal, secrets: secrets, action: noop)
         let queue = try QueueDirectory(root: root.appendingPathComponent("queue"), create: true)
         let rssAfterLoad = Self.rssMB()
 
         // Drop the files (all first, or at --rate while the workers run), noting when each
         // arrived in incoming/.
-        let arrivedAt = Locked<[String: ContinuousClock.Instant]>([:])
         let lines = Array(events)
-        let incoming = queue.incoming
-        let queueRoot = root.appendingPathComponent("queue")
-        let ids = lines.map { (try? JSONParser.parse(Array($0)))?["id"]?.stringValue ?? "" }
-        let incomingPath = incoming.path + "/"
-        let stagingPath = queueRoot.path + "/."
-        // A producer as another process would be: a file written beside incoming/, then
-        // renamed into it. Files are written before the drain (creating thousands of files
-        // costs the file system more than Cordon's own work), and renamed in at --rate.
-        for i in lines.indices {
-            let path = stagingPath + String(format: "f%06d.json", i)
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
-            let written = lines[i].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            guard written == lines[i].count else { throw ValidationError("cannot write \(path)") }
-        }
-        @Sendable func drop(_ i: Int) throws {
-            let name = String(format: "f%06d.json", i)
-            guard rename(stagingPath + name, incomingPath + name) == 0 else { throw ValidationError("cannot drop \(name)") }
-            arrivedAt.value.withLock { $0[ids[i]] = .now }
-        }
-        if rate <= 0 { for i in lines.indices { try drop(i) } }
+        let dropper = Dropper(
+            stagingPath: root.appendingPathComponent("queue").path + "/.", incomingPath: queue.incoming.path + "/",
+            ids: lines.map { (try? JSONParser.parse(Array($0)))?["id"]?.stringValue ?? "" })
+        try dropper.stage(lines)
+        if rate <= 0 { for i in lines.indices { try dropper.drop(i) } }
         FileHandle.standardError.write(Data("draining \(lines.count) files\n".utf8))
         // Before the CPU count starts: the reference work is not the drain's.
         let reference = HostSpeed.referenceMicroseconds()
@@ -115,33 +91,9 @@ struct QueueBench: AsyncParsableCommand {
         let statsStart = journal.commitStatistics
         let start = ContinuousClock.now
         let total = lines.count
-        // At --rate, a thread of its own (not the runner's task pool) drops every file that
-        // is due each time it wakes, so the rate holds even when its timer is late.
-        // It wakes at most every millisecond (more often costs this VM more CPU in timer
-        // wakeups than the files cost Cordon), and its own CPU time is not Cordon's: it is
-        // subtracted from the figure printed.
         let produced = Locked(false)
         let producerCPU = Locked(0.0)
-        if rate > 0 {
-            let rate = self.rate
-            let thread = Thread {
-                var next = 0
-                while next < total {
-                    let elapsed = ContinuousClock.now - start
-                    let seconds = elapsed.seconds
-                    let due = min(total, Int(seconds * rate) + 1)
-                    while next < due {
-                        try? drop(next)
-                        next += 1
-                    }
-                    let wait = max(0.001, Double(next) / rate - seconds)
-                    usleep(UInt32(min(wait, 0.1) * 1e6))
-                }
-                producerCPU.value.withLock { $0 = threadCPUSeconds() }
-                produced.value.withLock { $0 = true }
-            }
-            thread.start()
-        }
+        if rate > 0 { Self.startProducer(dropper, total: total, rate: rate, start: start, produced: produced, cpu: producerCPU) }
         let filesDone = Locked(0)
         let handled = Locked(0)
         let runner = QueueRunner(
@@ -157,23 +109,7 @@ struct QueueBench: AsyncParsableCommand {
         let stats = journal.commitStatistics
         try await journal.close()
         let seconds = elapsed.seconds
-        // Latency counts from the drain's start for files that were waiting (a backlog);
-        // it is the time a finding spent before its first action ran.
-        let calls = noop.calls.withLock { $0 }
-        let arrived = arrivedAt.value.withLock { $0 }
-        var latencies: [Double] = []
-        var rows: [(Double, Double)] = []
-        for (id, called) in calls {
-            let from = max(arrived[id] ?? start, start)
-            let latency = (called - from).seconds * 1000
-            latencies.append(latency)
-            rows.append(((from - start).seconds * 1000, latency))
-        }
-        if let latencyLog {
-            let text = "arrival_ms,latency_ms\n" + rows.sorted { $0.0 < $1.0 }.map { String(format: "%.3f,%.3f", $0.0, $0.1) }.joined(separator: "\n") + "\n"
-            try text.write(toFile: latencyLog, atomically: true, encoding: .utf8)
-        }
-        latencies.sort()
+        let latencies = try latencies(calls: noop.calls.withLock { $0 }, arrived: dropper.arrivedAt.value.withLock { $0 }, start: start)
         func pct(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "playbooks: %d loaded in %.0f ms; RSS after load %.0f MB, at end %.0f MB", loaded.playbooks.count,
                      loadTime.seconds * 1000, rssAfterLoad, Self.rssMB()))
@@ -187,6 +123,99 @@ struct QueueBench: AsyncParsableCommand {
         } else {
             print(String(format: "first action called for %d findings; time from the start of the drain p50 %.1f ms, p99 %.1f ms (a backlog, not arrival latency: use --rate)", latencies.count, pct(0.5), pct(0.99)))
         }
+    }
+
+    /// The engine as `cordon run` has it, with `action` as `core.log` (the playbooks' step):
+    /// the journal replayed into a runner's index, --concurrency actions at once.
+    func makeEngine(_ loaded: LoadedConfig, journal: SQLiteJournal, secrets: SecretStore, action: NoOp) async throws -> Engine {
+        var actions = CoreActions.all
+        actions["core.log"] = action
+        return Engine(
+            config: loaded, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: "cordon-bench",
+            index: try await IncidentIndex.load(from: journal, retention: .live(findings: IncidentIndex.Retention.defaultWindow)),
+            actionsInFlight: concurrency)
+    }
+
+    /// The findings' files. A producer as another process would be: a file written beside
+    /// incoming/, then renamed into it. Files are written before the drain (creating
+    /// thousands of files costs the file system more than Cordon's own work), and renamed
+    /// in all at once or at --rate, noting when each arrived.
+    struct Dropper: Sendable {
+        /// The staging prefix: the queue directory and a dot (hidden, beside incoming/).
+        let stagingPath: String
+        let incomingPath: String
+        /// Each file's finding id.
+        let ids: [String]
+        let arrivedAt = Locked<[String: ContinuousClock.Instant]>([:])
+
+        static func name(_ i: Int) -> String { String(format: "f%06d.json", i) }
+
+        /// Writes every file beside incoming/.
+        func stage(_ lines: [ArraySlice<UInt8>]) throws {
+            for i in lines.indices {
+                let path = stagingPath + Self.name(i)
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+                let written = lines[i].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                guard written == lines[i].count else { throw ValidationError("cannot write \(path)") }
+            }
+        }
+
+        /// Renames file `i` into incoming/.
+        func drop(_ i: Int) throws {
+            let name = Self.name(i)
+            guard rename(stagingPath + name, incomingPath + name) == 0 else { throw ValidationError("cannot drop \(name)") }
+            arrivedAt.value.withLock { $0[ids[i]] = .now }
+        }
+    }
+
+    /// At --rate, a thread of its own (not the runner's task pool) drops every file that
+    /// is due each time it wakes, so the rate holds even when its timer is late.
+    /// It wakes at most every millisecond (more often costs this VM more CPU in timer
+    /// wakeups than the files cost Cordon), and its own CPU time is not Cordon's: it is
+    /// noted in `cpu` (to subtract from the figure printed) before `produced` is set.
+    static func startProducer(
+        _ dropper: Dropper, total: Int, rate: Double, start: ContinuousClock.Instant, produced: Locked<Bool>, cpu producerCPU: Locked<Double>
+    ) {
+        let thread = Thread {
+            var next = 0
+            while next < total {
+                let elapsed = ContinuousClock.now - start
+                let seconds = elapsed.seconds
+                let due = min(total, Int(seconds * rate) + 1)
+                while next < due {
+                    try? dropper.drop(next)
+                    next += 1
+                }
+                let wait = max(0.001, Double(next) / rate - seconds)
+                usleep(UInt32(min(wait, 0.1) * 1e6))
+            }
+            producerCPU.value.withLock { $0 = threadCPUSeconds() }
+            produced.value.withLock { $0 = true }
+        }
+        thread.start()
+    }
+
+    /// Each finding's latency in ms, sorted, written with its arrival to --latency-log when
+    /// given. Latency counts from the drain's start for files that were waiting (a
+    /// backlog); it is the time a finding spent before its first action ran.
+    func latencies(
+        calls: [String: ContinuousClock.Instant], arrived: [String: ContinuousClock.Instant], start: ContinuousClock.Instant
+    ) throws -> [Double] {
+        var latencies: [Double] = []
+        var rows: [(Double, Double)] = []
+        for (id, called) in calls {
+            let from = max(arrived[id] ?? start, start)
+            let latency = (called - from).seconds * 1000
+            latencies.append(latency)
+            rows.append(((from - start).seconds * 1000, latency))
+        }
+        if let latencyLog {
+            let text = "arrival_ms,latency_ms\n" + rows.sorted { $0.0 < $1.0 }.map { String(format: "%.3f,%.3f", $0.0, $0.1) }.joined(separator: "\n") + "\n"
+            try text.write(toFile: latencyLog, atomically: true, encoding: .utf8)
+        }
+        return latencies.sorted()
     }
 
     /// Appends `findings` findings' worth of records, with random incident ids and
