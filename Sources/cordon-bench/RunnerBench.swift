@@ -71,40 +71,16 @@ struct RunnerBench: AsyncParsableCommand {
                     format: "journal: %d findings handled in %.1f s, %d incidents, %.0f MB (database and WAL)", journalFindings,
                     (ContinuousClock.now - started).seconds, incidents, Double(bytes) / 1e6))
         }
+        try Self.printVerification(data: root.appendingPathComponent("data"))
 
-        // What an auditor's `cordon journal verify` costs on it.
-        let verifyStart = ContinuousClock.now
-        let report = try JournalVerifier(directory: DataDirectory(root.appendingPathComponent("data").path)).verify()
-        let verifySeconds = (ContinuousClock.now - verifyStart).seconds
-        print(
-            String(
-                format: "verify: %d records and %d evidence items in %.2f s = %.0f records/s (%@)", report.records, report.evidenceFiles,
-                verifySeconds, Double(report.records) / max(verifySeconds, 1e-9), report.isValid ? "valid" : "NOT valid"))
-
-        let executable = cordon ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cordon").path
         let queue = root.appendingPathComponent("queue")
         let log = root.appendingPathComponent("cordon.log")
         _ = fm.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments =
-            ["run", "--queue-dir", queue.path, "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
-            + (dedupeWindow.map { ["--dedupe-window", String($0)] } ?? [])
-        process.currentDirectoryURL = root
-        process.standardError = try FileHandle(forWritingTo: log)
-        process.standardOutput = FileHandle.nullDevice
+        let process = try cordonProcess(root: root, queue: queue, playbooks: playbookDir, log: log)
         let spawned = ContinuousClock.now
         try process.run()
         defer { if process.isRunning { process.terminate() } }
-        // Running once it says so (after replaying the journal).
-        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("cordon: running") {
-            guard process.isRunning else {
-                print("cordon run exited with status \(process.terminationStatus):\n" + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
-                throw ExitCode(1)
-            }
-            guard ContinuousClock.now - spawned < .seconds(600) else { throw ValidationError("cordon run did not start within 600 s") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await Self.waitUntilRunning(process, log: log, since: spawned)
         let startup = (ContinuousClock.now - spawned).seconds
         var idleRSS = 0.0
         let idleUntil = ContinuousClock.now + .milliseconds(Int(idle * 1000))
@@ -114,42 +90,84 @@ struct RunnerBench: AsyncParsableCommand {
         }
         print(String(format: "cordon run: running after %.2f s; resident memory while idle %.1f MB", startup, idleRSS))
 
-        if then > 0 {
-            // Written beside incoming/ and renamed into it, as producers do.
-            let incoming = queue.appendingPathComponent("incoming")
-            var peak = 0.0
-            let dropped = ContinuousClock.now
-            // New ids on every run (a kept journal has seen the last run's).
-            let round = Int.random(in: 1_000_000...9_999_999)
-            for i in 0..<then {
-                if i % 500 == 0 { peak = max(peak, QueueBench.rssMB(process.processIdentifier)) }
-                let text = Self.event(events, i, round: round)
-                let staging = queue.appendingPathComponent(".f\(i).json")
-                try text.write(to: staging, atomically: false, encoding: .utf8)
-                guard rename(staging.path, incoming.appendingPathComponent("f\(i).json").path) == 0 else { throw ValidationError("cannot rename into \(incoming.path)") }
-            }
-            let done = queue.appendingPathComponent("done")
-            while ((try? fm.contentsOfDirectory(atPath: done.path).count) ?? 0) < then {
-                peak = max(peak, QueueBench.rssMB(process.processIdentifier))
-                guard process.isRunning else { throw ValidationError("cordon run exited while processing") }
-                guard ContinuousClock.now - dropped < .seconds(600) else { throw ValidationError("cordon run did not process \(then) findings within 600 s") }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            let took = (ContinuousClock.now - dropped).seconds
-            let after = QueueBench.rssMB(process.processIdentifier)
-            // Once the allocator has had its time (jemalloc returns freed memory over ~10 s).
-            try await Task.sleep(for: .seconds(12))
-            print(
-                String(
-                    format: "cordon run: %d more findings dropped and processed in %.1f s; resident memory %.1f MB at most, %.1f MB after, %.1f MB 12 s later",
-                    then, took, peak, after, QueueBench.rssMB(process.processIdentifier)))
-        }
+        if then > 0 { try await dropMore(events, into: queue, process: process) }
         process.terminate()
         process.waitUntilExit()
         guard process.terminationReason == .exit && process.terminationStatus == 0 else {
             print("cordon run did not stop cleanly (status \(process.terminationStatus)):\n" + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
             throw ExitCode(1)
         }
+    }
+
+    /// Prints what an auditor's `cordon journal verify` costs on the journal.
+    static func printVerification(data: URL) throws {
+        let verifyStart = ContinuousClock.now
+        let report = try JournalVerifier(directory: DataDirectory(data.path)).verify()
+        let verifySeconds = (ContinuousClock.now - verifyStart).seconds
+        print(
+            String(
+                format: "verify: %d records and %d evidence items in %.2f s = %.0f records/s (%@)", report.records, report.evidenceFiles,
+                verifySeconds, Double(report.records) / max(verifySeconds, 1e-9), report.isValid ? "valid" : "NOT valid"))
+    }
+
+    /// `cordon run --queue-dir` on the journal under `root`, its standard error to `log`
+    /// (not started).
+    func cordonProcess(root: URL, queue: URL, playbooks playbookDir: URL, log: URL) throws -> Process {
+        let executable = cordon ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cordon").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments =
+            ["run", "--queue-dir", queue.path, "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
+            + (dedupeWindow.map { ["--dedupe-window", String($0)] } ?? [])
+        process.currentDirectoryURL = root
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        return process
+    }
+
+    /// Waits until cordon says it is running (after replaying the journal).
+    static func waitUntilRunning(_ process: Process, log: URL, since spawned: ContinuousClock.Instant) async throws {
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("cordon: running") {
+            guard process.isRunning else {
+                print("cordon run exited with status \(process.terminationStatus):\n" + ((try? String(contentsOf: log, encoding: .utf8)) ?? ""))
+                throw ExitCode(1)
+            }
+            guard ContinuousClock.now - spawned < .seconds(600) else { throw ValidationError("cordon run did not start within 600 s") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Drops --then more findings into the running cordon's queue, waits until it has
+    /// processed them, and prints the time and its resident memory.
+    func dropMore(_ events: [String], into queue: URL, process: Process) async throws {
+        // Written beside incoming/ and renamed into it, as producers do.
+        let incoming = queue.appendingPathComponent("incoming")
+        var peak = 0.0
+        let dropped = ContinuousClock.now
+        // New ids on every run (a kept journal has seen the last run's).
+        let round = Int.random(in: 1_000_000...9_999_999)
+        for i in 0..<then {
+            if i % 500 == 0 { peak = max(peak, QueueBench.rssMB(process.processIdentifier)) }
+            let text = Self.event(events, i, round: round)
+            let staging = queue.appendingPathComponent(".f\(i).json")
+            try text.write(to: staging, atomically: false, encoding: .utf8)
+            guard rename(staging.path, incoming.appendingPathComponent("f\(i).json").path) == 0 else { throw ValidationError("cannot rename into \(incoming.path)") }
+        }
+        let done = queue.appendingPathComponent("done")
+        while ((try? FileManager.default.contentsOfDirectory(atPath: done.path).count) ?? 0) < then {
+            peak = max(peak, QueueBench.rssMB(process.processIdentifier))
+            guard process.isRunning else { throw ValidationError("cordon run exited while processing") }
+            guard ContinuousClock.now - dropped < .seconds(600) else { throw ValidationError("cordon run did not process \(then) findings within 600 s") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let took = (ContinuousClock.now - dropped).seconds
+        let after = QueueBench.rssMB(process.processIdentifier)
+        // Once the allocator has had its time (jemalloc returns freed memory over ~10 s).
+        try await Task.sleep(for: .seconds(12))
+        print(
+            String(
+                format: "cordon run: %d more findings dropped and processed in %.1f s; resident memory %.1f MB at most, %.1f MB after, %.1f MB 12 s later",
+                then, took, peak, after, QueueBench.rssMB(process.processIdentifier)))
     }
 
     /// Event `i`, under a new id past the corpus's first pass (`round` keeps sets apart).
