@@ -117,7 +117,7 @@ struct RunnerBench: AsyncParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments =
-            ["run", "--queue-dir", queue.path, "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
+            ["run", "--queue-dir", queue.path, "--create-queue-dir", "--data-dir", root.appendingPathComponent("data").path, "--playbooks", playbookDir.path]
             + (dedupeWindow.map { ["--dedupe-window", String($0)] } ?? [])
         process.currentDirectoryURL = root
         process.standardError = try FileHandle(forWritingTo: log)
