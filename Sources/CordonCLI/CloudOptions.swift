@@ -133,21 +133,19 @@ final class CloudSession: Sendable {
             do {
                 saved = try SimulatedCloudState.read(path: path)
             } catch {
-                printError("cordon: \(error)")
-                throw ExitCode(2)
+                throw CordonError(.invalidInput, "\(error)")
             }
             // An inventory named explicitly must be the one that seeded the saved state.
             if let explicit = options.inventory {
                 let digest = (try? BoundedFile.read(explicit, limit: YAMLParser().maxBytes).get()).map(SimulatedCloudState.fingerprint)
                 if digest == nil {
-                    printError("cordon: --inventory: cannot read \(explicit)")
-                    throw ExitCode(2)
+                    throw CordonError(.usage, "--inventory: cannot read \(explicit)")
                 }
                 if let seeded = saved.notes["inventory_sha256"], seeded != digest {
-                    printError(
-                        "cordon: the simulated cloud in \(path) was seeded from \(saved.notes["inventory"] ?? "another inventory") and has changed since; it is kept across commands so that approve and rollback see earlier changes. To start again from \(explicit), delete \(path) or use another --data-dir."
+                    throw CordonError(
+                        .conflict,
+                        "the simulated cloud in \(path) was seeded from \(saved.notes["inventory"] ?? "another inventory") and has changed since; it is kept across commands so that approve and rollback see earlier changes. To start again from \(explicit), delete \(path) or use another --data-dir."
                     )
-                    throw ExitCode(2)
                 }
             }
             let cloud = SimulatedCloud(restoring: saved)
@@ -159,28 +157,25 @@ final class CloudSession: Sendable {
         case .success(let read): bytes = read
         case .failure(let error):
             if options.inventory == nil && !FileManager.default.fileExists(atPath: inventoryPath) {
-                printError(
-                    "cordon: --cloud simulated needs an inventory of the simulated accounts: no \(inventoryPath) here (run from the repository root, or give --inventory FILE; the format is in Fixtures/inventory/README.md)"
+                throw CordonError(
+                    .notFound,
+                    "--cloud simulated needs an inventory of the simulated accounts: no \(inventoryPath) here (run from the repository root, or give --inventory FILE; the format is in Fixtures/inventory/README.md)"
                 )
-            } else {
-                printError("cordon: --inventory: cannot read \(inventoryPath): \(error.message)")
             }
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "--inventory: cannot read \(inventoryPath): \(error.message)")
         }
         let inventory: Inventory
         do {
             inventory = try Inventory.parse(Array(bytes), file: inventoryPath)
         } catch {
             for d in error.diagnostics { printError(d.description) }
-            printError("cordon: the inventory \(inventoryPath) is invalid")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "the inventory \(inventoryPath) is invalid")
         }
         let cloud = SimulatedCloud(inventory: inventory)
         do {
             try FileManager.default.createDirectory(atPath: data.dataDir, withIntermediateDirectories: true)
         } catch {
-            printError("cordon: cannot create the data directory \(data.dataDir): \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "cannot create the data directory \(data.dataDir): \(error)")
         }
         try persist(cloud, path, notes: ["inventory": inventoryPath, "inventory_sha256": SimulatedCloudState.fingerprint(Array(bytes))])
         return cloud
@@ -190,8 +185,7 @@ final class CloudSession: Sendable {
         do {
             try cloud.persist(to: path, notes: notes)
         } catch {
-            printError("cordon: cannot save the simulated cloud to \(path): \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "cannot save the simulated cloud to \(path): \(error)")
         }
     }
 

@@ -87,7 +87,7 @@ struct ConfigFile {
             let a = arguments[i]
             if a == "--" { break }
             if a == "--config" {
-                guard i + 1 < arguments.count else { throw InputError(message: "--config needs a FILE") }
+                guard i + 1 < arguments.count else { throw CordonError(.invalidInput, "--config needs a FILE") }
                 given = arguments[i + 1]
                 arguments.removeSubrange(i...(i + 1))
                 continue
@@ -100,11 +100,11 @@ struct ConfigFile {
             i += 1
         }
         if let given {
-            guard FileManager.default.fileExists(atPath: given) else { throw InputError(message: "cordon: --config \(given): no such file") }
+            guard FileManager.default.fileExists(atPath: given) else { throw CordonError(.invalidInput, "--config \(given): no such file") }
             return (given, "--config")
         }
         if let env = environment["CORDON_CONFIG"], !env.isEmpty {
-            guard FileManager.default.fileExists(atPath: env) else { throw InputError(message: "cordon: CORDON_CONFIG=\(env): no such file") }
+            guard FileManager.default.fileExists(atPath: env) else { throw CordonError(.invalidInput, "CORDON_CONFIG=\(env): no such file") }
             return (env, "CORDON_CONFIG")
         }
         for path in searched where FileManager.default.fileExists(atPath: path) { return (path, path) }
@@ -247,8 +247,8 @@ struct ConfigFile {
         guard let (path, _) = try locate(&arguments, environment: environment) else { return (arguments, nil) }
         let file = ConfigFile(path: path)
         if !file.diagnostics.isEmpty {
-            let lines = file.diagnostics.sorted().map(\.description) + ["cordon: the configuration file \(path) is invalid"]
-            throw InputError(message: lines.joined(separator: "\n"))
+            for d in file.diagnostics.sorted() { printError(d.description) }
+            throw CordonError(.invalidInput, "the configuration file \(path) is invalid")
         }
         guard let (name, end) = command(in: arguments) else { return (arguments, file) }
         let user = Array(arguments[end...])
@@ -303,7 +303,7 @@ struct ConfigShowCommand: ParsableCommand {
         let file = found.map { ConfigFile(path: $0.path) }
         if let file, !file.diagnostics.isEmpty {
             for d in file.diagnostics.sorted() { printError(d.description) }
-            throw ExitCode(2)
+            throw CordonError(.invalidInput)
         }
         var effective = JSONObject()
         var lines: [String] = []

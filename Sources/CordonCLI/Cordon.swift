@@ -22,8 +22,9 @@ public struct Cordon: AsyncParsableCommand {
 
     public init() {}
 
-    /// Runs the command line: usage errors exit 2 (not ArgumentParser's 64), as the
-    /// docs' exit statuses say.
+    /// Runs the command line. Every error a command throws ends here, and `ExitStatus`
+    /// turns it into the exit status: 0 success, 1 a run or check failed, 2 a usage or
+    /// input error (not ArgumentParser's 64).
     public static func runMain() async {
         do {
             let (arguments, _) = try ConfigFile.apply(Array(CommandLine.arguments.dropFirst()))
@@ -33,30 +34,43 @@ public struct Cordon: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let error as InputError {
-            printError(error.message)
-            Foundation.exit(2)
         } catch {
-            let code = exitCode(for: error)
-            if code == .validationFailure {
-                let message = fullMessage(for: error)
-                if !message.isEmpty { printError(message) }
-                Foundation.exit(2)
-            }
-            exit(withError: error)
+            guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
+            if !message.isEmpty { printError(message) }
+            Foundation.exit(status)
         }
+    }
+}
+
+/// The exit status and message for an error that stopped a command: the one place where
+/// errors become exit statuses.
+enum ExitStatus {
+    /// nil for ArgumentParser's own exits (help, version, its usage errors other than
+    /// validation), which it prints and maps itself.
+    static func of(_ error: any Error) -> (status: Int32, message: String)? {
+        switch error {
+        case let error as CordonError:
+            return (error.code.exitStatus, error.message.isEmpty ? "" : "cordon: " + error.message)
+        case is CancellationError:
+            return (CordonError.Code.runFailed.exitStatus, "cordon: cancelled")
+        default:
+            break
+        }
+        let code = Cordon.exitCode(for: error)
+        if code == .validationFailure {
+            return (CordonError.Code.usage.exitStatus, Cordon.fullMessage(for: error))
+        }
+        if error is ExitCode || error is CleanExit || error is ValidationError || code != .failure {
+            return nil
+        }
+        // Anything else is a failure of the run: a journal, file or network error.
+        return (CordonError.Code.runFailed.exitStatus, "cordon: \(error)")
     }
 }
 
 /// Output format shared by commands.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
-}
-
-/// An input error: the message goes to stderr and the exit status is 2.
-struct InputError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }
 
 func printError(_ message: String) {

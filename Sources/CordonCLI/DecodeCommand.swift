@@ -56,7 +56,7 @@ struct DecodeCommand: ParsableCommand {
             for issue in result.issues { printError("cordon: \(issue)") }
             issues += result.issues.count
         }
-        if issues > 0 { throw ExitCode(2) }
+        if issues > 0 { throw CordonError(.invalidInput) }
     }
 }
 

@@ -57,8 +57,7 @@ struct DrillCommand: AsyncParsableCommand {
             parsed = try ScenarioLoader(playbooks: loaded.playbooks).load(path: scenario)
         } catch {
             for d in error.diagnostics { printError(d.description) }
-            printError("cordon: the scenario \(scenario) is invalid")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "the scenario \(scenario) is invalid")
         }
         let runner = DrillRunner(scenario: parsed, config: loaded, seed: seed)
         let dir = dataDir ?? DrillRunner.defaultDataDir(parsed)
@@ -71,10 +70,9 @@ struct DrillCommand: AsyncParsableCommand {
                 report = try await MotoDrill.run(runner, dataDir: dir)
             }
         } catch let error as DrillRunner.Failure {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "\(error)")
         }
         print(report.render(format), terminator: format == .text ? "\n" : "")
-        if !report.passed { throw ExitCode(1) }
+        if !report.passed { throw CordonError(.checkFailed) }
     }
 }

@@ -53,23 +53,19 @@ struct IAMPolicyCommand: ParsableCommand {
     func run() throws {
         let targets = playbooks.isEmpty ? [config.playbooks] : playbooks
         for path in targets where !FileManager.default.fileExists(atPath: path) {
-            printError("cordon: \(path): no such file or directory")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "\(path): no such file or directory")
         }
         let loaded = ConfigLoader().load(targets, integrationPaths: [config.integrations])
         if !loaded.isValid {
             for d in loaded.errors { printError(d.description) }
-            printError("cordon: the playbooks are invalid (see `cordon validate`)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "the playbooks are invalid (see `cordon validate`)")
         }
         if loaded.playbooks.isEmpty {
-            printError("cordon: no playbook in \(targets.joined(separator: ", "))")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no playbook in \(targets.joined(separator: ", "))")
         }
         let requirement = IAMPolicy.requirement(for: loaded.playbooks, roleArnTemplate: role.roleArnTemplate, principalArns: principalArns)
         if requirement.actions.isEmpty {
-            printError("cordon: \(loaded.playbooks.map(\.name).joined(separator: ", ")) call no AWS API (no aws.* step): they need no IAM policy")
-            throw ExitCode(1)
+            throw CordonError(.checkFailed, "\(loaded.playbooks.map(\.name).joined(separator: ", ")) call no AWS API (no aws.* step): they need no IAM policy")
         }
         let document = IAMPolicy.document(requirement)
         if principalArns.isEmpty {

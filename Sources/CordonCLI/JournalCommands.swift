@@ -18,11 +18,9 @@ struct DataOptions: ParsableArguments {
                 printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(dataDir)")
             }
         } catch let busy as DataDirectoryLock.Busy {
-            printError("cordon: \(busy.holder.map(\.description) ?? "another cordon process") runs incidents on \(dataDir): \(advice)")
-            throw ExitCode(2)
+            throw CordonError(.conflict, "\(busy.holder.map(\.description) ?? "another cordon process") runs incidents on \(dataDir): \(advice)")
         } catch {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "\(error)")
         }
     }
 
@@ -34,14 +32,12 @@ struct DataOptions: ParsableArguments {
     /// Opens the journal; exits 2 with a clear message when it cannot.
     func openJournal(create: Bool = false, secrets: SecretStore = SecretStore()) throws -> SQLiteJournal {
         if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {
-            printError("cordon: no journal at \(directory.journal.path) (is --data-dir right?)")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no journal at \(directory.journal.path) (is --data-dir right?)")
         }
         do {
             return try SQLiteJournal(directory: directory, secrets: secrets)
         } catch {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "\(error)")
         }
     }
 }
@@ -78,8 +74,7 @@ struct JournalVerifyCommand: ParsableCommand {
         do {
             report = try JournalVerifier(directory: data.directory).verify()
         } catch {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "\(error)")
         }
         let tailProblem = report.unsignedTail.map {
             "unsigned tail: \($0.count) record(s) from seq \($0.from) are not covered by a checkpoint signature"
@@ -107,7 +102,7 @@ struct JournalVerifyCommand: ParsableCommand {
             }
             print(JSONWriter.pretty(.object(o)))
         }
-        if !valid { throw ExitCode(1) }
+        if !valid { throw CordonError(.checkFailed) }
     }
 }
 
@@ -171,8 +166,7 @@ struct TimelineCommand: AsyncParsableCommand {
         let journal = try data.openJournal()
         let records = try await EvidenceBundle.incidentRecords(incident, journal: journal)
         guard !records.isEmpty else {
-            printError("cordon: no records for incident \(incident)")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no records for incident \(incident)")
         }
         print(Timeline(incident: incident, records: records).render(format), terminator: "")
     }
@@ -218,8 +212,7 @@ struct ExportCommand: AsyncParsableCommand {
                     ]))
             }
         } catch let error as SQLiteJournal.Error {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "\(error)")
         }
     }
 }

@@ -36,16 +36,13 @@ struct MatchCommand: ParsableCommand {
             do {
                 text = try String(contentsOfFile: pattern, encoding: .utf8)
             } catch {
-                throw InputError(message: "cannot read pattern file \(pattern): \(error.localizedDescription)")
+                throw CordonError(.invalidInput, "cannot read pattern file \(pattern): \(error.localizedDescription)")
             }
             do {
                 compiled = PatternSet([try EventPattern(text: text)])
             } catch {
-                throw InputError(message: "\(pattern): \(error)")
+                throw CordonError(.invalidInput, "\(pattern): \(error)")
             }
-        } catch let error as InputError {
-            printError("cordon: \(error.message)")
-            throw ExitCode(2)
         }
         var matcher = compiled.makeMatcher()
 
@@ -53,8 +50,7 @@ struct MatchCommand: ParsableCommand {
         do {
             reader = try LineReader(path: events)
         } catch {
-            printError("cordon: cannot read events file \(events ?? "-"): \(error)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "cannot read events file \(events ?? "-"): \(error)")
         }
         let source = events ?? "stdin"
         var lineNumber = 0
@@ -68,7 +64,7 @@ struct MatchCommand: ParsableCommand {
                 // The strict parser first: duplicate keys, bad escapes and invalid UTF-8
                 // anywhere in the event are errors, as they are at intake.
                 let value = try JSONParser.parse(line)
-                guard case .object = value else { throw InputError(message: "an event must be a JSON object, found \(value.typeName)") }
+                guard case .object = value else { throw CordonError(.invalidInput, "an event must be a JSON object, found \(value.typeName)") }
                 result = try matcher.matches(line).isEmpty ? "no match" : "match"
             } catch let e as JSONParseError {
                 result = "error"
@@ -96,10 +92,9 @@ struct MatchCommand: ParsableCommand {
             fflush(nil)
         }
         if let readError = reader.error {
-            printError("cordon: reading \(source): \(readError)")
-            throw ExitCode(2)
+            throw CordonError(.invalidInput, "reading \(source): \(readError)")
         }
-        if failures > 0 { throw ExitCode(2) }
+        if failures > 0 { throw CordonError(.invalidInput) }
     }
 }
 
@@ -118,7 +113,7 @@ final class LineReader {
     init(path: String?) throws {
         if let path, path != "-" {
             guard let handle = FileHandle(forReadingAtPath: path) else {
-                throw InputError(message: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+                throw CordonError(.invalidInput, FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
             }
             self.handle = handle
         } else {
@@ -137,7 +132,7 @@ final class LineReader {
             }
             scanned = buffer.count
             if buffer.count - start > Self.maxLine {
-                error = InputError(message: "a line is longer than \(Self.maxLine) bytes")
+                error = CordonError(.invalidInput, "a line is longer than \(Self.maxLine) bytes")
                 eof = true
                 start = buffer.count
                 return nil

@@ -15,8 +15,7 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
     let loaded = ConfigLoader().load(paths)
     if !loaded.isValid {
         for d in loaded.errors { printError(d.description) }
-        printError("cordon: the playbooks or integrations are invalid (see `cordon validate`)")
-        throw ExitCode(2)
+        throw CordonError(.invalidInput, "the playbooks or integrations are invalid (see `cordon validate`)")
     }
     return loaded
 }
@@ -168,8 +167,8 @@ struct ProcessCommand: AsyncParsableCommand {
                     "decode_errors": .array(decodeIssues.map { .string($0.description) }), "incidents": .array(incidents),
                 ]))
         }
-        if inputErrors > 0 { throw ExitCode(2) }
-        if anyFailed { throw ExitCode(1) }
+        if inputErrors > 0 { throw CordonError(.invalidInput) }
+        if anyFailed { throw CordonError(.checkFailed) }
     }
 }
 
@@ -220,8 +219,7 @@ struct ShowCommand: AsyncParsableCommand {
     func run() async throws {
         let journal = try data.openJournal()
         guard let i = try await IncidentIndex.load(incident: incident, from: journal) else {
-            printError("cordon: no incident \(incident) (see `cordon incidents`)")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no incident \(incident) (see `cordon incidents`)")
         }
         switch output {
         case .json:
@@ -312,12 +310,7 @@ struct ApproveCommand: AsyncParsableCommand {
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
-        do {
-            try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason, continuing: false)
-        } catch let error as EngineError {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
-        }
+        try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason, continuing: false)
         let decided = "\(deny ? "denied" : "approved") \(step) of \(incident) by \(by)"
         // A runner on the data directory takes the decision in and continues the incident.
         if let runner = data.runner {
@@ -355,7 +348,7 @@ struct ApproveCommand: AsyncParsableCommand {
         case .json:
             print(JSONWriter.pretty(json(continuedBy: "this command", incident: state)))
         }
-        if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == .failed } }) == true { throw ExitCode(1) }
+        if state.map({ incident in incident.steps.values.contains { $0.round == incident.rounds && $0.status == .failed } }) == true { throw CordonError(.checkFailed) }
     }
 }
 
@@ -399,13 +392,7 @@ struct RollbackCommand: AsyncParsableCommand {
                 printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(data.dataDir)")
             } : nil
         let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
-        let results: [Engine.RollbackResult]
-        do {
-            results = try await engine.rollback(incident: incident, step: step, by: by)
-        } catch let error as EngineError {
-            printError("cordon: \(error)")
-            throw ExitCode(2)
-        }
+        let results = try await engine.rollback(incident: incident, step: step, by: by)
         try await journal.close()
         withExtendedLifetime(lock) {}
         switch output {
@@ -423,7 +410,7 @@ struct RollbackCommand: AsyncParsableCommand {
                     }),
                 ]))
         }
-        if results.contains(where: { $0.status == "failed" }) { throw ExitCode(1) }
+        if results.contains(where: { $0.status == "failed" }) { throw CordonError(.checkFailed) }
     }
 }
 
@@ -460,18 +447,17 @@ struct CloseCommand: AsyncParsableCommand {
         // The incident alone: closing needs nothing else of the journal.
         var index = IncidentIndex()
         guard let open = try await IncidentIndex.load(incident: incident, from: journal) else {
-            printError("cordon: no incident \(incident) (see `cordon incidents`)")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no incident \(incident) (see `cordon incidents`)")
         }
         index.adopt(open)
         let engine = Engine(
             config: LoadedConfig(), actions: [:], journal: journal, evidence: journal.evidence, secrets: SecretStore(), actor: runnerName(), index: index)
         do {
             try await engine.close(incident: incident, by: by, reason: reason)
-        } catch let error as EngineError {
+        } catch {
+            // Signed up to what it holds, whatever the close's failure.
             try await journal.close()
-            printError("cordon: \(error)")
-            throw ExitCode(2)
+            throw error
         }
         let closed = try await IncidentIndex.load(incident: incident, from: journal)
         try await journal.close()

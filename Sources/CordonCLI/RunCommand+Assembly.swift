@@ -54,16 +54,14 @@ extension RunCommand {
         do {
             try await journal.close()
         } catch {
-            printError("cordon: cannot sign the journal at shutdown: \(error)")
-            throw ExitCode(1)
+            throw CordonError(.runFailed, "cannot sign the journal at shutdown: \(error)")
         }
         if output == .json { print(JSONWriter.pretty(await Self.summary(engine, metrics, failed: failed))) }
         crashes.end()
         if failed {
             // A source or the handlers stopped on an error (e.g. the journal could not
             // commit): what is durable resumes on the next start, but this run failed.
-            printError("cordon: stopped after an error; journal signed up to what is durable")
-            throw ExitCode(1)
+            throw CordonError(.runFailed, "stopped after an error; journal signed up to what is durable")
         }
         printError("cordon: stopped; journal signed")
     }
@@ -76,8 +74,7 @@ extension RunCommand {
             do {
                 queue = try QueueDirectory(root: URL(fileURLWithPath: queueDir), create: createQueueDir)
             } catch {
-                printError("cordon: \(error)")
-                throw ExitCode(2)
+                throw CordonError(.invalidInput, "\(error)")
             }
         }
         // As many waiting as QueueRunner keeps for its handlers (the benchmark's figures).
@@ -96,9 +93,8 @@ extension RunCommand {
                     sqs: sqs, queueURL: sqsUrl, batcher: batcher, receipts: receipts, metrics: metrics, waitSeconds: sqsWait,
                     visibilityTimeout: sqsVisibilityTimeout, log: { printError($0) })
             } catch {
-                printError("cordon: --sqs-url: \(error)")
                 try? await cloud.shutdown()
-                throw ExitCode(2)
+                throw CordonError(.usage, "--sqs-url: \(error)")
             }
         }
         return Parts(
@@ -111,8 +107,7 @@ extension RunCommand {
         guard let listen, let (host, port) = Self.hostPort(listen) else { return nil }
         let secrets = SecretStore()
         for name in apiKeySecret + hmacSecret + metricsTokenSecret where (secrets.value(name) ?? "").isEmpty {
-            printError("cordon: secret \(name) is not set (environment variable \(name) or a file named by \(name)_FILE)")
-            throw ExitCode(2)
+            throw CordonError(.usage, "secret \(name) is not set (environment variable \(name) or a file named by \(name)_FILE)")
         }
         let authenticator = RequestAuthenticator(
             apiKeys: apiKeySecret.compactMap { secrets.value($0) }, hmacSecrets: hmacSecret.compactMap { secrets.value($0) }, apiKeyHeader: apiKeyHeader,
@@ -120,8 +115,7 @@ extension RunCommand {
         var pem: String?
         if let snsCertFile {
             guard let text = try? String(contentsOfFile: snsCertFile, encoding: .utf8) else {
-                printError("cordon: --sns-cert-file \(snsCertFile) cannot be read")
-                throw ExitCode(2)
+                throw CordonError(.usage, "--sns-cert-file \(snsCertFile) cannot be read")
             }
             pem = text
         }
@@ -235,8 +229,7 @@ extension RunCommand {
             do {
                 services.append(service(try server.service(onRunning: { port in printError("cordon: listening on \(scheme)://\(host):\(port)") })))
             } catch {
-                printError("cordon: --tls-cert/--tls-key: \(error)")
-                throw ExitCode(2)
+                throw CordonError(.usage, "--tls-cert/--tls-key: \(error)")
             }
         }
         return services

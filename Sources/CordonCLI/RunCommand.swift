@@ -193,8 +193,7 @@ struct RunCommand: AsyncParsableCommand {
         defer { signalWatcher.cancel() }
         let loaded = try loadConfiguration(config)
         if loaded.playbooks.isEmpty && !allowEmpty {
-            printError("cordon: no playbook found in \(config.playbooks): nothing would run (check the path; give --allow-empty to run without playbooks)")
-            throw ExitCode(2)
+            throw CordonError(.notFound, "no playbook found in \(config.playbooks): nothing would run (check the path; give --allow-empty to run without playbooks)")
         }
         try await CloudSession.with(cloud, data) { session in try await run(loaded, session, shutdownRequests) }
     }

@@ -76,7 +76,7 @@ struct ValidateCommand: ParsableCommand {
             ]
             print(JSONWriter.pretty(report))
         }
-        if !loaded.isValid { throw ExitCode(1) }
+        if !loaded.isValid { throw CordonError(.checkFailed) }
     }
 }
 

@@ -16,11 +16,12 @@ extension Engine {
     /// allows. A decision already made, by anyone or by the approval's timeout, stands: a
     /// second one is refused with an error that names it.
     public func decide(incident id: String, step: String, by person: String, approve: Bool, reason: String?, continuing: Bool = true) async throws {
-        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        guard let incident = try await incident(id) else { throw CordonError(.notFound, "no incident \(id) (see `cordon incidents`)") }
         guard incident.pendingApproval == step, let requestSeq = incident.approvalRequestSeq else {
-            if let earlier = try await latestDecision(incident: id, step: step) { throw EngineError(message: Self.alreadyDecided(earlier, step: step, incident: id)) }
-            throw EngineError(
-                message: incident.pendingApproval.map { "incident \(id) awaits approval of step \($0), not \(step)" }
+            if let earlier = try await latestDecision(incident: id, step: step) { throw CordonError(.conflict, Self.alreadyDecided(earlier, step: step, incident: id)) }
+            throw CordonError(
+                .conflict,
+                incident.pendingApproval.map { "incident \(id) awaits approval of step \($0), not \(step)" }
                     ?? "incident \(id) has no pending approval (\(incident.state.rawValue), status \(incident.status))")
         }
         var data: JSONObject = [
@@ -34,7 +35,7 @@ extension Engine {
             try await load(id)
             try await append(decision)
         } catch let conflict as JournalClaimConflict {
-            throw EngineError(message: Self.alreadyDecided(conflict.existing, step: step, incident: id))
+            throw CordonError(.conflict, Self.alreadyDecided(conflict.existing, step: step, incident: id))
         }
         if continuing { try await run(incident: id) }
     }

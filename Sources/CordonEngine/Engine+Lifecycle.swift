@@ -20,7 +20,7 @@ extension Engine {
         while index.incidents[id] == nil, index.knows(incident: id) {
             let before = index.changes(ofLetGo: id)
             guard let full = try await IncidentIndex.load(incident: id, from: journal) else {
-                throw EngineError(message: "incident \(id) is in the index but not in the journal")
+                throw CordonError(.corruptJournal, "incident \(id) is in the index but not in the journal")
             }
             // Read again if a record of it was applied meanwhile (it may be missing from
             // this reading), or if another task read it first.
@@ -45,8 +45,8 @@ extension Engine {
     /// follows it. A pending approval is withdrawn; steps still to run are not run. An
     /// incident closed already stays as it was: the error names who closed it and when.
     public func close(incident id: String, by person: String, reason: String?) async throws {
-        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
-        if let closure = incident.closure { throw EngineError(message: Self.alreadyClosed(id, closure)) }
+        guard let incident = try await incident(id) else { throw CordonError(.notFound, "no incident \(id) (see `cordon incidents`)") }
+        if let closure = incident.closure { throw CordonError(.conflict, Self.alreadyClosed(id, closure)) }
         var data: JSONObject = ["by": .string("user:\(person)")]
         if let reason { data["reason"] = .string(reason) }
         if let pending = incident.pendingApproval { data["withdrew_approval"] = .string(pending) }
@@ -56,7 +56,7 @@ extension Engine {
             try await append(record)
         } catch let conflict as JournalClaimConflict {
             let d = conflict.existing.data
-            throw EngineError(message: Self.alreadyClosed(id, .init(time: conflict.existing.time, by: d["by"]?.stringValue ?? conflict.existing.actor, reason: d["reason"]?.stringValue)))
+            throw CordonError(.conflict, Self.alreadyClosed(id, .init(time: conflict.existing.time, by: d["by"]?.stringValue ?? conflict.existing.actor, reason: d["reason"]?.stringValue)))
         }
     }
 

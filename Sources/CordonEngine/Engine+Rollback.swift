@@ -30,7 +30,7 @@ extension Engine {
     /// change), newest first, or only the runs of `step`. Runs already rolled back are
     /// skipped, so running it again is harmless.
     public func rollback(incident id: String, step only: String? = nil, by person: String? = nil) async throws -> [RollbackResult] {
-        guard let incident = try await incident(id) else { throw EngineError(message: "no incident \(id) (see `cordon incidents`)") }
+        guard let incident = try await incident(id) else { throw CordonError(.notFound, "no incident \(id) (see `cordon incidents`)") }
         await acquire("run\u{0}" + id)
         defer { release("run\u{0}" + id) }
         let records = try await journal.records(incident: id)
@@ -45,9 +45,9 @@ extension Engine {
             }
         }
         if let only {
-            guard incident.steps[only] != nil else { throw EngineError(message: "incident \(id) has no step \(only)") }
+            guard incident.steps[only] != nil else { throw CordonError(.notFound, "incident \(id) has no step \(only)") }
             units = units.filter { $0.step == only }
-            if units.isEmpty { throw EngineError(message: "step \(only) of \(id) changed nothing that can be rolled back (no recorded pre-state)") }
+            if units.isEmpty { throw CordonError(.usage, "step \(only) of \(id) changed nothing that can be rolled back (no recorded pre-state)") }
         }
         let who = person.map { "user:\($0)" } ?? actor
         var results: [RollbackResult] = []

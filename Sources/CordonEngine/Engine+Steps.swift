@@ -305,7 +305,7 @@ extension Engine {
         if let ref, ref.seq == nil { try await journal.durable() }
         guard let seq = ref?.seq,
             let record = try await journal.records(from: seq, limit: 1).first, record.seq == seq, let hash = record.evidenceHashes.first
-        else { throw EngineError(message: "cannot find the finding of evaluation \(round) of \(incident.id)") }
+        else { throw CordonError(.corruptJournal, "cannot find the finding of evaluation \(round) of \(incident.id)") }
         return try JSONParser.parse(try evidence.load(hash, citedAt: seq))
     }
 

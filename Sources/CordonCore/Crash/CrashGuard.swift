@@ -10,7 +10,7 @@ public enum CrashGuard {
     /// Starts writing what is in progress to `path` when the process dies on a fault.
     public static func install(path: String) throws {
         guard cordon_crash_install(path) == 0 else {
-            throw EngineError(message: "cannot install the crash handler (\(path)): \(String(cString: strerror(errno)))")
+            throw CordonError(.runFailed, "cannot install the crash handler (\(path)): \(String(cString: strerror(errno)))")
         }
     }
 
