@@ -51,6 +51,8 @@ enum ExitStatus {
         switch error {
         case let error as CordonError:
             return (error.code.exitStatus, error.message.isEmpty ? "" : "cordon: " + error.message)
+        case let error as any CordonErrorConvertible:
+            return of(error.cordonError)
         case is CancellationError:
             return (CordonError.Code.runFailed.exitStatus, "cordon: cancelled")
         default:

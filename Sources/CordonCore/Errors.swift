@@ -61,5 +61,41 @@ public struct CordonError: Error, Sendable, CustomStringConvertible {
     public var description: String { message.isEmpty ? code.description : message }
 }
 
+/// An error of one part of Cordon (a parser's, the journal's, an action's) that says
+/// which kind of `CordonError` it is, so that the command line maps it like any other.
+public protocol CordonErrorConvertible: Error {
+    var cordonError: CordonError { get }
+}
+
+extension CordonErrorConvertible where Self: CustomStringConvertible {
+    /// Malformed input, described by the error itself.
+    public var invalidInput: CordonError { CordonError(.invalidInput, description) }
+}
+
+extension YAMLError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
+
+extension JSONParseError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
+
+extension PatternError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
+
+extension EventMatchError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
+
+extension TemplateError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
+
+extension ActionError: CordonErrorConvertible {
+    /// An action that failed outside a step (a drill's seeding, a cloud call of a command).
+    public var cordonError: CordonError { CordonError(.runFailed, description) }
+}
+
 /// The engine's errors are Cordon's errors.
 public typealias EngineError = CordonError

@@ -201,3 +201,7 @@ extension Scenario {
         return .object(schema)
     }
 }
+
+extension ScenarioError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}

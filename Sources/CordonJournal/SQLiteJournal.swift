@@ -82,9 +82,11 @@ public final class SQLiteJournal: Journal, Sendable {
     /// opening: records without it were written by another process.
     let writerID = Int64.random(in: 1...Int64.max)
 
-    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible, CordonErrorConvertible {
         public var message: String
         public var description: String { message }
+        /// The journal cannot be opened, read or written: the run fails.
+        public var cordonError: CordonError { CordonError(.runFailed, message) }
     }
 
     /// Opens (creating if needed) the journal under `directory`.

@@ -379,3 +379,7 @@ struct InventoryLoader {
         return instance
     }
 }
+
+extension InventoryError: CordonErrorConvertible {
+    public var cordonError: CordonError { invalidInput }
+}
