@@ -1,6 +1,7 @@
 import ArgumentParser
 import CordonCore
 import Foundation
+import Logging
 
 /// `cordon.yaml`: the settings of every command, between the command line (which wins)
 /// and the built-in defaults.
@@ -73,6 +74,10 @@ struct ConfigFile {
         Setting(key: "poll_interval", option: "--poll-interval", kind: .duration, commands: run, help: "how often incoming/ is read without inotify"),
         Setting(key: "shutdown_timeout", option: "--shutdown-timeout", kind: .duration, commands: run, help: "how long in-flight work may take after SIGTERM"),
         Setting(key: "dedupe_window", option: "--dedupe-window", kind: .integer, commands: run, help: "findings remembered to recognise duplicates"),
+        Setting(
+            key: "log_level", option: "--log-level", kind: .choice(Logger.Level.allCases.map(\.rawValue)), commands: run,
+            help: "least severe events logged"),
+        Setting(key: "log_format", option: "--log-format", kind: .choice(["text", "json"]), commands: run, help: "text or json lines on standard error"),
         Setting(key: "allow_empty", option: "--allow-empty", kind: .flag, commands: ["run", "validate"], help: "accept a playbook directory with no playbook"),
     ]
 

@@ -7,6 +7,7 @@ import CordonIntake
 import CordonJournal
 import CordonServer
 import Foundation
+import Logging
 import ServiceLifecycle
 import Synchronization
 
@@ -38,7 +39,7 @@ extension RunCommand {
         let (journal, engine) = try await openEngine(
             loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow),
             // The runner follows the journal on its own schedule (JournalFollowerService).
-            followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) })
+            followsBetweenSteps: false, wrapJournal: { LoggingJournal(MetricsJournal($0, metrics: metrics), logger: Self.log) })
         let (crashes, lastCrash) = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()
@@ -48,7 +49,7 @@ extension RunCommand {
             parts.queue.map { "\($0.incoming.path) (\($0.watching ? "inotify" : "polling"))" }, listen.map { "http\(tlsCert != nil ? "s" : "")://\($0)" },
             sqsUrl,
         ].compactMap { $0 }
-        printError("cordon: running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path), memory allocator \(Allocator.name)")
+        Self.log.notice("running \(loaded.playbooks.count) playbook(s) on \(sources.joined(separator: ", ")), journal \(data.directory.journal.path), memory allocator \(Allocator.name)")
         let failed = try await runServices(parts, lastCrash: lastCrash, shutdownRequests: shutdownRequests)
         try? await parts.sqsCloud?.shutdown()
         do {
@@ -63,7 +64,7 @@ extension RunCommand {
             // commit): what is durable resumes on the next start, but this run failed.
             throw CordonError(.runFailed, "stopped after an error; journal signed up to what is durable")
         }
-        printError("cordon: stopped; journal signed")
+        Self.log.notice("stopped; journal signed")
     }
 
     /// Opens the sources the options name: the queue directory, the HTTP intake, the SQS
@@ -91,7 +92,7 @@ extension RunCommand {
                 let sqs = try await AWSSQS.forQueue(sqsUrl, cloud: cloud)
                 poller = SQSPoller(
                     sqs: sqs, queueURL: sqsUrl, batcher: batcher, receipts: receipts, metrics: metrics, waitSeconds: sqsWait,
-                    visibilityTimeout: sqsVisibilityTimeout, log: { printError($0) })
+                    visibilityTimeout: sqsVisibilityTimeout, logger: Self.log)
             } catch {
                 try? await cloud.shutdown()
                 throw CordonError(.usage, "--sqs-url: \(error)")
@@ -128,7 +129,7 @@ extension RunCommand {
         configuration.requestTimeout = requestTimeout.duration
         configuration.unauthenticatedBodyBudget = unauthenticatedBodyBudget
         if !configuration.isLoopback && !configuration.usesTLS {
-            printError("cordon: warning: listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
+            Self.log.warning("listening on \(host), not a loopback address, without TLS: API keys and findings cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)")
         }
         let journalPath = data.directory.journal.path
         let playbookCount = loaded.playbooks.count
@@ -138,7 +139,7 @@ extension RunCommand {
                 if playbookCount == 0 { return "no playbooks loaded" }
                 if !FileManager.default.isWritableFile(atPath: journalPath) { return "journal \(journalPath) is not writable" }
                 return nil
-            }, log: { printError($0) })
+            }, logger: Self.log)
     }
 
     /// Runs the service group until it stops; true when it stopped on an error.
@@ -155,7 +156,7 @@ extension RunCommand {
         let cutShort = Atomic<Bool>(false)
         let onCancelled: @Sendable () -> Void = {
             if !cutShort.exchange(true, ordering: .relaxed) {
-                printError("cordon: in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)")
+                RunCommand.log.warning("in-flight work did not finish within \(shutdownTimeout); cancelling it (it resumes on the next start)")
             }
         }
         let services: [ServiceGroupConfiguration.ServiceConfiguration]
@@ -166,7 +167,7 @@ extension RunCommand {
             try await parts.journal.close()
             throw error
         }
-        var configuration = ServiceGroupConfiguration(services: services, logger: Self.logger)
+        var configuration = ServiceGroupConfiguration(services: services, logger: Self.servicesLog)
         configuration.maximumGracefulShutdownDuration = shutdownTimeout.duration
         let group = ServiceGroup(configuration: configuration)
         // SIGTERM and SIGINT, including one that came while loading, opening the journal or
@@ -185,7 +186,7 @@ extension RunCommand {
             // The handlers cut short by --shutdown-timeout (said above).
             return false
         } catch {
-            printError("cordon: \(error)")
+            Self.log.error("\(error)")
             return true
         }
     }
@@ -203,23 +204,23 @@ extension RunCommand {
         // What the last runner left unfinished is taken up beside new work.
         let unfinished = try await engine.unfinished()
         if !unfinished.isEmpty {
-            printError(
-                "cordon: resuming \(unfinished.incidents.count) unfinished incident(s) and \(unfinished.receipts.count) finding(s) received but not handled")
+            Self.log.notice(
+                "resuming \(unfinished.incidents.count) unfinished incident(s) and \(unfinished.receipts.count) finding(s) received but not handled")
         }
         var services = [
             ServiceGroupConfiguration.ServiceConfiguration(
-                service: ResumeService(engine: engine, work: unfinished, oneAtATime: lastCrash, log: { printError($0) }, onCancelled: onCancelled),
+                service: ResumeService(engine: engine, work: unfinished, oneAtATime: lastCrash, logger: Self.log, onCancelled: onCancelled),
                 successTerminationBehavior: .ignore,
                 failureTerminationBehavior: .gracefullyShutdownGroup),
             service(HandlerPoolService(receipts: parts.receipts, engine: engine, concurrency: parts.handlers, onCancelled: onCancelled)),
-            service(HousekeepingService(engine: engine, queue: parts.queue, log: { printError($0) })),
-            service(JournalFollowerService(engine: engine, log: { printError($0) })),
+            service(HousekeepingService(engine: engine, queue: parts.queue, logger: Self.log)),
+            service(JournalFollowerService(engine: engine, logger: Self.log)),
         ]
         if let queue = parts.queue {
             let metrics = parts.metrics
             let runner = QueueRunner(
                 queue: queue, engine: engine, concurrency: concurrency, batchSize: batch, pollInterval: pollInterval.duration,
-                log: { printError($0) }, onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
+                logger: Self.log, onFile: { _, count in metrics.finding(source: "queue", outcome: "accepted", count: count) })
             services.append(service(QueueIntakeService(runner: runner, receipts: parts.receipts)))
         }
         if let poller = parts.poller { services.append(service(poller)) }
@@ -227,7 +228,7 @@ extension RunCommand {
             let scheme = server.configuration.usesTLS ? "https" : "http"
             let host = server.configuration.host
             do {
-                services.append(service(try server.service(onRunning: { port in printError("cordon: listening on \(scheme)://\(host):\(port)") })))
+                services.append(service(try server.service(onRunning: { port in RunCommand.log.notice("listening on \(scheme)://\(host):\(port)") })))
             } catch {
                 throw CordonError(.usage, "--tls-cert/--tls-key: \(error)")
             }

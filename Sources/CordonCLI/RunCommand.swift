@@ -157,6 +157,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "text or json: json prints a summary of the run on standard output when it stops (the log stays on standard error).")
     var output: OutputFormat = .text
 
+    @OptionGroup var logging: LoggingOptions
+
     func validate() throws {
         guard queueDir != nil || listen != nil || sqsUrl != nil else {
             throw ValidationError("give at least one source: --queue-dir DIR, --listen HOST:PORT or --sqs-url URL")
@@ -183,6 +185,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
         // Signals first: a SIGTERM or SIGINT during start-up stops cleanly too. The stream
         // keeps a request made before the service group runs; `run` hands it on.
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -223,9 +226,9 @@ struct RunCommand: AsyncParsableCommand {
         ]
     }
 
-    static let logger: Logger = {
-        var logger = Logger(label: "cordon.run")
-        logger.logLevel = .error
-        return logger
-    }()
+    /// The runner's log (after `logging.bootstrap()`).
+    static var log: Logger { Logger(label: "cordon.run") }
+
+    /// ServiceLifecycle's own log: its start and stop of each service show at debug.
+    static var servicesLog: Logger { LoggingOptions.quiet(Logger(label: "cordon.services")) }
 }

@@ -1,5 +1,6 @@
 import CordonCore
 import Foundation
+import Logging
 import ServiceLifecycle
 import CordonEngine
 
@@ -21,13 +22,13 @@ public final class QueueRunner: Sendable {
     public let batchSize: Int
     public let backlog: Int
     public let pollInterval: Duration
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     let onHandled: @Sendable (Engine.Outcome) -> Void
     let onFile: @Sendable (String, Int) -> Void
 
     public init(
         queue: QueueDirectory, engine: Engine, concurrency: Int, batchSize: Int = 256, backlog: Int? = nil,
-        pollInterval: Duration = .seconds(1), log: @escaping @Sendable (String) -> Void = { _ in },
+        pollInterval: Duration = .seconds(1), logger: Logger = CordonLog.silent,
         onFile: @escaping @Sendable (String, Int) -> Void = { _, _ in },
         onHandled: @escaping @Sendable (Engine.Outcome) -> Void = { _ in }
     ) {
@@ -37,7 +38,7 @@ public final class QueueRunner: Sendable {
         self.batchSize = max(1, batchSize)
         self.backlog = backlog ?? Self.backlog(handlers: self.concurrency)
         self.pollInterval = pollInterval
-        self.log = log
+        self.logger = logger
         self.onFile = onFile
         self.onHandled = onHandled
     }
@@ -200,7 +201,7 @@ public final class QueueRunner: Sendable {
             if result.issues.isEmpty {
                 try queue.complete(file)
             } else {
-                for issue in result.issues { log("cordon: \(file.name): \(issue.message)") }
+                for issue in result.issues { logger.info("\(file.name): \(issue.message)") }
                 try queue.fail(
                     file,
                     reason: [

@@ -1,6 +1,7 @@
 import CordonCore
 import CordonEngine
 import Foundation
+import Logging
 import ServiceLifecycle
 import Synchronization
 
@@ -62,17 +63,17 @@ public struct ResumeService: Service {
     public let work: Engine.Unfinished
     /// What was in progress at the last crash, taken up one at a time (`Engine.resume`).
     public let oneAtATime: Set<String>
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     let onCancelled: @Sendable () -> Void
 
     public init(
-        engine: Engine, work: Engine.Unfinished, oneAtATime: Set<String> = [], log: @escaping @Sendable (String) -> Void = { _ in },
+        engine: Engine, work: Engine.Unfinished, oneAtATime: Set<String> = [], logger: Logger = CordonLog.silent,
         onCancelled: @escaping @Sendable () -> Void = {}
     ) {
         self.engine = engine
         self.work = work
         self.oneAtATime = oneAtATime
-        self.log = log
+        self.logger = logger
         self.onCancelled = onCancelled
     }
 
@@ -85,7 +86,7 @@ public struct ResumeService: Service {
             } onCancel: {
                 onCancelled()
             }
-            log("cordon: resumed \(resumed.count) unfinished incident(s)")
+            logger.info("resumed \(resumed.count) unfinished incident(s)")
         } catch is CancellationError {
             // Cut short by the shutdown timeout (`onCancelled` says so).
         }
@@ -99,20 +100,20 @@ public struct ResumeService: Service {
 public struct JournalFollowerService: Service {
     public let engine: Engine
     public let interval: Duration
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
-    public init(engine: Engine, interval: Duration = .milliseconds(250), log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(engine: Engine, interval: Duration = .milliseconds(250), logger: Logger = CordonLog.silent) {
         self.engine = engine
         self.interval = interval
-        self.log = log
+        self.logger = logger
     }
 
     public func run() async throws {
-        let (engine, interval, log) = (self.engine, self.interval, self.log)
+        let (engine, interval, logger) = (self.engine, self.interval, self.logger)
         try await withThrowingDiscardingTaskGroup { group in
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 for id in try await engine.follow() {
-                    log("cordon: \(id): a decision made elsewhere was taken in; continuing the incident")
+                    logger.info("a decision made elsewhere was taken in; continuing the incident", metadata: ["incident": "\(id)"])
                     group.addTask { try await engine.run(incident: id) }
                 }
                 await sleepUnlessShuttingDown(for: interval)
@@ -127,12 +128,12 @@ public struct JournalFollowerService: Service {
 public struct HousekeepingService: Service {
     public let engine: Engine
     public let queue: QueueDirectory?
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
-    public init(engine: Engine, queue: QueueDirectory?, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(engine: Engine, queue: QueueDirectory?, logger: Logger = CordonLog.silent) {
         self.engine = engine
         self.queue = queue
-        self.log = log
+        self.logger = logger
     }
 
     public func run() async throws {
@@ -140,15 +141,15 @@ public struct HousekeepingService: Service {
         var lastQuietCheck = ContinuousClock.now - .seconds(3600)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let moved = try await engine.expireApprovals()
-            if !moved.isEmpty { log("cordon: approval timed out for \(moved.joined(separator: ", ")); on_timeout applied") }
+            for id in moved { logger.notice("approval timed out; on_timeout applied", metadata: ["incident": "\(id)"]) }
             if ContinuousClock.now - lastQuietCheck > .seconds(10) {
                 let closed = try await engine.closeQuietIncidents()
-                if !closed.isEmpty { log("cordon: closed \(closed.joined(separator: ", ")): their playbook's quiet period passed") }
+                for id in closed { logger.info("closed: its playbook's quiet period passed", metadata: ["incident": "\(id)"]) }
                 lastQuietCheck = .now
             }
             if let queue, ContinuousClock.now - lastOrphanCheck > .seconds(10) {
                 let recovered = (try? queue.recoverOrphans()) ?? 0
-                if recovered > 0 { log("cordon: took up \(recovered) file(s) left by a runner that stopped") }
+                if recovered > 0 { logger.info("took up \(recovered) file(s) left by a runner that stopped") }
                 lastOrphanCheck = .now
             }
             await sleepUnlessShuttingDown(for: .seconds(1))

@@ -3,6 +3,7 @@ import CordonCloud
 import CordonCore
 import CordonEngine
 import Foundation
+import Logging
 import ServiceLifecycle
 
 /// `cordon run --sqs-url`: long-polls a queue, journals the findings of each batch of
@@ -28,11 +29,11 @@ public final class SQSPoller: Sendable {
     public let metrics: ServerMetrics
     public let waitSeconds: Int
     public let visibilityTimeout: Int
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
     public init(
         sqs: AWSSQS, queueURL: String, batcher: IntakeBatcher, receipts: ReceiptQueue, metrics: ServerMetrics, waitSeconds: Int = 20,
-        visibilityTimeout: Int = 60, log: @escaping @Sendable (String) -> Void = { _ in }
+        visibilityTimeout: Int = 60, logger: Logger = CordonLog.silent
     ) {
         self.sqs = sqs
         self.queueURL = queueURL
@@ -41,7 +42,7 @@ public final class SQSPoller: Sendable {
         self.metrics = metrics
         self.waitSeconds = waitSeconds
         self.visibilityTimeout = max(2, visibilityTimeout)
-        self.log = log
+        self.logger = logger
     }
 
     /// Polls until `isStopping` returns true (checked between long polls), a graceful
@@ -63,7 +64,7 @@ public final class SQSPoller: Sendable {
                 if stopping() { return }
                 failures += 1
                 let delay = min(30.0, 0.5 * pow(2, Double(min(failures, 6))))
-                log("cordon: sqs: ReceiveMessage on \(queueURL) failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")
+                logger.warning("sqs: ReceiveMessage on \(queueURL) failed (\(error)); retrying in \(String(format: "%.1f", delay)) s")
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
                 continue
             }
@@ -79,8 +80,8 @@ public final class SQSPoller: Sendable {
             let result = FindingDecoder().decode(Array(message.body.utf8), source: "sqs:\(message.messageId)")
             if !result.issues.isEmpty || result.findings.isEmpty {
                 let reason = result.issues.isEmpty ? "no findings in the message body" : result.issues.map(\.description).joined(separator: "; ")
-                log(
-                    "cordon: sqs: message \(message.messageId) (receive count \(message.receiveCount)) cannot be decoded, left for the queue's redrive policy: \(reason)"
+                logger.warning(
+                    "sqs: message \(message.messageId) (receive count \(message.receiveCount)) cannot be decoded, left for the queue's redrive policy: \(reason)"
                 )
                 metrics.sqsMessage("undecodable")
                 metrics.finding(source: "sqs", outcome: "malformed")
@@ -91,7 +92,7 @@ public final class SQSPoller: Sendable {
         guard !good.isEmpty else { return }
         let handles = good.map(\.0.receiptHandle)
         // Keep the messages invisible while their findings are being journaled.
-        let heartbeat = Task { [sqs, queueURL, visibilityTimeout, log] in
+        let heartbeat = Task { [sqs, queueURL, visibilityTimeout, logger] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(max(1, visibilityTimeout / 2)))
                 if Task.isCancelled { return }
@@ -101,7 +102,7 @@ public final class SQSPoller: Sendable {
                     // Cancelled because the batch is durable (and about to be deleted): the
                     // extension is no longer needed, and nothing went wrong.
                     if Task.isCancelled { return }
-                    log("cordon: sqs: cannot extend the visibility of \(handles.count) in-flight message(s): \(error)")
+                    logger.warning("sqs: cannot extend the visibility of \(handles.count) in-flight message(s): \(error)")
                 }
             }
         }
@@ -119,11 +120,11 @@ public final class SQSPoller: Sendable {
             let failed = try await sqs.deleteMessages(queueURL: queueURL, receiptHandles: handles)
             for (handle, reason) in failed {
                 let id = good.first { $0.0.receiptHandle == handle }?.0.messageId ?? "?"
-                log("cordon: sqs: cannot delete message \(id) (it will be delivered again and recognised as a duplicate): \(reason)")
+                logger.warning("sqs: cannot delete message \(id) (it will be delivered again and recognised as a duplicate): \(reason)")
             }
             metrics.sqsMessage("deleted", count: good.count - failed.count)
         } catch {
-            log("cordon: sqs: DeleteMessageBatch failed (the messages will be delivered again and recognised as duplicates): \(error)")
+            logger.warning("sqs: DeleteMessageBatch failed (the messages will be delivered again and recognised as duplicates): \(error)")
         }
         for receipt in received {
             metrics.finding(source: "sqs", outcome: receipt.duplicate ? "duplicate" : "accepted")

@@ -81,7 +81,7 @@ public final class IntakeServer: Sendable {
     public let metrics: ServerMetrics
     /// nil when ready, else why not (`GET /readyz`).
     let readiness: @Sendable () async -> String?
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     let http: HTTPClient
     let verifier: SNSVerifier
     let connections: ConnectionLimiter
@@ -89,7 +89,7 @@ public final class IntakeServer: Sendable {
 
     public init(
         configuration: IntakeServerConfiguration, engine: Engine, batcher: IntakeBatcher, receipts: ReceiptQueue, metrics: ServerMetrics,
-        readiness: @escaping @Sendable () async -> String? = { nil }, log: @escaping @Sendable (String) -> Void = { _ in }
+        readiness: @escaping @Sendable () async -> String? = { nil }, logger: Logger = CordonLog.silent
     ) {
         self.configuration = configuration
         self.engine = engine
@@ -97,7 +97,7 @@ public final class IntakeServer: Sendable {
         self.receipts = receipts
         self.metrics = metrics
         self.readiness = readiness
-        self.log = log
+        self.logger = logger
         // The process-wide client: it needs no shutdown, so an IntakeServer that is
         // never run (or stops on an error) leaks nothing.
         self.http = HTTPClient.shared
@@ -288,7 +288,7 @@ public final class IntakeServer: Sendable {
             received = try await batcher.receive(findings)
         } catch {
             metrics.finding(source: source, outcome: "error", count: findings.count)
-            log("cordon: \(source): journal write failed: \(error)")
+            logger.warning("\(source): journal write failed: \(error)")
             return Self.error(.serviceUnavailable, "the journal write failed; nothing was accepted (retry later)")
         }
         var duplicates = 0
@@ -363,21 +363,21 @@ public final class IntakeServer: Sendable {
         }
         guard let topic = message["TopicArn"], configuration.snsTopics.contains(topic) else {
             metrics.finding(source: "sns", outcome: "unauthorized")
-            log("cordon: sns: rejected a \(message.type) from topic \(message["TopicArn"] ?? "(none)"), which is not allowed (--sns-topic)")
+            logger.warning("sns: rejected a \(message.type) from topic \(message["TopicArn"] ?? "(none)"), which is not allowed (--sns-topic)")
             return Self.error(.forbidden, "topic \(message["TopicArn"] ?? "(none)") is not allowed here (--sns-topic)")
         }
         do {
             try await verifier.verify(message)
         } catch {
             metrics.finding(source: "sns", outcome: "unauthorized")
-            log("cordon: sns: rejected a \(message.type) from \(topic): \(error.message)")
+            logger.warning("sns: rejected a \(message.type) from \(topic): \(error.message)")
             return Self.error(HTTPResponse.Status(code: error.status), error.message)
         }
         switch message.type {
         case "SubscriptionConfirmation":
             return await confirm(message, topic: topic)
         case "UnsubscribeConfirmation":
-            log("cordon: sns: unsubscribed from \(topic)")
+            logger.info("sns: unsubscribed from \(topic)")
             return Self.json(.ok, ["status": "unsubscribed"])
         case "Notification":
             switch decode(bytes, source: "sns") {
@@ -399,7 +399,7 @@ public final class IntakeServer: Sendable {
             (url.scheme == "https" && SNSVerifier.isAWSHost(host))
             || ((url.scheme == "https" || url.scheme == "http") && (configuration.snsConfirmHosts.contains(hostPort) || configuration.snsConfirmHosts.contains(host)))
         guard allowed else {
-            log("cordon: sns: not confirming \(topic): SubscribeURL host \(hostPort) is not sns.<region>.amazonaws.com")
+            logger.warning("sns: not confirming \(topic): SubscribeURL host \(hostPort) is not sns.<region>.amazonaws.com")
             return Self.error(.forbidden, "SubscribeURL must be https on sns.<region>.amazonaws.com")
         }
         do {
@@ -408,14 +408,14 @@ public final class IntakeServer: Sendable {
             let response = try await http.execute(request, timeout: .seconds(10))
             _ = try await response.body.collect(upTo: 64 << 10)
             guard (200..<300).contains(Int(response.status.code)) else {
-                log("cordon: sns: confirming \(topic) failed: HTTP \(response.status.code)")
+                logger.warning("sns: confirming \(topic) failed: HTTP \(response.status.code)")
                 return Self.error(.badGateway, "confirming the subscription failed: HTTP \(response.status.code)")
             }
         } catch {
-            log("cordon: sns: confirming \(topic) failed: \(error)")
+            logger.warning("sns: confirming \(topic) failed: \(error)")
             return Self.error(.badGateway, "confirming the subscription failed: \(error)")
         }
-        log("cordon: sns: confirmed the subscription to \(topic)")
+        logger.info("sns: confirmed the subscription to \(topic)")
         return Self.json(.ok, ["status": "confirmed", "topic": .string(topic)])
     }
 

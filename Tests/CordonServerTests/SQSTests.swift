@@ -67,7 +67,7 @@ import Testing
         for h in [a, b] {
             let poller = SQSPoller(
                 sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 30,
-                log: { line in h.logs.append(line) })
+                logger: CordonLog.logger("test", sink: { line in h.logs.append(line) }))
             pollers.append(Task { try await poller.run(isStopping: { stop.isSet }) })
         }
         let done = await a.eventually(.seconds(60)) { a.action.count + b.action.count >= n }
@@ -112,7 +112,7 @@ import Testing
         let stop = StopSwitch()
         let poller = SQSPoller(
             sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 4,
-            log: { line in h.logs.append(line) })
+            logger: CordonLog.logger("test", sink: { line in h.logs.append(line) }))
         let polling = Task { try await poller.run(isStopping: { stop.isSet }) }
         #expect(await h.eventually { !writes.all.isEmpty }, "the poller did not receive the message")
         // Well past the 4 s timeout, while the write is still in progress, nobody else can
@@ -150,7 +150,7 @@ import Testing
         // The shortest visibility timeout, so the bad message comes back quickly.
         let poller = SQSPoller(
             sqs: sqs, queueURL: url, batcher: h.batcher, receipts: h.receipts, metrics: h.metrics, waitSeconds: 1, visibilityTimeout: 2,
-            log: { line in h.logs.append(line) })
+            logger: CordonLog.logger("test", sink: { line in h.logs.append(line) }))
         let polling = Task { try await poller.run(isStopping: { stop.isSet }) }
         #expect(await h.eventually(.seconds(30)) { h.action.count == 1 })
         // Received twice (logged each time with the reason), then moved by the redrive policy.

@@ -120,7 +120,7 @@ final class ServerHarness: Sendable {
             configure(&configuration)
             let intake = IntakeServer(
                 configuration: configuration, engine: engine, batcher: batcher, receipts: receipts, metrics: metrics,
-                log: { [logs] line in logs.append(line) })
+                logger: CordonLog.logger("test", sink: { [logs] line in logs.append(line) }))
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
             server = Task { try await intake.run(onRunning: { continuation.yield($0) }) }
             var bound = 0
