@@ -56,10 +56,10 @@ import Testing
             try FileManager.default.moveItem(at: tmp, to: queue.appendingPathComponent(String(format: "incoming/f%04d.json", i)))
         }
 
-        func start(stderr: FileHandle? = nil) throws -> Process {
+        func start(stderr: FileHandle? = nil, extra: [String] = []) throws -> Process {
             let p = Process()
             p.executableURL = CLI.testbed
-            p.arguments = ["run", "--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--integrations", root.appendingPathComponent("Integrations").path]
+            p.arguments = ["run", "--queue-dir", queue.path, "--data-dir", data, "--playbooks", playbooks, "--integrations", root.appendingPathComponent("Integrations").path] + extra
             var environment = ProcessInfo.processInfo.environment
             environment["CORDON_TEST_RECORDER_FILE"] = recorder
             p.environment = environment
@@ -101,6 +101,37 @@ import Testing
         guard ProcessInfo.processInfo.environment["CORDON_ALLOCATOR"] != "system" else { return false }
         return ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
             .contains { FileManager.default.fileExists(atPath: $0 + "/libjemalloc.so") }
+    }
+
+    /// `--log-format json`: every line of standard error is a JSON object, and each
+    /// incident event names its incident (and its step, for a step).
+    @Test func logsIncidentEventsAsJSONLines() async throws {
+        let s = try Setup()
+        let stderrPath = s.root.appendingPathComponent("stderr.log").path
+        #expect(FileManager.default.createFile(atPath: stderrPath, contents: nil))
+        let runner = try s.start(stderr: FileHandle(forWritingAtPath: stderrPath), extra: ["--log-format", "json", "--log-level", "debug"])
+        for i in 0..<3 { try s.drop(i) }
+        try await s.waitForCompleted(3)
+        runner.interrupt()
+        await CLI.waitForExit(runner)
+        #expect(runner.terminationStatus == 0)
+        let lines = try String(contentsOfFile: stderrPath, encoding: .utf8).split(separator: "\n").map(String.init)
+        var events: [[String: Any]] = []
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil, "not a JSON object: \(line)")
+            if let object { events.append(object) }
+        }
+        #expect(events.allSatisfy { $0["time"] is String && $0["level"] is String && $0["message"] is String })
+        let opened = events.filter { $0["message"] as? String == "incident opened" }
+        #expect(opened.count == 3, "\(lines)")
+        #expect(opened.allSatisfy { ($0["incident"] as? String)?.hasPrefix("inc-") == true && $0["playbook"] as? String == "record-everything" })
+        let steps = events.filter { $0["message"] as? String == "step succeeded" }
+        #expect(steps.count == 9, "\(lines)")
+        #expect(Set(steps.compactMap { $0["step"] as? String }) == ["note", "effect", "log"])
+        #expect(events.filter { $0["message"] as? String == "finding received" }.count == 3, "debug level adds the findings received")
+        // Names and ids only: the step's rendered message is in the journal, not the log.
+        #expect(!lines.contains { $0.contains("handled f") })
     }
 
     @Test func processesTheQueueAndStopsCleanlyOnSIGTERM() async throws {
