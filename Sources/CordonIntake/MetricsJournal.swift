@@ -16,7 +16,7 @@ public struct MetricsJournal: ForwardingJournal {
     public func append(_ records: [NewRecord]) async throws -> [JournalRecord] {
         let start = ContinuousClock.now
         let written = try await base.append(records)
-        metrics.appended(written, latency: (ContinuousClock.now - start).seconds)
+        metrics.appended(written, latency: ContinuousClock.now - start)
         return written
     }
 

@@ -1,41 +1,17 @@
 import CordonCore
 import CordonEngine
+import CoreMetrics
 import Foundation
+import Metrics
+import Prometheus
 import Synchronization
 
-/// Counters, gauges and histograms for `GET /metrics`, written as Prometheus text
-/// (exposition format 0.0.4). Updated by the intake sources and by `MetricsJournal`,
-/// which sees every record the engine appends.
+/// Counters, gauges and histograms for `GET /metrics`. They are recorded through
+/// swift-metrics and exported as Prometheus text (exposition format 0.0.4) by a
+/// `PrometheusCollectorRegistry` that belongs to this instance. Updated by the intake
+/// sources and by `MetricsJournal`, which sees every record the engine appends; the gauges
+/// that describe the engine are set from it at scrape time, by `render`.
 public final class ServerMetrics: Sendable {
-    struct Histogram: Sendable {
-        var buckets: [Double]
-        var counts: [Int]
-        var sum = 0.0
-        var count = 0
-
-        init(buckets: [Double]) {
-            self.buckets = buckets
-            counts = Array(repeating: 0, count: buckets.count)
-        }
-
-        mutating func observe(_ value: Double) {
-            for (i, bound) in buckets.enumerated() where value <= bound { counts[i] += 1 }
-            sum += value
-            count += 1
-        }
-    }
-
-    struct State: Sendable {
-        var findings: [[String]: Int] = [:]  // [source, outcome]
-        var matches: [String: Int] = [:]
-        var steps: [[String]: Int] = [:]  // [action, outcome]
-        var stepDurations: [String: Histogram] = [:]  // action
-        var appendLatency = Histogram(buckets: ServerMetrics.latencyBuckets)
-        var stepStarts: [String: (Date, String)] = [:]
-        var sqsMessages: [String: Int] = [:]
-        var connections: [String: Int] = [:]
-    }
-
     /// What the HTTP intake holds at scrape time.
     public struct HTTPGauges: Sendable {
         public var connections: Int
@@ -46,25 +22,136 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    static let latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
-    static let stepBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+    /// Every metric exported, by name, with its HELP text and, for histograms, its buckets.
+    enum Family: String, CaseIterable {
+        case findings = "cordon_findings_received_total"
+        case httpConnections = "cordon_http_connections"
+        case httpConnectionsClosed = "cordon_http_connections_closed_total"
+        case httpUnauthenticatedBodyBytes = "cordon_http_unauthenticated_body_bytes"
+        case sqsMessages = "cordon_sqs_messages_total"
+        case playbookMatches = "cordon_playbook_matches_total"
+        case incidents = "cordon_incidents"
+        case incidentsOpen = "cordon_incidents_open"
+        case quarantined = "cordon_quarantined"
+        case steps = "cordon_steps_total"
+        case stepDuration = "cordon_step_duration_seconds"
+        case approvalsPending = "cordon_approvals_pending"
+        case journalAppend = "cordon_journal_append_seconds"
 
+        var help: String {
+            switch self {
+            case .findings: "Findings (or rejected requests) by source and outcome."
+            case .httpConnections: "HTTP connections open."
+            case .httpConnectionsClosed: "HTTP connections the intake closed: refused (--max-connections), timed_out (--request-timeout)."
+            case .httpUnauthenticatedBodyBytes: "Bytes of request bodies held before their signature is checked (--unauthenticated-body-budget)."
+            case .sqsMessages: "SQS messages by outcome."
+            case .playbookMatches: "Findings matched, by playbook."
+            case .incidents: "Incidents by playbook and state (open: steps running or waiting; contained: steps finished; closed)."
+            case .incidentsOpen: "Incidents whose steps are running or waiting, by playbook."
+            case .quarantined: "Findings and incidents quarantined after crashing the runner twice in a row."
+            case .steps: "Steps finished, by action and outcome (succeeded, failed, skipped, planned)."
+            case .stepDuration: "Step duration from the first intent to the result, by action."
+            case .approvalsPending: "Steps waiting for an approval."
+            case .journalAppend: "Journal append latency (until durable)."
+            }
+        }
+
+        /// Upper bounds in seconds.
+        var buckets: [Double] {
+            switch self {
+            case .stepDuration: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+            case .journalAppend: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+            default: []
+            }
+        }
+    }
+
+    /// The outcomes of `connection(_:)`, each exported (at zero until it happens) whenever
+    /// the HTTP gauges are.
+    static let connectionOutcomes = ["refused", "timed_out"]
+
+    /// The metrics that the intake and the journal update, made on first use for each set
+    /// of label values, and what `findingCounts` and the step durations need besides.
+    struct State: Sendable {
+        struct FindingKey: Hashable, Sendable {
+            var source: String
+            var outcome: String
+        }
+        struct StepKey: Hashable, Sendable {
+            var action: String
+            var outcome: String
+        }
+        /// The registry's counters cannot be read back: `findingCounts` is kept here too.
+        var findingCounts: [FindingKey: Int] = [:]
+        var findings: [FindingKey: CoreMetrics.Counter] = [:]
+        var matches: [String: CoreMetrics.Counter] = [:]  // playbook
+        var steps: [StepKey: CoreMetrics.Counter] = [:]
+        var stepDurations: [String: CoreMetrics.Timer] = [:]  // action
+        /// The first intent of each step in progress (incident and step id): when and which action.
+        var stepStarts: [String: (Date, String)] = [:]
+        var sqsMessages: [String: CoreMetrics.Counter] = [:]  // outcome
+        var connections: [String: CoreMetrics.Counter] = [:]  // outcome
+    }
+
+    /// The gauges `render` sets from what the engine and the HTTP intake hold.
+    struct ScrapeGauges: Sendable {
+        struct Playbook: Sendable {
+            var byState: [IncidentState: Meter]
+            var open: Meter
+        }
+        var playbooks: [String: Playbook] = [:]
+        var http: (connections: Meter, unauthenticatedBodyBytes: Meter)?
+    }
+
+    /// The exporter, this instance's own: several runners and servers in one process (the
+    /// tests) keep separate counts, and the global `MetricsSystem` is left alone.
+    private let registry: PrometheusCollectorRegistry
+    private let factory: RegistryMetricsFactory
+    private let appendLatency: CoreMetrics.Timer
+    private let quarantined: Meter
+    private let approvalsPending: Meter
     private let state = Mutex(State())
+    /// Also held while rendering, so that one scrape's gauges are not set under another's.
+    private let scrape = Mutex(ScrapeGauges())
 
-    public init() {}
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = RegistryMetricsFactory(
+            registry: registry,
+            families: Dictionary(uniqueKeysWithValues: Family.allCases.map { ($0.rawValue, .init(help: $0.help, buckets: $0.buckets)) }))
+        self.registry = registry
+        self.factory = factory
+        appendLatency = CoreMetrics.Timer(label: Family.journalAppend.rawValue, factory: factory)
+        quarantined = Meter(label: Family.quarantined.rawValue, factory: factory)
+        approvalsPending = Meter(label: Family.approvalsPending.rawValue, factory: factory)
+    }
+
+    private func counter(_ family: Family, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(label: family.rawValue, dimensions: labels, factory: factory)
+    }
+
+    private func meter(_ family: Family, _ labels: [(String, String)] = []) -> Meter {
+        Meter(label: family.rawValue, dimensions: labels, factory: factory)
+    }
 
     /// A finding (or a rejected request) from `source` (`http`, `sns`, `sqs`, `queue`):
     /// `accepted`, `duplicate`, `unauthorized`, `too_large`, `busy` (the budget of
     /// unauthenticated bodies is full), `malformed`, `error`.
     public func finding(source: String, outcome: String, count: Int = 1) {
-        state.withLock { $0.findings[[source, outcome], default: 0] += count }
+        let count = max(0, count)  // a Prometheus counter never goes down
+        let key = State.FindingKey(source: source, outcome: outcome)
+        let counter = state.withLock { s in
+            s.findingCounts[key, default: 0] += count
+            return s.findings.value(key) { self.counter(.findings, [("source", source), ("outcome", outcome)]) }
+        }
+        counter.increment(by: count)
     }
 
     /// Findings so far by source and outcome (`cordon run --output json` prints them at the end).
     public var findingCounts: [String: [String: Int]] {
         state.withLock { s in
             var out: [String: [String: Int]] = [:]
-            for (key, count) in s.findings where key.count == 2 { out[key[0], default: [:]][key[1]] = count }
+            for (key, count) in s.findingCounts { out[key.source, default: [:]][key.outcome] = count }
             return out
         }
     }
@@ -72,22 +159,30 @@ public final class ServerMetrics: Sendable {
     /// An HTTP connection closed by the intake's guard: `refused` (--max-connections),
     /// `timed_out` (--request-timeout).
     public func connection(_ outcome: String) {
-        state.withLock { $0.connections[outcome, default: 0] += 1 }
+        connectionCounter(outcome).increment()
+    }
+
+    private func connectionCounter(_ outcome: String) -> CoreMetrics.Counter {
+        state.withLock { s in s.connections.value(outcome) { self.counter(.httpConnectionsClosed, [("outcome", outcome)]) } }
     }
 
     /// An SQS message: `deleted`, `undecodable`, `error`.
     public func sqsMessage(_ outcome: String, count: Int = 1) {
-        state.withLock { $0.sqsMessages[outcome, default: 0] += count }
+        let counter = state.withLock { s in s.sqsMessages.value(outcome) { self.counter(.sqsMessages, [("outcome", outcome)]) } }
+        counter.increment(by: max(0, count))
     }
 
-    func appended(_ records: [JournalRecord], latency: Double?) {
+    /// `records` were appended (or posted, with no `latency` of their own): counts the
+    /// matches and the finished steps, and times each step from its first intent.
+    func appended(_ records: [JournalRecord], latency: Duration?) {
+        if let latency { appendLatency.record(duration: latency) }
         state.withLock { s in
-            if let latency { s.appendLatency.observe(latency) }
             for record in records {
                 switch record.kind {
                 case RecordKind.findingReceived:
                     for name in record.data["matched"]?.arrayValue ?? [] {
-                        if let name = name.stringValue { s.matches[name, default: 0] += 1 }
+                        guard let name = name.stringValue else { continue }
+                        s.matches.value(name) { self.counter(.playbookMatches, [("playbook", name)]) }.increment()
                     }
                 case RecordKind.stepIntent:
                     let key = (record.incident ?? "") + "\u{0}" + (record.data["step"]?.stringValue ?? "")
@@ -95,14 +190,19 @@ public final class ServerMetrics: Sendable {
                         s.stepStarts[key] = (Timestamp.parse(record.time) ?? Date(), record.data["action"]?.stringValue ?? "unknown")
                     }
                 case RecordKind.stepSucceeded, RecordKind.stepFailed, RecordKind.stepSkipped, RecordKind.stepPlanned:
+                    // A failed attempt that will be retried is not a result yet.
+                    if record.kind == RecordKind.stepFailed && record.data["will_retry_in"] != nil { continue }
                     let action = record.data["action"]?.stringValue ?? "unknown"
                     let outcome = String(record.kind.rawValue.dropFirst("step.".count))
-                    let retrying = record.kind == RecordKind.stepFailed && record.data["will_retry_in"] != nil
-                    if !retrying { s.steps[[action, outcome], default: 0] += 1 }
+                    let stepKey = State.StepKey(action: action, outcome: outcome)
+                    s.steps.value(stepKey) { self.counter(.steps, [("action", action), ("outcome", outcome)]) }.increment()
                     let key = (record.incident ?? "") + "\u{0}" + (record.data["step"]?.stringValue ?? "")
-                    if !retrying, let (start, _) = s.stepStarts.removeValue(forKey: key) {
+                    if let (start, _) = s.stepStarts.removeValue(forKey: key) {
                         let end = Timestamp.parse(record.time) ?? Date()
-                        s.stepDurations[action, default: Histogram(buckets: Self.stepBuckets)].observe(max(0, end.timeIntervalSince(start)))
+                        let timer = s.stepDurations.value(action) {
+                            CoreMetrics.Timer(label: Family.stepDuration.rawValue, dimensions: [("action", action)], factory: self.factory)
+                        }
+                        timer.recordSeconds(max(0, end.timeIntervalSince(start)))
                     }
                 default: break
                 }
@@ -111,75 +211,49 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The exposition; `incidents` (by playbook and state, the approvals pending, what is
-    /// quarantined) is read from the engine at scrape time.
+    /// quarantined) is read from the engine at scrape time, and so is `http`, which only the
+    /// HTTP intake has.
     public func render(incidents: IncidentIndex.Counts, http: HTTPGauges? = nil) -> String {
-        let s = state.withLock { $0 }
-        var out = ""
-        func escape(_ v: String) -> String {
-            v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        if http != nil {
+            for outcome in Self.connectionOutcomes { _ = connectionCounter(outcome) }
         }
-        func labels(_ pairs: [(String, String)]) -> String {
-            pairs.isEmpty ? "" : "{" + pairs.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        func header(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        }
-        func number(_ v: Double) -> String {
-            v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
-        }
-        func histogram(_ name: String, _ base: [(String, String)], _ h: Histogram) {
-            for (bound, count) in zip(h.buckets, h.counts) {
-                out += "\(name)_bucket\(labels(base + [("le", number(bound))])) \(count)\n"
+        return scrape.withLock { gauges in
+            for (playbook, states) in incidents.byPlaybook {
+                let playbookGauges = gauges.playbooks.value(playbook) {
+                    ScrapeGauges.Playbook(
+                        byState: Dictionary(uniqueKeysWithValues: IncidentState.allCases.map {
+                            ($0, meter(.incidents, [("playbook", playbook), ("state", $0.rawValue)]))
+                        }),
+                        open: meter(.incidentsOpen, [("playbook", playbook)]))
+                }
+                for (incidentState, gauge) in playbookGauges.byState { gauge.set(states[incidentState] ?? 0) }
+                playbookGauges.open.set(states[.open] ?? 0)
             }
-            out += "\(name)_bucket\(labels(base + [("le", "+Inf")])) \(h.count)\n"
-            out += "\(name)_sum\(labels(base)) \(h.sum)\n"
-            out += "\(name)_count\(labels(base)) \(h.count)\n"
-        }
-        header("cordon_findings_received_total", "counter", "Findings (or rejected requests) by source and outcome.")
-        for (key, v) in s.findings.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            out += "cordon_findings_received_total\(labels([("source", key[0]), ("outcome", key[1])])) \(v)\n"
-        }
-        if let http {
-            header("cordon_http_connections", "gauge", "HTTP connections open.")
-            out += "cordon_http_connections \(http.connections)\n"
-            header("cordon_http_connections_closed_total", "counter", "HTTP connections the intake closed: refused (--max-connections), timed_out (--request-timeout).")
-            for outcome in ["refused", "timed_out"] {
-                out += "cordon_http_connections_closed_total\(labels([("outcome", outcome)])) \(s.connections[outcome] ?? 0)\n"
+            // A playbook the engine no longer counts incidents for leaves the exposition.
+            for (playbook, playbookGauges) in gauges.playbooks where incidents.byPlaybook[playbook] == nil {
+                playbookGauges.byState.values.forEach { $0.destroy() }
+                playbookGauges.open.destroy()
+                gauges.playbooks[playbook] = nil
             }
-            header("cordon_http_unauthenticated_body_bytes", "gauge", "Bytes of request bodies held before their signature is checked (--unauthenticated-body-budget).")
-            out += "cordon_http_unauthenticated_body_bytes \(http.unauthenticatedBodyBytes)\n"
-        }
-        header("cordon_sqs_messages_total", "counter", "SQS messages by outcome.")
-        for (key, v) in s.sqsMessages.sorted(by: { $0.key < $1.key }) {
-            out += "cordon_sqs_messages_total\(labels([("outcome", key)])) \(v)\n"
-        }
-        header("cordon_playbook_matches_total", "counter", "Findings matched, by playbook.")
-        for (key, v) in s.matches.sorted(by: { $0.key < $1.key }) {
-            out += "cordon_playbook_matches_total\(labels([("playbook", key)])) \(v)\n"
-        }
-        let byPlaybook = incidents.byPlaybook.sorted(by: { $0.key < $1.key })
-        header("cordon_incidents", "gauge", "Incidents by playbook and state (open: steps running or waiting; contained: steps finished; closed).")
-        for (playbook, states) in byPlaybook {
-            for state in IncidentState.allCases {
-                out += "cordon_incidents\(labels([("playbook", playbook), ("state", state.rawValue)])) \(states[state] ?? 0)\n"
+            quarantined.set(incidents.quarantined)
+            approvalsPending.set(incidents.approvalsPending)
+            if let http {
+                let httpGauges = gauges.http ?? (meter(.httpConnections), meter(.httpUnauthenticatedBodyBytes))
+                gauges.http = httpGauges
+                httpGauges.connections.set(http.connections)
+                httpGauges.unauthenticatedBodyBytes.set(http.unauthenticatedBodyBytes)
             }
+            return registry.emitToString()
         }
-        header("cordon_incidents_open", "gauge", "Incidents whose steps are running or waiting, by playbook.")
-        for (playbook, states) in byPlaybook {
-            out += "cordon_incidents_open\(labels([("playbook", playbook)])) \(states[.open] ?? 0)\n"
-        }
-        header("cordon_quarantined", "gauge", "Findings and incidents quarantined after crashing the runner twice in a row.")
-        out += "cordon_quarantined \(incidents.quarantined)\n"
-        header("cordon_steps_total", "counter", "Steps finished, by action and outcome (succeeded, failed, skipped, planned).")
-        for (key, v) in s.steps.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            out += "cordon_steps_total\(labels([("action", key[0]), ("outcome", key[1])])) \(v)\n"
-        }
-        header("cordon_step_duration_seconds", "histogram", "Step duration from the first intent to the result, by action.")
-        for (key, h) in s.stepDurations.sorted(by: { $0.key < $1.key }) { histogram("cordon_step_duration_seconds", [("action", key)], h) }
-        header("cordon_approvals_pending", "gauge", "Steps waiting for an approval.")
-        out += "cordon_approvals_pending \(incidents.approvalsPending)\n"
-        header("cordon_journal_append_seconds", "histogram", "Journal append latency (until durable).")
-        histogram("cordon_journal_append_seconds", [], s.appendLatency)
-        return out
+    }
+}
+
+extension Dictionary {
+    /// The value for `key`, made by `make` and kept the first time.
+    fileprivate mutating func value(_ key: Key, orMake make: () -> Value) -> Value {
+        if let value = self[key] { return value }
+        let value = make()
+        self[key] = value
+        return value
     }
 }

@@ -27,7 +27,8 @@ import Testing
         var pending = 0
         for line in metrics.split(separator: "\n") where !line.hasPrefix("#") {
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let value = Int(parts[1]) else { continue }
+            // Gauges are written as floating-point numbers (`1.0`); a count is a whole one.
+            guard parts.count == 2, let number = Double(parts[1]), let value = Int(exactly: number) else { continue }
             if parts[0].hasPrefix("cordon_incidents{"), let range = parts[0].range(of: #"state=""#) {
                 states[String(parts[0][range.upperBound...].prefix { $0 != "\"" }), default: 0] += value
             } else if parts[0] == "cordon_approvals_pending" {

@@ -114,8 +114,8 @@ import Testing
         #expect(quarantined.quarantine?.contains("last two runs crashed") == true, "\(quarantined.quarantine ?? "")")
         let (status, metrics) = try await ListenCLITests.curl(["-H", "X-Cordon-Api-Key: quarantine-test-key", "http://127.0.0.1:\(port)/metrics"])
         #expect(status == 200)
-        #expect(metrics.contains("cordon_quarantined 1"), "\(metrics)")
-        #expect(metrics.contains(#"cordon_incidents{playbook="slow",state="contained"} 1"#), "\(metrics)")
+        #expect(metrics.contains("cordon_quarantined 1.0\n"), "\(metrics)")
+        #expect(metrics.contains(#"cordon_incidents{playbook="slow",state="contained"} 1.0"# + "\n"), "\(metrics)")
         // A newer version of the quarantined finding (same key): a new incident follows it.
         try s.drop("f-poison", duration: "1ms", updatedAt: "2026-03-01T11:00:00Z")
         let followDeadline = Date().addingTimeInterval(30)

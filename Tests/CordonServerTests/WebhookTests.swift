@@ -43,7 +43,7 @@ import Testing
         #expect(metrics.contains(#"cordon_steps_total{action="test.count",outcome="succeeded"} 4"#))
         #expect(metrics.contains("cordon_step_duration_seconds_count{action=\"test.count\"} 4"))
         #expect(metrics.contains("cordon_journal_append_seconds_count"))
-        #expect(metrics.contains("cordon_approvals_pending 0"))
+        #expect(metrics.contains("cordon_approvals_pending 0.0\n"))
         #expect(try await h.get("/healthz").0 == 200)
         #expect(try await h.get("/readyz").0 == 200)
         await h.stop()
