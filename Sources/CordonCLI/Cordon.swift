@@ -1,5 +1,6 @@
 import ArgumentParser
 import CordonCore
+import CordonIntegrations
 import Foundation
 
 public struct Cordon: AsyncParsableCommand {
@@ -34,7 +35,9 @@ public struct Cordon: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            try? await HTTPTransport.shared.shutdown()
         } catch {
+            try? await HTTPTransport.shared.shutdown()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }
             Foundation.exit(status)

@@ -95,15 +95,18 @@ public final class AWSHTTPClient: Sendable {
             case .remoteConnectionClosed:
                 return .retryable("ConnectionClosed", "\(where_) closed the connection before answering")
             case .cancelled:
-                return .permanent("Cancelled", "\(where_): request cancelled")
+                return .retryable("Cancelled", "\(where_): request cancelled")
             case .invalidURL, .emptyHost, .emptyScheme:
                 return .permanent("InvalidEndpoint", "\(where_): invalid endpoint URL")
             default:
                 return .retryable("ConnectionError", "\(where_) failed: \(e)")
             }
         }
+        // Cancelled, a request may or may not have reached the service: like the
+        // integrations' transport, the step may try again (with the same idempotency
+        // key); a runner that is stopping leaves the intent to the next start instead.
         if error is CancellationError {
-            return .permanent("Cancelled", "\(where_): request cancelled")
+            return .retryable("Cancelled", "\(where_): request cancelled")
         }
         let text = String(describing: error)
         if text.localizedCaseInsensitiveContains("refused") {

@@ -10,8 +10,14 @@ import NIOSSL
 /// deadline over the whole exchange (head and body) and a bounded body read. Transport
 /// failures become specific, redacted `ActionError`s.
 public final class HTTPTransport: Sendable {
-    /// Shared by every integration action; lives as long as the process.
+    /// Shared by every integration action of the process; the command line shuts it down
+    /// when its command returns (`shutdown`).
     public static let shared = HTTPTransport()
+
+    /// Closes the client's connections. Requests after it fail.
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
 
     let client: HTTPClient
     public let connectTimeout: Duration
