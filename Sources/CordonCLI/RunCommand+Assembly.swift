@@ -170,17 +170,19 @@ extension RunCommand {
         var configuration = ServiceGroupConfiguration(services: services, logger: Self.servicesLog)
         configuration.maximumGracefulShutdownDuration = shutdownTimeout.duration
         let group = ServiceGroup(configuration: configuration)
-        // SIGTERM and SIGINT, including one that came while loading, opening the journal or
-        // resuming, start the group's graceful shutdown.
-        let bridge = Task {
-            for await _ in shutdownRequests {
-                await group.triggerGracefulShutdown()
-                return
-            }
-        }
-        defer { bridge.cancel() }
         do {
-            try await group.run()
+            try await withThrowingDiscardingTaskGroup { tasks in
+                // SIGTERM and SIGINT, including one that came while loading, opening the
+                // journal or resuming, start the group's graceful shutdown.
+                tasks.addTask {
+                    for await _ in shutdownRequests {
+                        await group.triggerGracefulShutdown()
+                        return
+                    }
+                }
+                try await group.run()
+                tasks.cancelAll()
+            }
             return false
         } catch is CancellationError where cutShort.load(ordering: .relaxed) {
             // The handlers cut short by --shutdown-timeout (said above).

@@ -73,6 +73,37 @@ public final class SQSPoller: Sendable {
         }
     }
 
+    /// Journals findings while a child task keeps their messages invisible (extending
+    /// their visibility every half timeout); the child ends when the findings are durable.
+    private func journalKeepingInvisible(_ findings: [Finding], handles: [String]) async throws -> [Engine.Receipt] {
+        let (sqs, queueURL, visibilityTimeout, logger, batcher) = (self.sqs, self.queueURL, self.visibilityTimeout, self.logger, self.batcher)
+        return try await withThrowingTaskGroup(of: [Engine.Receipt]?.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(max(1, visibilityTimeout / 2)))
+                    if Task.isCancelled { break }
+                    do {
+                        try await sqs.changeVisibility(queueURL: queueURL, receiptHandles: handles, timeout: visibilityTimeout)
+                    } catch {
+                        // Cancelled because the batch is durable (and about to be deleted):
+                        // the extension is no longer needed, and nothing went wrong.
+                        if Task.isCancelled { break }
+                        logger.warning("sqs: cannot extend the visibility of \(handles.count) in-flight message(s): \(error)")
+                    }
+                }
+                return nil
+            }
+            group.addTask { try await batcher.receive(findings) }
+            while let next = try await group.next() {
+                if let received = next {
+                    group.cancelAll()
+                    return received
+                }
+            }
+            return []
+        }
+    }
+
     /// Journals, deletes and hands over one batch of messages.
     func process(_ messages: [SQSMessage]) async throws {
         var good: [(SQSMessage, [Finding])] = []
@@ -91,30 +122,13 @@ public final class SQSPoller: Sendable {
         }
         guard !good.isEmpty else { return }
         let handles = good.map(\.0.receiptHandle)
-        // Keep the messages invisible while their findings are being journaled.
-        let heartbeat = Task { [sqs, queueURL, visibilityTimeout, logger] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(max(1, visibilityTimeout / 2)))
-                if Task.isCancelled { return }
-                do {
-                    try await sqs.changeVisibility(queueURL: queueURL, receiptHandles: handles, timeout: visibilityTimeout)
-                } catch {
-                    // Cancelled because the batch is durable (and about to be deleted): the
-                    // extension is no longer needed, and nothing went wrong.
-                    if Task.isCancelled { return }
-                    logger.warning("sqs: cannot extend the visibility of \(handles.count) in-flight message(s): \(error)")
-                }
-            }
-        }
-        defer { heartbeat.cancel() }
         let received: [Engine.Receipt]
         do {
-            received = try await batcher.receive(good.flatMap(\.1))
+            received = try await journalKeepingInvisible(good.flatMap(\.1), handles: handles)
         } catch {
             metrics.sqsMessage("error", count: good.count)
             throw error
         }
-        heartbeat.cancel()
         // Durable: now the messages may go.
         do {
             let failed = try await sqs.deleteMessages(queueURL: queueURL, receiptHandles: handles)
