@@ -116,6 +116,8 @@ func canonical(_ directory: DataDirectory, seq: Int64) throws -> Data {
         let checkpoint = try await journal.checkpoint()
         #expect(checkpoint?.seq == 3)
         #expect(try await base.checkpoints().map(\.seq) == [3])
+        #expect(try await journal.checkpoints(from: 3) == base.checkpoints(from: 0))
+        #expect(try await journal.checkpoints(from: 4).isEmpty)
     }
 
     @Test func aRecordCanReferToTheSeqOfOneQueuedBeforeIt() async throws {

@@ -219,7 +219,19 @@ public struct Checkpoint: Sendable, Equatable {
 }
 
 /// The append-only record of everything Cordon does: the extension point between the
-/// engine and the storage (SQLite by default).
+/// engine and the storage (`SQLiteJournal` by default).
+///
+/// Several journals may write to one store (processes opening one database file, runners
+/// sharing a server). Together they keep one chain, whichever of them appends:
+/// - seqs are 1, 2, 3… without gaps; each record's `prev` is the `hash` of the record
+///   before it (`JournalRecord.genesis` for the first) and its `hash` the SHA-256 of its
+///   `canonicalBytes`, so a chain verifies the same whatever backend wrote it;
+/// - a record becomes visible to reads only with every record before it: a reader that
+///   has seen seq N has seen every record up to N (`foreignRecords`' cursor relies on it);
+/// - a claim (`NewRecord.claim`) is made by at most one record of the store;
+/// - checkpoints sign that one chain with the store's Ed25519 key.
+/// Evidence is stored apart (`EvidenceSink`): what was stored before an append must be
+/// durable no later than that append, so that no record cites evidence a crash lost.
 public protocol Journal: Sendable {
     /// Appends records atomically, in order; returns once they are durable.
     func append(_ records: [NewRecord]) async throws -> [JournalRecord]
@@ -238,11 +250,16 @@ public protocol Journal: Sendable {
     /// An incident's records in `seq` order.
     func records(incident: String) async throws -> [JournalRecord]
     /// Records after `seq` that another journal (another process) appended, at most
-    /// `limit` of them, and the seq up to which the journal was searched: how a runner
-    /// learns of a decision made with `cordon approve`, a `cordon close` or a rollback.
+    /// `limit` of them, and the seq up to which the journal was searched (the next call's
+    /// `after`): how a runner learns of a decision made with `cordon approve`, a
+    /// `cordon close` or a rollback. A backend whose store no other journal writes to
+    /// returns none, through the head.
     func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64)
     /// Signs the current head now (if anything is unsigned) and returns the newest checkpoint.
     @discardableResult func checkpoint() async throws -> Checkpoint?
+    /// The checkpoints of seq `seq` and later, in `seq` order: what an evidence bundle
+    /// carries to prove the records it exports.
+    func checkpoints(from seq: Int64) async throws -> [Checkpoint]
 }
 
 extension Journal {
@@ -250,9 +267,6 @@ extension Journal {
     public func append(_ record: NewRecord) async throws -> JournalRecord {
         try await append([record])[0]
     }
-
-    /// A journal no other process writes to has no foreign records.
-    public func foreignRecords(after seq: Int64, limit: Int) async throws -> (records: [JournalRecord], through: Int64) { ([], seq) }
 }
 
 /// A journal that hands everything to another (`wrapped`) except what it implements
@@ -272,6 +286,7 @@ extension ForwardingJournal {
         try await wrapped.foreignRecords(after: seq, limit: limit)
     }
     @discardableResult public func checkpoint() async throws -> Checkpoint? { try await wrapped.checkpoint() }
+    public func checkpoints(from seq: Int64) async throws -> [Checkpoint] { try await wrapped.checkpoints(from: seq) }
 }
 
 /// A record's kind (`kind` in the journal, its wire text unchanged): the ones Cordon
