@@ -204,8 +204,14 @@ let package = Package(
             path: "Tests/cordon-testbed",
             linkerSettings: jemalloc
         ),
+        // What several test targets share: child processes, Python servers, temporary
+        // directories, and the in-memory journal and evidence sink.
         .target(
             name: "CordonTestSupport",
+            dependencies: [
+                "CordonCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/CordonTestSupport"
         ),
         .testTarget(
