@@ -205,11 +205,12 @@ let package = Package(
             linkerSettings: jemalloc
         ),
         // What several test targets share: child processes, Python servers, temporary
-        // directories, and the in-memory journal and evidence sink.
+        // directories, the in-memory journal and evidence sink, and the engine's fixture.
         .target(
             name: "CordonTestSupport",
             dependencies: [
                 "CordonCore",
+                "CordonEngine",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/CordonTestSupport"

@@ -8,25 +8,16 @@ import Testing
 
 @testable import CordonJournal
 
-/// A test action that counts its side effects and fails or hangs on demand.
-final class RecordingAction: Action, @unchecked Sendable {
-    let effects = Mutex<[String]>([])
-    let plan = Mutex<[ActionError?]>([])
-    let hang: Duration?
+/// The engine on a `SQLiteJournal`.
+typealias EngineHarness = EngineFixture<SQLiteJournal>
 
-    init(failures: [ActionError?] = [], hang: Duration? = nil) {
-        plan.withLock { $0 = failures }
-        self.hang = hang
-    }
-
-    var count: Int { effects.withLock { $0.count } }
-
-    func run(_ request: ActionRequest) async throws(ActionError) -> ActionOutcome {
-        if let hang { try? await Task.sleep(for: hang) }
-        if let failure = plan.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
-        effects.withLock { $0.append(request.idempotencyKey) }
-        let ref = try? request.evidence.store(Array("response for \(request.inputs["target"]?.stringValue ?? "")".utf8), name: "response", mediaType: "text/plain")
-        return ActionOutcome(outputs: ["done": true, "echo": .object(request.inputs)], target: request.inputs["target"]?.stringValue, evidence: ref.map { [$0] } ?? [])
+extension EngineFixture where J == SQLiteJournal {
+    /// On a new `SQLiteJournal` under the directory's `data`, and its evidence store.
+    init(playbook: String, environment: [String: String] = [:]) throws {
+        try self.init(playbook: playbook, environment: environment) { dir, secrets in
+            let journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"), secrets: secrets)
+            return (journal, journal.evidence)
+        }
     }
 }
 
@@ -41,72 +32,6 @@ struct WaitsUntilCancelled: Action {
         return ActionOutcome(outputs: [:])
     }
 }
-
-struct EngineHarness {
-    let dir: TempDir
-    let journal: SQLiteJournal
-    let config: LoadedConfig
-    let secrets: SecretStore
-
-    static let integration = """
-        name: test
-        secrets: [TEST_TOKEN]
-        actions:
-          record:
-            inputs: {target: {required: true}, note: {}, token: {}}
-            request: {method: POST, url: "http://127.0.0.1:9/{{ inputs.target }}"}
-        """
-
-    init(playbook: String, environment: [String: String] = [:]) throws {
-        dir = try TempDir()
-        try dir.write("Integrations/test.yaml", Self.integration)
-        try dir.write("Playbooks/p.yaml", playbook)
-        config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
-        #expect(config.isValid, "\(config.diagnostics)")
-        secrets = SecretStore(environment: environment)
-        journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"), secrets: secrets)
-    }
-
-    func engine(
-        _ actions: [String: any Action], dryRun: Bool = false, actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .everything
-    ) async throws -> Engine {
-        Engine(
-            config: config, actions: CoreActions.all.merging(actions) { $1 }, journal: journal, evidence: journal.evidence, secrets: secrets,
-            actor: "cordon/test", dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention),
-            actionsInFlight: actionsInFlight)
-    }
-
-    static func finding(id: String, instance: String = "i-1", severity: Int = 8, updatedAt: String = "2026-03-01T10:00:00Z") -> Finding {
-        let text = #"{"version":"0","id":"\#(id)","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"111122223333","time":"\#(updatedAt)","region":"us-east-1","resources":[],"detail":{"id":"\#(id)","type":"Backdoor:EC2/C&CActivity.B!DNS","severity":\#(severity),"createdAt":"2026-03-01T09:59:00Z","updatedAt":"\#(updatedAt)","resource":{"resourceType":"Instance","instanceDetails":{"instanceId":"\#(instance)","tags":[{"key":"env","value":"prod"}]}}}}"#
-        return FindingDecoder().decode(Array(text.utf8), source: "test").findings[0]
-    }
-
-    func records(_ incident: String) async throws -> [JournalRecord] { try await journal.records(incident: incident) }
-}
-
-let basicPlaybook = """
-    name: demo
-    version: 1
-    description: test
-    trigger: {source: [aws.guardduty], detail: {severity: [{numeric: [">=", 7]}]}}
-    incident:
-      key: "{{ detail.resource.instanceDetails.instanceId }}"
-      title: "{{ detail.type }} on {{ detail.resource.instanceDetails.instanceId }}"
-    vars:
-      instance: "{{ detail.resource.instanceDetails.instanceId }}"
-    steps:
-      - id: first
-        action: test.record
-        with: {target: "{{ vars.instance }}", note: one}
-        retry: {attempts: 3, backoff: 10ms, max_backoff: 20ms}
-      - id: second
-        action: test.record
-        with: {target: "{{ vars.instance }}", note: "after {{ steps.first.status }}"}
-      - id: log
-        action: core.log
-        when: {steps: {second: {status: [succeeded]}}}
-        with: {message: "done with {{ vars.instance }}"}
-    """
 
 @Suite struct EngineTests {
     @Test func runsStepsInOrderAndJournalsIntentThenResult() async throws {

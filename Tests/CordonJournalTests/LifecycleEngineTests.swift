@@ -1,5 +1,6 @@
 import CordonCore
 import CordonEngine
+import CordonTestSupport
 import Foundation
 import Synchronization
 import Testing
