@@ -219,6 +219,12 @@ let package = Package(
             name: "CordonCoreTests",
             dependencies: ["CordonCore", "CordonEngine", "CordonIntake", "CordonTestSupport"]
         ),
+        // The engine on the in-memory journal: what it journals and decides, not how a
+        // file keeps it (that is CordonJournalTests').
+        .testTarget(
+            name: "CordonEngineTests",
+            dependencies: ["CordonEngine", "CordonCore", "CordonTestSupport"]
+        ),
         .testTarget(
             name: "CordonJournalTests",
             dependencies: ["CordonJournal", "CordonCore", "CordonEngine", "CordonIntake", "CordonTestSupport"]

@@ -5,11 +5,9 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import CordonJournal
-
-/// The engine's side of the lifecycle, on a real SQLite journal: evaluations per finding,
-/// decisions from other engines (processes) on the same journal, rollback of steps that
-/// failed or were cut short.
+/// The engine's side of the lifecycle: evaluations per finding, decisions from other
+/// engines (processes, each with its own opening of the journal's store), rollback of
+/// steps that failed or were cut short.
 @Suite struct LifecycleEngineTests {
     static let playbook = """
         name: demo
@@ -54,7 +52,7 @@ import Testing
         let restarted = try await h.engine(["test.record": action], retention: .live(findings: 1_000))
         _ = try await restarted.process([Self.finding("f4", type: "Recon:EC2/Portscan")])
         #expect(action.count == 3)
-        #expect(try JournalVerifier(directory: h.journal.directory).verify().problems.isEmpty)
+        #expect(try await h.chainProblems() == [])
     }
 
     static let approvalPlaybook = """
@@ -80,9 +78,9 @@ import Testing
         let id = try #require(try await runner.process([Self.finding("f1", type: "Backdoor:X")]).first?.incidents.first)
         #expect(await runner.index.incidents[id]?.pendingApproval == "contain")
         // Another process (its own opening of the journal) denies.
-        let other = try SQLiteJournal(directory: h.journal.directory)
+        let other = MemoryJournal(storage: h.journal.storage, secrets: h.secrets)
         let cli = Engine(
-            config: h.config, actions: CoreActions.all.merging(["test.record": action]) { $1 }, journal: other, evidence: other.evidence,
+            config: h.config, actions: CoreActions.all.merging(["test.record": action]) { $1 }, journal: other, evidence: h.evidence,
             secrets: h.secrets, actor: "cordon/cli", index: try await IncidentIndex.load(from: other))
         try await cli.decide(incident: id, step: "contain", by: "oncall", approve: false, reason: "not in prod", continuing: false)
         // The runner has not followed yet: its timeout fires and loses to the denial.
@@ -98,7 +96,6 @@ import Testing
         } throws: { error in
             "\(error)".contains("already denied by user:oncall") && "\(error)".contains("not in prod")
         }
-        try await other.close()
     }
 
     /// A decision taken in by following the journal lets the runner continue.
@@ -107,9 +104,9 @@ import Testing
         let action = RecordingAction()
         let runner = try await h.engine(["test.record": action])
         let id = try #require(try await runner.process([Self.finding("f1", type: "Backdoor:X")]).first?.incidents.first)
-        let other = try SQLiteJournal(directory: h.journal.directory)
+        let other = MemoryJournal(storage: h.journal.storage, secrets: h.secrets)
         let cli = Engine(
-            config: h.config, actions: [:], journal: other, evidence: other.evidence, secrets: h.secrets, actor: "cordon/cli",
+            config: h.config, actions: [:], journal: other, evidence: h.evidence, secrets: h.secrets, actor: "cordon/cli",
             index: try await IncidentIndex.load(from: other))
         try await cli.decide(incident: id, step: "contain", by: "lead", approve: true, reason: nil, continuing: false)
         #expect(try await runner.follow() == [id])
@@ -117,7 +114,6 @@ import Testing
         #expect(action.count == 1)
         #expect(await runner.index.incidents[id]?.state == .contained)
         #expect(try await runner.follow().isEmpty, "taken in once")
-        try await other.close()
     }
 }
 
@@ -227,30 +223,6 @@ final class PartialIsolateAction: ReversibleAction, Sendable {
         let later = try await h.engine(["test.record": action])
         #expect(await later.index.quarantined(finding: receipts[0].dedupe))
         #expect(try await later.unfinished().isEmpty)
-    }
-
-    @Test func onlyWorkInProgressAtTwoCrashesInARowIsQuarantined() throws {
-        let dir = temporaryDataDirectory()
-        try FileManager.default.createDirectory(at: dir.url, withIntermediateDirectories: true)
-        let log = CrashLog(dir)
-        func write(_ text: String) throws {
-            let old = (try? String(contentsOf: log.url, encoding: .utf8)) ?? ""
-            try (old + text).write(to: log.url, atomically: true, encoding: .utf8)
-        }
-        #expect(log.inProgressAtTwoCrashes() == nil)
-        try write("start 10 t1\ncrash 10 signal 4\nitem i:inc-a\nitem f:x\nend 10\n")
-        #expect(log.inProgressAtTwoCrashes() == nil, "one crash")
-        // Killed (no end): not a crash, and it breaks the series.
-        try write("start 11 t2\n")
-        try write("start 12 t3\ncrash 12 signal 11\nitem i:inc-a\nend 12\n")
-        #expect(log.inProgressAtTwoCrashes() == nil)
-        try write("start 13 t4\ncrash 13 signal 4\nitem i:inc-a\nitem i:inc-b\nend 13\n")
-        #expect(log.inProgressAtTwoCrashes()?.items == ["i:inc-a"])
-        #expect(log.inProgressAtTwoCrashes()?.reason.contains("signal 11") == true)
-        // A run that stopped cleanly ends the series.
-        try write("start 14 t5\nstop 14 t6\n")
-        #expect(log.inProgressAtTwoCrashes() == nil)
-        #expect(log.runs().count == 5)
     }
 }
 
