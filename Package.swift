@@ -125,6 +125,7 @@ let package = Package(
             name: "CordonIntegrations",
             dependencies: [
                 "CordonCore",
+                "CordonCloud",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -187,6 +188,7 @@ let package = Package(
             name: "cordon-bench",
             dependencies: [
                 "CordonCore",
+                "CordonIntegrations",
                 "CordonEngine",
                 "CordonIntake",
                 "CordonJournal",
@@ -211,13 +213,14 @@ let package = Package(
             dependencies: [
                 "CordonCore",
                 "CordonEngine",
+                "CordonIntegrations",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/CordonTestSupport"
         ),
         .testTarget(
             name: "CordonCoreTests",
-            dependencies: ["CordonCore", "CordonEngine", "CordonIntake", "CordonTestSupport"]
+            dependencies: ["CordonCore", "CordonEngine", "CordonIntake", "CordonIntegrations", "CordonTestSupport"]
         ),
         // The engine on the in-memory journal: what it journals and decides, not how a
         // file keeps it (that is CordonJournalTests').
@@ -231,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonAWSTests",
-            dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonDrill", "CordonTestSupport"]
+            dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonDrill", "CordonIntegrations", "CordonTestSupport"]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
@@ -239,12 +242,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CordonDrillTests",
-            dependencies: ["CordonDrill", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal"]
+            dependencies: ["CordonDrill", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonIntegrations", "CordonJournal"]
         ),
         .testTarget(
             name: "CordonServerTests",
             dependencies: [
-                "CordonServer", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonCloud", "CordonAWS", "CordonTestSupport",
+                "CordonServer", "CordonCore", "CordonEngine", "CordonIntake", "CordonIntegrations", "CordonJournal", "CordonCloud", "CordonAWS", "CordonTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

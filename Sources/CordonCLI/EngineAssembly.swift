@@ -15,7 +15,7 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
     if options.integrations != "./Integrations" || FileManager.default.fileExists(atPath: options.integrations) {
         paths.append(options.integrations)
     }
-    let loaded = ConfigLoader().load(paths)
+    let loaded = ConfigLoader(actions: .builtIn).load(paths)
     if !loaded.isValid {
         for d in loaded.errors { printError(d.description) }
         throw CordonError(.invalidInput, "the playbooks or integrations are invalid (see `cordon validate`)")

@@ -4,6 +4,7 @@ import CordonCloud
 import CordonSimulatedCloud
 import CordonCore
 import Foundation
+import CordonIntegrations
 
 struct IAMPolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,7 +56,7 @@ struct IAMPolicyCommand: ParsableCommand {
         for path in targets where !FileManager.default.fileExists(atPath: path) {
             throw CordonError(.notFound, "\(path): no such file or directory")
         }
-        let loaded = ConfigLoader().load(targets, integrationPaths: [config.integrations])
+        let loaded = ConfigLoader(actions: .builtIn).load(targets, integrationPaths: [config.integrations])
         if !loaded.isValid {
             for d in loaded.errors { printError(d.description) }
             throw CordonError(.invalidInput, "the playbooks are invalid (see `cordon validate`)")

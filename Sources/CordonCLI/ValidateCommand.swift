@@ -2,6 +2,7 @@ import ArgumentParser
 import CordonCore
 import CordonDrill
 import Foundation
+import CordonIntegrations
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,10 +34,10 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         let targets = paths.isEmpty ? [config.playbooks, config.integrations] : paths
-        var loaded = ConfigLoader().load(targets, integrationPaths: [config.integrations])
+        var loaded = ConfigLoader(actions: .builtIn).load(targets, integrationPaths: [config.integrations])
         // Drill scenarios: checked against the playbooks of --playbooks.
         if !loaded.scenarioFiles.isEmpty {
-            let playbooks = targets.contains(config.playbooks) ? loaded.playbooks : ConfigLoader().load([config.playbooks], integrationPaths: [config.integrations]).playbooks
+            let playbooks = targets.contains(config.playbooks) ? loaded.playbooks : ConfigLoader(actions: .builtIn).load([config.playbooks], integrationPaths: [config.integrations]).playbooks
             for file in loaded.scenarioFiles {
                 do {
                     _ = try ScenarioLoader(playbooks: playbooks).load(path: file)
@@ -101,7 +102,7 @@ struct SchemaCommand: ParsableCommand {
     func run() throws {
         switch kind {
         case .playbook:
-            let loaded = ConfigLoader().load([], integrationPaths: [config.integrations])
+            let loaded = ConfigLoader(actions: .builtIn).load([], integrationPaths: [config.integrations])
             print(JSONWriter.pretty(ConfigSchema.playbook(registry: loaded.registry)))
         case .integration:
             print(JSONWriter.pretty(ConfigSchema.integration()))

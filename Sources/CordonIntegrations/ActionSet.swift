@@ -1,3 +1,4 @@
+import CordonCloud
 import CordonCore
 
 /// The actions a run can call, assembled in one place for every command that runs
@@ -6,6 +7,10 @@ import CordonCore
 /// or a test replaces some of them through `overrides` (a virtual-clock wait, notifiers
 /// that record instead of sending).
 public enum ActionSet {
+    /// What every built-in action takes, gives and needs, from the specs beside the
+    /// implementations: `core.*`, `core.email`, `aws.*`.
+    public static let specs: [ActionSpec] = CoreActions.specs + [EmailAction.spec] + AWSActions.specs
+
     public static func build(
         integrations: [Integration], cloud: [String: any Action], overrides: (inout [String: any Action]) -> Void = { _ in }
     ) -> [String: any Action] {
@@ -16,4 +21,9 @@ public enum ActionSet {
         overrides(&actions)
         return actions
     }
+}
+
+extension ActionRegistry {
+    /// The built-in actions, before any integration file adds its own.
+    public static let builtIn = ActionRegistry(ActionSet.specs)
 }

@@ -7,6 +7,7 @@ import CordonJournal
 import CordonServer
 import Foundation
 import NIOCore
+import CordonIntegrations
 
 struct HTTPBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -77,7 +78,7 @@ struct HTTPBench: AsyncParsableCommand {
                 action: core.log
                 with: {message: "{{ detail.type }}"}
             """.write(to: root.appendingPathComponent("Playbooks/p.yaml"), atomically: false, encoding: .utf8)
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path])
         guard loaded.isValid else { throw ExitCode(1) }
         let secrets = SecretStore(environment: [:])
         let journal = try SQLiteJournal(directory: DataDirectory(root.appendingPathComponent("data").path), secrets: secrets)

@@ -5,6 +5,7 @@ import CordonIntake
 import CordonJournal
 import Foundation
 import Synchronization
+import CordonIntegrations
 
 struct QueueBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,7 +59,7 @@ struct QueueBench: AsyncParsableCommand {
         try fm.createDirectory(at: root.appendingPathComponent("Playbooks"), withIntermediateDirectories: true)
         try bench.writePlaybooks(to: root.appendingPathComponent("Playbooks"))
         let loadStart = ContinuousClock.now
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path])
         guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
         let loadTime = ContinuousClock.now - loadStart
         let events = try bench.events().prefix(findings)

@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntake
 import CordonJournal
 import Foundation
+import CordonIntegrations
 
 /// `cordon run` started on a journal that has been in use: how long it takes to start and
 /// how much memory it holds, measured on the real executable.
@@ -55,7 +56,7 @@ struct RunnerBench: AsyncParsableCommand {
             try fm.createDirectory(at: playbookDir, withIntermediateDirectories: true)
             try bench.writePlaybooks(to: playbookDir)
         }
-        let loaded = ConfigLoader().load([playbookDir.path])
+        let loaded = ConfigLoader(actions: .builtIn).load([playbookDir.path])
         guard loaded.isValid else { print(loaded.diagnostics.prefix(3)); throw ExitCode(1) }
         let events = try bench.events().map { String(decoding: $0, as: UTF8.self) }
         guard !events.isEmpty else { throw ValidationError("no events in \(bench.corpus)/guardduty-events.jsonl.gz") }

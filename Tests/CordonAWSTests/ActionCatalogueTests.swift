@@ -14,7 +14,7 @@ final class ActionCatalogueTests: XCTestCase {
 
     func testEveryCatalogueActionIsImplementedAndReversibilityAgrees() throws {
         let actions = AWSActions.all(cloud: try Fixture.cloud(), defaultRegion: "us-east-1")
-        let specs = BuiltinActions.aws
+        let specs = AWSActions.specs
         XCTAssertEqual(Set(actions.keys), Set(specs.map(\.name)))
         for spec in specs {
             let action = try XCTUnwrap(actions[spec.name], spec.name)

@@ -283,10 +283,11 @@ import Testing
         #expect((outcomes["401"] ?? 0) + (outcomes["closed"] ?? 0) + (outcomes["connect_failed"] ?? 0) == 1500, "\(outcomes)")
         #expect((outcomes["401"] ?? 0) > 0, "\(outcomes)")
         // Keyed senders are served throughout, never starved. (How fast is a benchmark's
-        // question, not a test's: docs/benchmarks.md has the figures.)
+        // question, not a test's: docs/benchmarks.md has the figures.) Alone the slowest
+        // takes well under a second; beside the whole suite on two cores it once took 10.8 s.
         #expect(((report["during_ms"] as? [String: Any])?["count"] as? Int ?? 0) >= 3, "\(report)")
         let slowest = try #require((report["during_ms"] as? [String: Any])?["max"] as? Double)
-        #expect(slowest < 10_000, "a keyed request waited \(slowest) ms during the flood")
+        #expect(slowest < 30_000, "a keyed request waited \(slowest) ms during the flood")
         #expect(await runner.stop() == 0, "\(runner.text)")
     }
 

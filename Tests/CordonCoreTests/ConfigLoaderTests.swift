@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 @Suite struct ConfigLoaderTests {
     static let slack = """
@@ -64,7 +65,7 @@ import Testing
         let dir = try TempDir()
         try dir.write("Integrations/slack.yaml", Self.slack)
         try dir.write("Playbooks/quarantine.yaml", Self.playbook)
-        let loaded = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
+        let loaded = ConfigLoader(actions: .builtIn).load([dir.path + "/Playbooks", dir.path + "/Integrations"])
         #expect(loaded.diagnostics.isEmpty, "\(loaded.diagnostics)")
         #expect(loaded.files.count == 2)
         let p = try #require(loaded.playbooks.first)
@@ -87,7 +88,7 @@ import Testing
         let dir = try TempDir()
         for (i, text) in integrations.enumerated() { try dir.write("Integrations/i\(i).yaml", text) }
         let file = try dir.write("p.yaml", playbook)
-        return ConfigLoader().load([file], integrationPaths: [dir.path + "/Integrations"]).diagnostics.map {
+        return ConfigLoader(actions: .builtIn).load([file], integrationPaths: [dir.path + "/Integrations"]).diagnostics.map {
             "\($0.location.line):\($0.location.column): \($0.message)"
         }
     }
@@ -184,7 +185,7 @@ import Testing
         try dir.write("c.yaml", "hello: world\n")
         try dir.write(".hidden/d.yaml", "broken: [\n")
         try dir.write("notes.txt", "not yaml")
-        let loaded = ConfigLoader().load([dir.path, dir.path + "/missing"])
+        let loaded = ConfigLoader(actions: .builtIn).load([dir.path, dir.path + "/missing"])
         let messages = loaded.diagnostics.map(\.description)
         #expect(loaded.files.count == 3)
         #expect(messages.contains { $0.contains("b.yml:1:1: playbook name \"guardduty-ec2-quarantine\" is already used by") }, "\(messages)")
@@ -214,12 +215,12 @@ import Testing
                 idempotency: {header: Idempotency-Key, body_field: id}
                 signature: {algorithm: hmac-sha256, secret: KEY, header: Sig}
             """)
-        let d = ConfigLoader().load([file]).diagnostics.map(\.description)
+        let d = ConfigLoader(actions: .builtIn).load([file]).diagnostics.map(\.description)
         #expect(d.contains { $0.contains("type: expected one of") && $0.contains("(did you mean string?)") })
         // Shape errors stop the deeper checks of that file; fix the type and look again.
         let fixed = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "strng", with: "string")
         try fixed.write(toFile: file, atomically: true, encoding: .utf8)
-        let d2 = ConfigLoader().load([file]).diagnostics.map(\.description)
+        let d2 = ConfigLoader(actions: .builtIn).load([file]).diagnostics.map(\.description)
         for expected in [
             "default of input \"count\" is not integer", "unknown input \"missing\"", "secret TOKEN is not declared",
             "give either body or form", "status 200 is both a success and retried", "idempotency takes exactly one of",
@@ -237,7 +238,7 @@ import Testing
         let deepFile = try dir.write("deep.yaml", String(repeating: "[", count: 100_000))
         let bigFile = try dir.write("big.yaml", "a: \"" + String(repeating: "x", count: 3 << 20) + "\"\n")
         let start = ContinuousClock.now
-        let loaded = ConfigLoader().load([bombFile, deepFile, bigFile])
+        let loaded = ConfigLoader(actions: .builtIn).load([bombFile, deepFile, bigFile])
         #expect(ContinuousClock.now - start < .seconds(20))  // refused early, not expanded (loose bound: parallel suite)
         let d = loaded.diagnostics.map(\.description)
         #expect(d.contains { $0.contains("bomb.yaml") && $0.contains("alias bomb") })
@@ -249,7 +250,7 @@ import Testing
         let dir = try TempDir()
         try dir.write("Integrations/slack.yaml", Self.slack)
         let file = try dir.write("p.yaml", Self.playbook)
-        let loaded = ConfigLoader().load([file], integrationPaths: [dir.path + "/Integrations"])
+        let loaded = ConfigLoader(actions: .builtIn).load([file], integrationPaths: [dir.path + "/Integrations"])
         let p = try #require(loaded.playbooks.first)
         let finding = FindingDecoder().decode(fileAtPath: TestPaths.fixtures.appendingPathComponent("findings/guardduty/ec2-backdoor-cc-activity-dns.json").path)
         let event = try #require(finding.findings.first?.event.objectValue)

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 /// The generated JSON Schemas, checked with a standard validator (Python's jsonschema,
 /// which .ci/run installs): they accept every shipped file and reject broken ones.
@@ -52,7 +53,7 @@ import Testing
     }
 
     @Test func playbookSchemaAcceptsShippedPlaybooksAndRejectsBrokenOnes() async throws {
-        let loaded = ConfigLoader().load([], integrationPaths: [TestPaths.packageRoot.appendingPathComponent("Integrations").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([], integrationPaths: [TestPaths.packageRoot.appendingPathComponent("Integrations").path])
         let schema = ConfigSchema.playbook(registry: loaded.registry)
         let dir = try TempDir()
         let good = try dir.write("good.yaml", ConfigLoaderTests.playbook.replacingOccurrences(of: "slack.post_message", with: "core.log").replacingOccurrences(of: "text:", with: "message:"))
@@ -84,7 +85,7 @@ import Testing
 
     @Test func shippedFilesValidate() throws {
         let root = TestPaths.packageRoot
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path, root.appendingPathComponent("Integrations").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path, root.appendingPathComponent("Integrations").path])
         #expect(loaded.diagnostics.isEmpty, Comment(rawValue: loaded.diagnostics.map(\.description).joined(separator: "\n")))
         #expect(loaded.playbooks.count >= 6)
         #expect(Set(loaded.integrations.map(\.name)).isSuperset(of: ["slack", "teams", "pagerduty", "opsgenie", "webhook"]))

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 /// The action catalogue in docs/playbooks.md ("Built-in actions") is the actions Cordon
 /// registers: the same names, the same inputs, the same required ones, the same
@@ -42,7 +43,7 @@ import Testing
 
     @Test func theDocumentedCatalogueIsTheRegisteredOne() throws {
         let rows = try Self.documented()
-        let specs = Dictionary(BuiltinActions.all.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let specs = Dictionary(ActionSet.specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         #expect(Set(rows.keys) == Set(specs.keys), "documented but not registered: \(Set(rows.keys).subtracting(specs.keys)); registered but not documented: \(Set(specs.keys).subtracting(rows.keys))")
         for (name, spec) in specs {
             guard let row = rows[name] else { continue }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 /// Inputs built to crash or exhaust the parsers and the matcher: each is refused with a
 /// clear error or handled, within bounded time and memory, never a trap.
@@ -21,7 +22,7 @@ import Testing
             steps:
               - {id: log, action: core.log, with: {message: hi}}
             """.write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
-        let loaded = ConfigLoader().load([dir.path])
+        let loaded = ConfigLoader(actions: .builtIn).load([dir.path])
         #expect(!loaded.isValid)
         #expect(loaded.errors.contains { $0.location.file.hasSuffix("p.yaml") }, "\(loaded.errors)")
     }
@@ -70,7 +71,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-big-\(UUID().uuidString).yaml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 2 << 20)))
-        let loaded = ConfigLoader().load([path])
+        let loaded = ConfigLoader(actions: .builtIn).load([path])
         #expect(loaded.errors.contains { $0.message.contains("more than the limit of") }, "\(loaded.errors)")
         guard case .failure = BoundedFile.read(path, limit: 1 << 20) else { Issue.record("a 2 MiB file read under a 1 MiB limit"); return }
     }

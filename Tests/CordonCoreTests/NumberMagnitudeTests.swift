@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 /// Numbers of any magnitude, in findings and in patterns, are handled: parsed, compared,
 /// canonicalised and matched without a trap and without memory that grows with the
@@ -62,7 +63,7 @@ import Testing
     /// are out of any double's range.
     @Test func shippedPlaybooksRenderAFindingWithAHugeSeverity() throws {
         let root = TestPaths.packageRoot
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
         let fixture = TestPaths.fixtures.appendingPathComponent("playbooks/guardduty-iam-credential-compromise")
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: fixture.path).filter { $0.hasPrefix("fires") }.sorted().first)
         var text = try String(contentsOf: fixture.appendingPathComponent(file), encoding: .utf8)

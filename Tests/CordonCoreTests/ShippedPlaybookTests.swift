@@ -2,13 +2,14 @@ import Foundation
 import Testing
 
 @testable import CordonCore
+import CordonIntegrations
 
 /// Every shipped playbook has fixtures proving it fires (Fixtures/playbooks/NAME/fires-*)
 /// and near-misses proving it does not fire too widely (near-miss-*).
 @Suite struct ShippedPlaybookTests {
     @Test func eachPlaybookFiresOnItsFixturesAndNotOnItsNearMisses() throws {
         let root = TestPaths.packageRoot
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
         #expect(loaded.isValid, Comment(rawValue: loaded.diagnostics.map(\.description).joined(separator: "\n")))
         #expect(loaded.playbooks.count >= 6)
         let set = PatternSet(loaded.playbooks.map(\.trigger))

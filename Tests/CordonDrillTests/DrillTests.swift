@@ -6,12 +6,13 @@ import CordonDrill
 import CordonJournal
 import Foundation
 import XCTest
+import CordonIntegrations
 
 final class DrillTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func config() throws -> LoadedConfig {
-        let loaded = ConfigLoader().load(
+        let loaded = ConfigLoader(actions: .builtIn).load(
             [Self.root.appendingPathComponent("Playbooks").path], integrationPaths: [Self.root.appendingPathComponent("Integrations").path])
         XCTAssertTrue(loaded.isValid, loaded.errors.map(\.description).joined(separator: "\n"))
         return loaded

@@ -70,7 +70,7 @@ import Testing
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("cfg"), withIntermediateDirectories: true)
         try Self.integration(port: port).write(to: dir.appendingPathComponent("cfg/hook.yaml"), atomically: true, encoding: .utf8)
         try Self.playbook(steps).write(to: dir.appendingPathComponent("cfg/p.yaml"), atomically: true, encoding: .utf8)
-        let config = ConfigLoader().load([dir.appendingPathComponent("cfg").path])
+        let config = ConfigLoader(actions: .builtIn).load([dir.appendingPathComponent("cfg").path])
         guard config.isValid else { throw TestFailure("\(config.diagnostics)") }
         let secrets = SecretStore(environment: ["HOOK_URL_PART": Self.urlSecret, "HOOK_TOKEN": Self.headerSecret, "HOOK_BODY_SECRET": Self.bodySecret])
         let journal = try SQLiteJournal(directory: DataDirectory(dir.appendingPathComponent("data").path), secrets: secrets)

@@ -2,6 +2,7 @@ import CordonCore
 import CordonEngine
 import Foundation
 import Synchronization
+import CordonIntegrations
 
 /// What an engine test starts from: a playbook and the test integration (`test.record`)
 /// loaded from a temporary directory, secrets, and a journal of backend `J` with its
@@ -27,7 +28,7 @@ public struct EngineFixture<J: Journal>: Sendable {
         dir = try TempDir()
         try dir.write("Integrations/test.yaml", EngineFixtures.integration)
         try dir.write("Playbooks/p.yaml", playbook)
-        config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
+        config = ConfigLoader(actions: .builtIn).load([dir.path + "/Playbooks", dir.path + "/Integrations"])
         guard config.isValid else { throw InvalidPlaybook(description: "\(config.diagnostics)") }
         secrets = SecretStore(environment: environment)
         let opened = try open(dir, secrets)

@@ -1,10 +1,29 @@
 import CordonCore
 import Foundation
 
-/// The `aws.*` actions of the catalogue (`BuiltinActions.aws`), written once against the
+/// The `aws.*` actions (each with its `spec` beside it), written once against the
 /// `Cloud` seam: the same code runs against AWS (`AWSCloud`) and in drills
 /// (`SimulatedCloud`).
 public enum AWSActions {
+    /// Every `aws.*` action's spec, in the catalogue's order.
+    public static let specs: [ActionSpec] = [
+        CaptureInstanceAction.spec,
+        SnapshotVolumesAction.spec,
+        IsolateInstanceAction.spec,
+        RevokeIngressAction.spec,
+        RevokeRoleSessionsAction.spec,
+        DeactivateAccessKeysAction.spec,
+        AttachDenyAllAction.spec,
+        DeleteLoginProfileAction.spec,
+        BlockPublicAccessAction.spec,
+        StartLoggingAction.spec,
+        SNSPublishAction.spec,
+    ]
+
+    static let region = InputSpec("region", .string, "AWS region; default: the finding's region, else AWS_REGION")
+    static let account = InputSpec(
+        "account", .string, "AWS account id to act in (assumes the configured role there); default: the finding's account")
+
     /// Every `aws.*` action by name.
     /// - Parameters:
     ///   - cloud: where calls go.

@@ -44,3 +44,22 @@ public struct CaptureInstanceAction: Action {
             target: instanceId, evidence: [ref])
     }
 }
+
+extension CaptureInstanceAction {
+    /// What `aws.ec2.capture_instance` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.ec2.capture_instance",
+        summary: "Record an instance's metadata, security groups, network interfaces, volumes, tags and instance profile as evidence",
+        kind: .evidence,
+        inputs: [InputSpec("instance_id", .string, required: true, "EC2 instance id (i-…)"), AWSActions.region, AWSActions.account],
+        outputs: [
+            OutputSpec("instance", "DescribeInstances result for the instance"),
+            OutputSpec("security_groups", "the security groups attached to its interfaces"),
+            OutputSpec("network_interfaces", "its network interfaces"),
+            OutputSpec("volumes", "its EBS volumes"),
+            OutputSpec("evidence", "hash of the evidence record"),
+        ],
+        iamActions: [
+            "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeVolumes",
+        ])
+}

@@ -347,3 +347,55 @@ public struct DeleteLoginProfileAction: Action {
             outputs: ["deleted": true, "created": profile.createDate.map(JSONValue.string) ?? .null, "note": .string(Self.note)], target: user, evidence: [ref])
     }
 }
+
+extension RevokeRoleSessionsAction {
+    /// What `aws.iam.revoke_role_sessions` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.iam.revoke_role_sessions",
+        summary: "Deny every session of a role issued before now (the AWSRevokeOlderSessions inline policy, as the IAM console does)",
+        kind: .containment,
+        inputs: [InputSpec("role_name", .string, required: true, "IAM role name"), AWSActions.account],
+        outputs: [OutputSpec("revoked_before", "the time before which sessions are denied")],
+        iamActions: ["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+        reversible: true)
+}
+
+extension DeactivateAccessKeysAction {
+    /// What `aws.iam.deactivate_access_keys` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.iam.deactivate_access_keys",
+        summary: "Make one access key, or all of a user's keys, inactive",
+        kind: .containment,
+        inputs: [
+            InputSpec("user_name", .string, required: true, "IAM user name"),
+            InputSpec("access_key_id", .string, "one key (AKIA…); default: every key of the user"),
+            AWSActions.account,
+        ],
+        outputs: [OutputSpec("deactivated", "the keys made inactive and their previous status")],
+        iamActions: ["iam:ListAccessKeys", "iam:UpdateAccessKey"],
+        reversible: true)
+}
+
+extension AttachDenyAllAction {
+    /// What `aws.iam.attach_deny_all` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.iam.attach_deny_all",
+        summary: "Attach an inline policy denying every action to a user or a role",
+        kind: .containment,
+        inputs: [
+            InputSpec("user_name", .string, "IAM user name"), InputSpec("role_name", .string, "IAM role name"), AWSActions.account,
+        ],
+        exactlyOneOf: [["user_name", "role_name"]],
+        iamActions: ["iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+        reversible: true)
+}
+
+extension DeleteLoginProfileAction {
+    /// What `aws.iam.delete_login_profile` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.iam.delete_login_profile",
+        summary: "Remove a user's console password (the login profile)",
+        kind: .containment,
+        inputs: [InputSpec("user_name", .string, required: true, "IAM user name"), AWSActions.account],
+        iamActions: ["iam:GetLoginProfile", "iam:DeleteLoginProfile"])
+}

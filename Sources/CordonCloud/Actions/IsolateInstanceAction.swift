@@ -349,3 +349,28 @@ public struct IsolateInstanceAction: ReversibleAction {
         return ActionOutcome(outputs: outputs, target: pre.instanceId, alreadyDone: restored.isEmpty && !protectionRestored)
     }
 }
+
+extension IsolateInstanceAction {
+    /// What `aws.ec2.isolate_instance` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.ec2.isolate_instance",
+        summary: "Replace the security groups of every interface with an isolation group (connection-tracking aware), turn on termination protection, tag the instance",
+        kind: .containment,
+        inputs: [
+            InputSpec("instance_id", .string, required: true, "EC2 instance id (i-…)"),
+            InputSpec("isolation_group", .string, default: "cordon-quarantine", "name of the isolation security group (created without rules in the instance's VPC if missing)"),
+            InputSpec("termination_protection", .boolean, default: true, "turn on termination protection"),
+            AWSActions.region, AWSActions.account,
+        ],
+        outputs: [
+            OutputSpec("isolation_group_id", "the isolation security group"),
+            OutputSpec("previous_groups", "the groups each interface had before (for rollback)"),
+        ],
+        iamActions: [
+            "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeInstanceAttribute", "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+            "ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress", "ec2:ModifyNetworkInterfaceAttribute",
+            "ec2:ModifyInstanceAttribute", "ec2:CreateTags",
+        ],
+        reversible: true)
+}

@@ -154,3 +154,42 @@ public struct SNSPublishAction: Action {
         return ActionOutcome(outputs: ["message_id": .string(id)], target: topic)
     }
 }
+
+extension BlockPublicAccessAction {
+    /// What `aws.s3.block_public_access` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.s3.block_public_access",
+        summary: "Turn on all four S3 Block Public Access settings for a bucket",
+        kind: .containment,
+        inputs: [InputSpec("bucket", .string, required: true, "bucket name"), AWSActions.account],
+        outputs: [OutputSpec("previous", "the bucket's previous Block Public Access settings")],
+        iamActions: ["s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"],
+        reversible: true)
+}
+
+extension StartLoggingAction {
+    /// What `aws.cloudtrail.start_logging` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.cloudtrail.start_logging",
+        summary: "Restart logging on a trail that was stopped",
+        kind: .containment,
+        inputs: [InputSpec("trail", .string, required: true, "trail name or ARN"), AWSActions.region, AWSActions.account],
+        outputs: [OutputSpec("was_logging", "whether the trail was logging before")],
+        iamActions: ["cloudtrail:GetTrailStatus", "cloudtrail:StartLogging"])
+}
+
+extension SNSPublishAction {
+    /// What `aws.sns.publish` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.sns.publish",
+        summary: "Publish a message to an SNS topic",
+        kind: .notification,
+        inputs: [
+            InputSpec("topic_arn", .string, required: true, "topic ARN"),
+            InputSpec("message", .string, required: true, "message text"),
+            InputSpec("subject", .string, "subject (email subscribers), at most 100 characters"),
+            AWSActions.region,
+        ],
+        outputs: [OutputSpec("message_id", "the SNS message id")],
+        iamActions: ["sns:Publish"])
+}

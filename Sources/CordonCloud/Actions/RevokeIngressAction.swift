@@ -216,3 +216,21 @@ enum IpPermissionParser {
         }
     }
 }
+
+extension RevokeIngressAction {
+    /// What `aws.ec2.revoke_ingress` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.ec2.revoke_ingress",
+        summary: "Revoke security-group ingress rules (those an AuthorizeSecurityGroupIngress call added)",
+        kind: .containment,
+        inputs: [
+            InputSpec("group_id", .string, required: true, "security group id (sg-…)"),
+            InputSpec("rule_ids", .stringList, "security group rule ids (sgr-…) to revoke"),
+            InputSpec("ip_permissions", .array, "IpPermissions as in the API call, when rule ids are not known"),
+            AWSActions.region, AWSActions.account,
+        ],
+        outputs: [OutputSpec("revoked", "the rules revoked (for rollback)")],
+        exactlyOneOf: [["rule_ids", "ip_permissions"]],
+        iamActions: ["ec2:DescribeSecurityGroupRules", "ec2:RevokeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupIngress"],
+        reversible: true)
+}

@@ -85,3 +85,17 @@ public struct SnapshotVolumesAction: Action {
         return outcome(request, instanceId, rows, alreadyDone: !created, evidence: [ref])
     }
 }
+
+extension SnapshotVolumesAction {
+    /// What `aws.ec2.snapshot_volumes` takes, gives and needs (`cordon validate`, the JSON Schema, `cordon iam-policy`, the docs).
+    public static let spec = ActionSpec(
+        name: "aws.ec2.snapshot_volumes",
+        summary: "Snapshot every attached EBS volume once, tagged with the incident id (a retry finds the tagged snapshot)",
+        kind: .evidence,
+        inputs: [
+            InputSpec("instance_id", .string, required: true, "EC2 instance id (i-…)"), AWSActions.region, AWSActions.account,
+            InputSpec("description", .string, "snapshot description; default names the incident"),
+        ],
+        outputs: [OutputSpec("snapshot_ids", "one snapshot id per volume")],
+        iamActions: ["ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags"])
+}

@@ -3,7 +3,7 @@ import CordonCore
 /// The least-privilege IAM policy for a set of playbooks (`cordon iam-policy`).
 ///
 /// Its Allow statements grant exactly the IAM actions that the `aws.*` steps of the
-/// playbooks call (from the catalogue: `BuiltinActions.aws`, each action's `iamActions`,
+/// playbooks call (from the catalogue: `AWSActions.specs`, each action's `iamActions`,
 /// which includes what its rollback calls), each on the narrowest resource type the
 /// action accepts: IAM role actions on roles, IAM user actions on users, S3 on buckets,
 /// CloudTrail on trails, SNS on topics. EC2 stays on `*`, because its Describe calls take
@@ -62,7 +62,7 @@ public enum IAMPolicy {
 
     /// The IAM actions each `aws.*` step needs.
     public static func requirement(
-        for playbooks: [Playbook], catalogue: [ActionSpec] = BuiltinActions.aws, roleArnTemplate: String? = nil, principalArns: [String] = []
+        for playbooks: [Playbook], catalogue: [ActionSpec] = AWSActions.specs, roleArnTemplate: String? = nil, principalArns: [String] = []
     ) -> Requirement {
         let specs = Dictionary(catalogue.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var actions: [String: [String]] = [:]
@@ -131,7 +131,7 @@ public enum IAMPolicy {
 
     /// The policy document (IAM policy grammar, version 2012-10-17).
     public static func document(
-        for playbooks: [Playbook], catalogue: [ActionSpec] = BuiltinActions.aws, roleArnTemplate: String? = nil, principalArns: [String] = []
+        for playbooks: [Playbook], catalogue: [ActionSpec] = AWSActions.specs, roleArnTemplate: String? = nil, principalArns: [String] = []
     ) -> JSONValue {
         document(requirement(for: playbooks, catalogue: catalogue, roleArnTemplate: roleArnTemplate, principalArns: principalArns))
     }

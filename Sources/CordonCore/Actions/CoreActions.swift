@@ -1,5 +1,8 @@
 /// The `core.*` actions.
 public enum CoreActions {
+    /// The specs of `core.log`, `core.set` and `core.wait`.
+    public static let specs: [ActionSpec] = [Log.spec, SetValues.spec, Wait.spec]
+
     public static var all: [String: any Action] {
         ["core.log": Log(), "core.set": SetValues(), "core.wait": Wait()]
     }
@@ -36,4 +39,32 @@ public enum CoreActions {
             return ActionOutcome(outputs: ["waited": .string(text)])
         }
     }
+}
+
+extension CoreActions.Log {
+    static let spec = ActionSpec(
+        name: "core.log",
+        summary: "Write a message to the incident's journal (and the log)",
+        kind: .utility,
+        inputs: [
+            InputSpec("message", .string, required: true, "the message"),
+            InputSpec("level", .string, default: "info", "info, warning or error"),
+        ])
+}
+
+extension CoreActions.SetValues {
+    static let spec = ActionSpec(
+        name: "core.set",
+        summary: "Compute values once and expose them as this step's output",
+        kind: .utility,
+        inputs: [InputSpec("values", .object, required: true, "the values (templates allowed)")],
+        outputs: [OutputSpec("values", "the values, as given")])
+}
+
+extension CoreActions.Wait {
+    static let spec = ActionSpec(
+        name: "core.wait",
+        summary: "Wait for a while (on the virtual clock in drills)",
+        kind: .utility,
+        inputs: [InputSpec("duration", .duration, required: true, "how long, e.g. 30s")])
 }

@@ -22,8 +22,13 @@ public struct LoadedConfig: Sendable {
 /// problem with its file, line and column, not just the first.
 public struct ConfigLoader: Sendable {
     public var yaml = YAMLParser()
+    /// The actions playbooks may use before the integration files add theirs: the
+    /// built-in catalogue (`ActionRegistry.builtIn`, assembled where the actions live).
+    public var actions: ActionRegistry
 
-    public init() {}
+    public init(actions: ActionRegistry) {
+        self.actions = actions
+    }
 
     /// The YAML files below `paths` (files are taken as given; directories are searched
     /// for `.yaml` and `.yml`, through symbolic links — an `/etc/cordon` layout often
@@ -77,6 +82,7 @@ public struct ConfigLoader: Sendable {
     ///   - integrationPaths: more integration files/directories whose actions playbooks may use.
     public func load(_ paths: [String], integrationPaths: [String] = []) -> LoadedConfig {
         var config = LoadedConfig()
+        config.registry = actions
         let (given, missing) = Self.yamlFiles(paths)
         let (extra, _) = Self.yamlFiles(integrationPaths.filter { FileManager.default.fileExists(atPath: $0) })
         config.diagnostics += missing

@@ -98,3 +98,27 @@ public struct EmailAction: Action {
         return (host, port)
     }
 }
+
+extension EmailAction {
+    /// What `core.email` takes and gives.
+    public static let spec = ActionSpec(
+        name: "core.email",
+        summary: "Send a plain-text e-mail over SMTP (STARTTLS by default; AUTH PLAIN/LOGIN from secrets)",
+        kind: .notification,
+        inputs: [
+            InputSpec("server", .string, required: true, "SMTP server, host or host:port (port 587, or 465 with tls: tls)"),
+            InputSpec("from", .string, required: true, "sender address"),
+            InputSpec("to", .stringList, required: true, "recipient addresses"),
+            InputSpec("cc", .stringList, "copy recipients"),
+            InputSpec("subject", .string, required: true, "subject (one line)"),
+            InputSpec("body", .string, required: true, "plain-text body"),
+            InputSpec("tls", .string, default: "starttls", "starttls (required), tls (implicit, port 465) or none (local relay; no AUTH)"),
+            InputSpec("username_secret", .string, default: "SMTP_USERNAME", "secret holding the SMTP user name (AUTH when both secrets are set)"),
+            InputSpec("password_secret", .string, default: "SMTP_PASSWORD", "secret holding the SMTP password"),
+            InputSpec("ca_file", .string, "PEM file of extra CA certificates to trust (an internal relay)"),
+        ],
+        outputs: [
+            OutputSpec("recipients", "the addresses the server accepted"), OutputSpec("message_id", "the Message-ID sent"),
+            OutputSpec("server", "host:port"), OutputSpec("tls", "the TLS mode"), OutputSpec("authenticated", "whether AUTH was used"),
+        ])
+}

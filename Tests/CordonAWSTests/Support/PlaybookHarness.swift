@@ -8,6 +8,7 @@ import XCTest
 @testable import CordonAWS
 @testable import CordonCloud
 @testable import CordonSimulatedCloud
+import CordonIntegrations
 
 /// Runs the shipped playbooks (`Playbooks/`, `Integrations/`) through the real engine
 /// with an `SQLiteJournal` in a temporary directory, against any `Cloud`.
@@ -16,7 +17,7 @@ enum PlaybookHarness {
     static let topicArn = "arn:aws:sns:us-east-1:123456789012:cordon-alerts"
 
     static func config() throws -> LoadedConfig {
-        let loaded = ConfigLoader().load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
+        let loaded = ConfigLoader(actions: .builtIn).load([root.appendingPathComponent("Playbooks").path], integrationPaths: [root.appendingPathComponent("Integrations").path])
         XCTAssertTrue(loaded.isValid, loaded.errors.map(\.description).joined(separator: "\n"))
         return loaded
     }

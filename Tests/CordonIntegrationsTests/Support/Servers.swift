@@ -131,7 +131,7 @@ func loadIntegrations(_ files: [String: String]) throws -> LoadedConfig {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-int-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
-    let loaded = ConfigLoader().load([dir.path])
+    let loaded = ConfigLoader(actions: .builtIn).load([dir.path])
     guard loaded.isValid else { throw TestFailure("invalid integrations: \(loaded.diagnostics)") }
     return loaded
 }

@@ -10,6 +10,7 @@ import GRDB
 import NIOCore
 import Synchronization
 import Testing
+import CordonIntegrations
 
 /// Resources that runners share, as they share a cloud account: what has been contained.
 final class SharedTarget: Sendable {
@@ -97,7 +98,7 @@ final class ServerHarness: Sendable {
                 inputs: {target: {required: true}}
                 request: {method: POST, url: "http://127.0.0.1:9/{{ inputs.target }}"}
             """)
-        let config = ConfigLoader().load([dir.path + "/Playbooks", dir.path + "/Integrations"])
+        let config = ConfigLoader(actions: .builtIn).load([dir.path + "/Playbooks", dir.path + "/Integrations"])
         #expect(config.isValid, "\(config.errors.map(\.description))")
         let journal = try SQLiteJournal(directory: DataDirectory(dir.path + "/data"))
         self.journal = journal
