@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 struct ApproveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,12 +36,14 @@ struct ApproveCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var logging: LoggingOptions
     @OptionGroup var cloud: CloudOptions
 
     @Option(help: "text or json")
     var output: OutputFormat = .text
 
     func run() async throws {
+        logging.bootstrap()
         let loaded = try loadConfiguration(config)
         try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
     }
@@ -54,7 +57,7 @@ struct ApproveCommand: AsyncParsableCommand {
     }
 
     func run(_ loaded: LoadedConfig, _ session: CloudSession) async throws {
-        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false, logger: Logger(label: "cordon.approve"))
         try await engine.decide(incident: incident, step: step, by: by, approve: !deny, reason: reason, continuing: false)
         let decided = "\(deny ? "denied" : "approved") \(step) of \(incident) by \(by)"
         // A runner on the data directory takes the decision in and continues the incident.

@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 struct CloseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,11 +30,13 @@ struct CloseCommand: AsyncParsableCommand {
     var reason: String?
 
     @OptionGroup var data: DataOptions
+    @OptionGroup var logging: LoggingOptions
 
     @Option(help: "text or json")
     var output: OutputFormat = .text
 
     func run() async throws {
+        logging.bootstrap()
         let journal = try data.openJournal()
         // The incident alone: closing needs nothing else of the journal.
         var index = IncidentIndex()
@@ -42,7 +45,7 @@ struct CloseCommand: AsyncParsableCommand {
         }
         index.adopt(open)
         let engine = Engine(
-            config: LoadedConfig(), actions: [:], journal: journal, evidence: journal.evidence, secrets: SecretStore(), actor: runnerName(), index: index)
+            config: LoadedConfig(), actions: [:], journal: LoggingJournal(journal, logger: Logger(label: "cordon.close")), evidence: journal.evidence, secrets: SecretStore(), actor: runnerName(), index: index)
         do {
             try await engine.close(incident: incident, by: by, reason: reason)
         } catch {

@@ -34,6 +34,7 @@ struct ConfigFile {
     static let cloudCommands: Set<String> = ["process", "run", "approve", "rollback"]
     static let roleCommands: Set<String> = cloudCommands.union(["iam-policy"])
     static let run: Set<String> = ["run"]
+    static let loggingCommands: Set<String> = ["run", "process", "approve", "rollback", "close"]
 
     /// Every setting, in the order `cordon config show` prints them.
     static let settings: [Setting] = [
@@ -75,9 +76,11 @@ struct ConfigFile {
         Setting(key: "shutdown_timeout", option: "--shutdown-timeout", kind: .duration, commands: run, help: "how long in-flight work may take after SIGTERM"),
         Setting(key: "dedupe_window", option: "--dedupe-window", kind: .integer, commands: run, help: "findings remembered to recognise duplicates"),
         Setting(
-            key: "log_level", option: "--log-level", kind: .choice(Logger.Level.allCases.map(\.rawValue)), commands: run,
+            key: "log_level", option: "--log-level", kind: .choice(Logger.Level.allCases.map(\.rawValue)), commands: loggingCommands,
             help: "least severe events logged"),
-        Setting(key: "log_format", option: "--log-format", kind: .choice(["text", "json"]), commands: run, help: "text or json lines on standard error"),
+        Setting(
+            key: "log_format", option: "--log-format", kind: .choice(["text", "json"]), commands: loggingCommands,
+            help: "text or json lines on standard error"),
         Setting(key: "allow_empty", option: "--allow-empty", kind: .flag, commands: ["run", "validate"], help: "accept a playbook directory with no playbook"),
     ]
 

@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 // What the commands that run playbooks share: loading the configuration, opening the
 // journal and the engine, starting a run.
@@ -30,14 +31,14 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 func openEngine(
     _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
     actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .live(findings: IncidentIndex.Retention.defaultWindow),
-    followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }
+    followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }, logger: Logger? = nil
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
     let journal = try data.openJournal(create: create, secrets: secrets)
     // aws.* on --cloud (none in a dry run).
     let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions, overrides: ActionOverrides.apply)
     let engine = Engine(
-        config: loaded, actions: actions, journal: wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
+        config: loaded, actions: actions, journal: logger.map { LoggingJournal(wrapJournal(journal), logger: $0) } ?? wrapJournal(journal), evidence: journal.evidence, secrets: secrets, actor: runnerName(),
         dryRun: dryRun, index: try await IncidentIndex.load(from: journal, retention: retention), actionsInFlight: actionsInFlight,
         followsBetweenSteps: followsBetweenSteps)
     return (journal, engine)

@@ -5,15 +5,17 @@ import Logging
 /// `--log-level` and `--log-format`: what a long-running command logs on standard error,
 /// and how.
 struct LoggingOptions: ParsableArguments {
-    @Option(help: "Least severe events logged.")
-    var logLevel: Logger.Level = .info
+    @Option(help: "Least severe events logged (default: info for run, warning for the other commands).")
+    var logLevel: Logger.Level?
 
     @Option(help: "text (one line per event, for people) or json (one object per line, for a log collector).")
     var logFormat: CordonLog.Format = .text
 
-    /// Sends the process's log to standard error as the options say.
-    func bootstrap() {
-        CordonLog.bootstrap(level: logLevel, format: logFormat)
+    /// Sends the process's log to standard error as the options say; `defaultLevel`
+    /// when no level is given (a runner tells its incidents; a one-shot command prints
+    /// its result and logs only what went wrong).
+    func bootstrap(defaultLevel: Logger.Level = .warning) {
+        CordonLog.bootstrap(level: logLevel ?? defaultLevel, format: logFormat)
     }
 
     /// A library's logger (ServiceLifecycle's, Hummingbird's) kept at warning and above

@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 struct ProcessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,6 +31,7 @@ struct ProcessCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var logging: LoggingOptions
     @OptionGroup var cloud: CloudOptions
 
     @Flag(help: "Journal the plan with rendered inputs; call nothing.")
@@ -39,6 +41,7 @@ struct ProcessCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func run() async throws {
+        logging.bootstrap()
         let loaded = try loadConfiguration(config)
         try await CloudSession.with(cloud, data, dryRun: dryRun) { session in try await run(loaded, session) }
     }
@@ -60,7 +63,7 @@ struct ProcessCommand: AsyncParsableCommand {
         let lock = try data.lock(
             role: "process",
             advice: "hand it findings through its queue directory, webhook or SQS queue, or give `cordon process` a --data-dir of its own (a dry run too)")
-        let (journal, engine) = try await openEngine(loaded, data, cloud: session, dryRun: dryRun)
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, dryRun: dryRun, logger: Logger(label: "cordon.process"))
         let (crashes, lastCrash) = try await beginRun(engine, data)
         if !dryRun {
             let resumed = try await engine.resumeUnfinished(oneAtATime: lastCrash)

@@ -4,6 +4,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 struct RollbackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,12 +28,14 @@ struct RollbackCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var logging: LoggingOptions
     @OptionGroup var cloud: CloudOptions
 
     @Option(help: "text or json")
     var output: OutputFormat = .text
 
     func run() async throws {
+        logging.bootstrap()
         let loaded = try loadConfiguration(config)
         try await CloudSession.with(cloud, data, continuing: true) { session in try await run(loaded, session) }
     }
@@ -44,7 +47,7 @@ struct RollbackCommand: AsyncParsableCommand {
             ? try? DataDirectoryLock.acquire(data.directory, role: "rollback", wait: true) { holder in
                 printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(data.dataDir)")
             } : nil
-        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false)
+        let (journal, engine) = try await openEngine(loaded, data, cloud: session, create: false, logger: Logger(label: "cordon.rollback"))
         let results = try await engine.rollback(incident: incident, step: step, by: by)
         try await journal.close()
         withExtendedLifetime(lock) {}

@@ -39,7 +39,7 @@ extension RunCommand {
         let (journal, engine) = try await openEngine(
             loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow),
             // The runner follows the journal on its own schedule (JournalFollowerService).
-            followsBetweenSteps: false, wrapJournal: { LoggingJournal(MetricsJournal($0, metrics: metrics), logger: Self.log) })
+            followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) }, logger: Self.log)
         let (crashes, lastCrash) = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()

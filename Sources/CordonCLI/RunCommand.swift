@@ -185,7 +185,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        logging.bootstrap()
+        logging.bootstrap(defaultLevel: .info)
         // Signals first: a SIGTERM or SIGINT during start-up stops cleanly too. The stream
         // keeps a request made before the service group runs; `run` hands it on.
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
