@@ -52,4 +52,14 @@ import CordonIntegrations
             #expect(row.reversible == spec.reversible, "\(name) reversible: docs \(row.reversible), code \(spec.reversible)")
         }
     }
+
+    /// The table in the docs is the one the specs generate, byte for byte (the failure
+    /// prints the table to paste in).
+    @Test func theDocumentedCatalogueIsGeneratedFromTheSpecs() throws {
+        let text = try String(contentsOf: TestPaths.packageRoot.appendingPathComponent("docs/playbooks.md"), encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "\n## Built-in actions\n").dropFirst().first?.components(separatedBy: "\n## ").first)
+        let table = section.split(separator: "\n", omittingEmptySubsequences: false).filter { $0.hasPrefix("|") }.joined(separator: "\n") + "\n"
+        let generated = ActionSet.catalogueMarkdown()
+        #expect(table == generated, "docs/playbooks.md's table differs from the specs; it should read:\n\(generated)")
+    }
 }
