@@ -96,6 +96,3 @@ extension ActionError: CordonErrorConvertible {
     /// An action that failed outside a step (a drill's seeding, a cloud call of a command).
     public var cordonError: CordonError { CordonError(.runFailed, description) }
 }
-
-/// The engine's errors are Cordon's errors.
-public typealias EngineError = CordonError

@@ -258,7 +258,7 @@ final class CheckableAction: Action, Sendable {
         let engine = try await h.engine(["test.record": action])
         let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
         #expect(action.count == 1)
-        await #expect(throws: EngineError.self) { try await engine.decide(incident: id, step: "first", by: "alice", approve: true, reason: nil) }
+        await #expect(throws: CordonError.self) { try await engine.decide(incident: id, step: "first", by: "alice", approve: true, reason: nil) }
         // A fresh engine (another process) decides it.
         let other = try await h.engine(["test.record": action])
         try await other.decide(incident: id, step: "second", by: "alice", approve: true, reason: "checked with the owner")
@@ -636,9 +636,9 @@ final class IsolateAction: ReversibleAction, Sendable {
         let engine = try await h.engine(["test.record": IsolateAction()])
         let id = try #require(try await engine.process([EngineHarness.finding(id: "f1")]).first?.incidents.first)
         #expect(try await engine.rollback(incident: id, step: "first").map(\.step) == ["first"])
-        await #expect(throws: EngineError.self) { try await engine.rollback(incident: id, step: "nope") }
-        await #expect(throws: EngineError.self) { try await engine.rollback(incident: id, step: "log") }
-        await #expect(throws: EngineError.self) { try await engine.rollback(incident: "inc-missing") }
+        await #expect(throws: CordonError.self) { try await engine.rollback(incident: id, step: "nope") }
+        await #expect(throws: CordonError.self) { try await engine.rollback(incident: id, step: "log") }
+        await #expect(throws: CordonError.self) { try await engine.rollback(incident: "inc-missing") }
     }
 }
 
