@@ -68,6 +68,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Finding sources (queue directory, SQS), the receipt queue and the handler pool, as
@@ -83,6 +84,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -136,7 +138,7 @@ let package = Package(
         ),
         .target(
             name: "CordonDrill",
-            dependencies: ["CordonCore", "CordonEngine", "CordonJournal", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonIntegrations"]
+            dependencies: ["CordonCore", "CordonEngine", "CordonJournal", "CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonIntegrations", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "CordonServer",

@@ -34,7 +34,7 @@ struct ConfigFile {
     static let cloudCommands: Set<String> = ["process", "run", "approve", "rollback"]
     static let roleCommands: Set<String> = cloudCommands.union(["iam-policy"])
     static let run: Set<String> = ["run"]
-    static let loggingCommands: Set<String> = ["run", "process", "approve", "rollback", "close"]
+    static let loggingCommands: Set<String> = ["run", "process", "approve", "rollback", "close", "drill"]
 
     /// Every setting, in the order `cordon config show` prints them.
     static let settings: [Setting] = [

@@ -5,6 +5,7 @@ import CordonSimulatedCloud
 import CordonCore
 import CordonDrill
 import Foundation
+import Logging
 
 extension DrillReport.Format: ExpressibleByArgument {}
 
@@ -49,8 +50,10 @@ struct DrillCommand: AsyncParsableCommand {
     var dataDir: String?
 
     @OptionGroup var config: ConfigOptions
+    @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        logging.bootstrap()
         let loaded = try loadConfiguration(config)
         let parsed: Scenario
         do {
@@ -59,7 +62,8 @@ struct DrillCommand: AsyncParsableCommand {
             for d in error.diagnostics { printError(d.description) }
             throw CordonError(.invalidInput, "the scenario \(scenario) is invalid")
         }
-        let runner = DrillRunner(scenario: parsed, config: loaded, seed: seed)
+        var runner = DrillRunner(scenario: parsed, config: loaded, seed: seed)
+        runner.logger = Logger(label: "cordon.drill")
         let dir = dataDir ?? DrillRunner.defaultDataDir(parsed)
         let report: DrillReport
         do {

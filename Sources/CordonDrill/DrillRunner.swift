@@ -6,6 +6,7 @@ import CordonEngine
 import CordonIntegrations
 import CordonJournal
 import Foundation
+import Logging
 
 /// Runs a scenario: the real engine and playbooks on a virtual clock against the
 /// simulated cloud (or a real endpoint seeded with the same inventory), injections at
@@ -14,6 +15,8 @@ public struct DrillRunner: Sendable {
     public var scenario: Scenario
     public var config: LoadedConfig
     public var seed: UInt64
+    /// Where the drill's incident events are logged (`LoggingJournal`), if anywhere.
+    public var logger: Logger?
 
     public init(scenario: Scenario, config: LoadedConfig, seed: UInt64? = nil) {
         self.scenario = scenario
@@ -122,7 +125,8 @@ public struct DrillRunner: Sendable {
             actions[EmailAction.name] = DrillNotifierAction(name: EmailAction.name, sink: notifications)
         }
         return Engine(
-            config: config, actions: actions, journal: journal, evidence: journal.evidence, secrets: secrets, actor: actor,
+            config: config, actions: actions, journal: logger.map { LoggingJournal(journal, logger: $0) } ?? journal, evidence: journal.evidence,
+            secrets: secrets, actor: actor,
             clock: clock, jitter: JitterSource(seed: seed))
     }
 
