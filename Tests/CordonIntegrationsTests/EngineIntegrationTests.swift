@@ -141,16 +141,17 @@ import Testing
         #expect(records.contains { $0.kind == RecordKind.stepSucceeded })
         let failed = records.filter { $0.kind == RecordKind.stepFailed }
         let throttled = failed.filter { $0.data["retry_after"] == "1s" }
-        #expect(throttled.count == 2)
         #expect(throttled.allSatisfy { $0.data["will_retry_in"] == "1s" })
-        // On a loaded CI machine a connection can fail before the request reaches the
-        // receiver (seen once in many runs): that is a retry of its own, not a 429, and
-        // costs an attempt, not a Retry-After wait.
+        // On a loaded CI machine a connection can fail around a request (seen twice in many
+        // runs): before it reaches the receiver, or after the receiver answered 429 but
+        // before the answer arrived. That is a retry of its own, not a Retry-After wait, and
+        // it costs an attempt.
         let other = failed.filter { $0.data["retry_after"] == nil }
         #expect(other.count <= 1, "\(other.map { $0.data["error"]?.stringValue ?? "?" })")
         #expect(other.allSatisfy { $0.data["retryable"] == true })
+        #expect(throttled.count == 2 || (throttled.count == 1 && other.count == 1), "throttled \(throttled.count), other \(other.count)")
         #expect(records.filter { $0.kind == RecordKind.stepIntent }.count == failed.count + 1)
-        #expect(elapsed >= .seconds(2), "two Retry-After: 1 waits")
+        #expect(elapsed >= .seconds(throttled.count), "one Retry-After: 1 wait per 429 seen")
         try await h.journal.close()
     }
 
