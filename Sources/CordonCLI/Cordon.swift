@@ -35,9 +35,9 @@ public struct Cordon: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            try? await HTTPTransport.shared.shutdown()
+            await HTTPTransport.shutdownShared()
         } catch {
-            try? await HTTPTransport.shared.shutdown()
+            await HTTPTransport.shutdownShared()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }
             Foundation.exit(status)

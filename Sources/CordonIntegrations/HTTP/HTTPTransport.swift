@@ -4,15 +4,34 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// The HTTP transport of the integrations: one AsyncHTTPClient per process with a connect
 /// timeout, no redirects (a redirect would carry secrets to a host nobody declared), a
 /// deadline over the whole exchange (head and body) and a bounded body read. Transport
 /// failures become specific, redacted `ActionError`s.
 public final class HTTPTransport: Sendable {
-    /// Shared by every integration action of the process; the command line shuts it down
-    /// when its command returns (`shutdown`).
-    public static let shared = HTTPTransport()
+    /// Shared by every integration action of the process, made on first use (its client
+    /// starts the event loop threads): a command that calls no integration never makes it.
+    public static var shared: HTTPTransport {
+        madeShared.withLock { made in
+            if let made { return made }
+            let transport = HTTPTransport()
+            made = transport
+            return transport
+        }
+    }
+    private static let madeShared = Mutex<HTTPTransport?>(nil)
+
+    /// Shuts the shared transport down if it was made (the command line, when its command
+    /// returns); a later use makes a new one.
+    public static func shutdownShared() async {
+        let made = madeShared.withLock { made in
+            defer { made = nil }
+            return made
+        }
+        try? await made?.shutdown()
+    }
 
     /// Closes the client's connections. Requests after it fail.
     public func shutdown() async throws {
