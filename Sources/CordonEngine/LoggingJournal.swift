@@ -29,6 +29,9 @@ public struct LoggingJournal: ForwardingJournal {
     }
 
     func log(_ record: NewRecord) {
+        // Every record appended passes here: what is not written at the logger's level
+        // costs only the look at its kind.
+        guard let (level, message) = Self.event(record), logger.logLevel <= level else { return }
         let d = record.data
         var metadata: Logger.Metadata = [:]
         if let incident = record.incident { metadata["incident"] = .string(incident) }
@@ -36,38 +39,30 @@ public struct LoggingJournal: ForwardingJournal {
         if let action = d["action"]?.stringValue { metadata["action"] = .string(action) }
         if let playbook = d["playbook"]?.stringValue { metadata["playbook"] = .string(playbook) }
         if let finding = d["finding"]?["id"]?.stringValue { metadata["finding"] = .string(finding) }
+        if record.kind == RecordKind.findingReceived {
+            metadata["matched"] = .array((d["matched"]?.arrayValue?.compactMap(\.stringValue) ?? []).map { .string($0) })
+        }
+        logger.log(level: level, "\(message)", metadata: metadata)
+    }
+
+    /// The level and message of a record's event; nil for a record that is not logged.
+    static func event(_ record: NewRecord) -> (Logger.Level, String)? {
+        let d = record.data
         switch record.kind {
-        case RecordKind.findingReceived:
-            let matched = d["matched"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            logger.debug("finding received", metadata: metadata.merging(["matched": .array(matched.map { .string($0) })]) { $1 })
-        case RecordKind.incidentOpened:
-            logger.notice("incident opened", metadata: metadata)
-        case RecordKind.stepSucceeded:
-            logger.info(d["already_done"] == .bool(true) ? "step succeeded (already in place)" : "step succeeded", metadata: metadata)
+        case RecordKind.findingReceived: return (.debug, "finding received")
+        case RecordKind.incidentOpened: return (.notice, "incident opened")
+        case RecordKind.stepSucceeded: return (.info, d["already_done"] == .bool(true) ? "step succeeded (already in place)" : "step succeeded")
         case RecordKind.stepFailed:
-            if d["will_retry_in"] != nil {
-                logger.info("step attempt failed; retrying", metadata: metadata)
-            } else {
-                logger.warning("step failed (see `cordon show`)", metadata: metadata)
-            }
-        case RecordKind.stepSkipped:
-            logger.info("step skipped", metadata: metadata)
-        case RecordKind.approvalRequested:
-            logger.notice("approval requested", metadata: metadata)
-        case RecordKind.approvalDecided:
-            logger.notice("approval \(d["decision"]?.stringValue ?? "decided")", metadata: metadata)
-        case RecordKind.incidentCompleted:
-            logger.notice("incident completed: \(d["status"]?.stringValue ?? IncidentStatus.completed.rawValue)", metadata: metadata)
-        case RecordKind.incidentClosed:
-            logger.notice("incident closed", metadata: metadata)
-        case RecordKind.findingQuarantined:
-            logger.warning("quarantined after two crashes in a row (see `cordon incidents`)", metadata: metadata)
-        case RecordKind.rollbackSucceeded:
-            logger.notice("step rolled back", metadata: metadata)
-        case RecordKind.rollbackFailed:
-            logger.warning("rollback failed (see `cordon show`)", metadata: metadata)
-        default:
-            break
+            return d["will_retry_in"] != nil ? (.info, "step attempt failed; retrying") : (.warning, "step failed (see `cordon show`)")
+        case RecordKind.stepSkipped: return (.info, "step skipped")
+        case RecordKind.approvalRequested: return (.notice, "approval requested")
+        case RecordKind.approvalDecided: return (.notice, "approval \(d["decision"]?.stringValue ?? "decided")")
+        case RecordKind.incidentCompleted: return (.notice, "incident completed: \(d["status"]?.stringValue ?? IncidentStatus.completed.rawValue)")
+        case RecordKind.incidentClosed: return (.notice, "incident closed")
+        case RecordKind.findingQuarantined: return (.warning, "quarantined after two crashes in a row (see `cordon incidents`)")
+        case RecordKind.rollbackSucceeded: return (.notice, "step rolled back")
+        case RecordKind.rollbackFailed: return (.warning, "rollback failed (see `cordon show`)")
+        default: return nil
         }
     }
 }

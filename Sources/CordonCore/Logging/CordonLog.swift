@@ -20,14 +20,6 @@ public enum CordonLog {
         }
     }
 
-    /// A Logger for `label`, with `metadata` (the incident, finding, step or playbook it
-    /// is about).
-    public static func logger(_ label: String, metadata: Logger.Metadata = [:]) -> Logger {
-        var logger = Logger(label: label)
-        for (key, value) in metadata { logger[metadataKey: key] = value }
-        return logger
-    }
-
     /// A Logger that hands each event, as a line of text, to `sink` instead of standard
     /// error (what a test reads, or a host process that keeps its own log).
     public static func logger(_ label: String, level: Logger.Level = .info, sink: @escaping @Sendable (String) -> Void) -> Logger {
