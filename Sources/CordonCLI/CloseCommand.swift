@@ -37,7 +37,7 @@ struct CloseCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let journal = try data.openJournal()
+        let journal = try await data.openJournal(log: Logger(label: "cordon.close"))
         // The incident alone: closing needs nothing else of the journal.
         var index = IncidentIndex()
         guard let open = try await IncidentIndex.load(incident: incident, from: journal) else {

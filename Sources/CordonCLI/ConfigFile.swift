@@ -30,6 +30,7 @@ struct ConfigFile {
     static let configCommands: Set<String> = ["process", "run", "approve", "rollback", "validate", "schema", "drill", "iam-policy"]
     static let dataCommands: Set<String> = [
         "process", "run", "incidents", "show", "approve", "rollback", "close", "timeline", "export", "journal verify", "journal key", "journal checkpoint",
+        "journal rotate-key",
     ]
     static let cloudCommands: Set<String> = ["process", "run", "approve", "rollback"]
     static let roleCommands: Set<String> = cloudCommands.union(["iam-policy"])
@@ -39,6 +40,9 @@ struct ConfigFile {
     /// Every setting, in the order `cordon config show` prints them.
     static let settings: [Setting] = [
         Setting(key: "data_dir", option: "--data-dir", kind: .path, commands: dataCommands, help: "where Cordon keeps its journal, evidence and keys"),
+        Setting(
+            key: "signing_key", option: "--signing-key", kind: .path, commands: dataCommands,
+            help: "the journal's signing key: FILE (Ed25519 PEM, mode 0600) or kms:KEY_ARN"),
         Setting(key: "playbooks", option: "--playbooks", kind: .path, commands: configCommands, help: "directory of playbooks"),
         Setting(key: "integrations", option: "--integrations", kind: .path, commands: configCommands, help: "directory of integration files"),
         Setting(key: "cloud", option: "--cloud", kind: .choice(["aws", "simulated"]), commands: cloudCommands, help: "aws or simulated"),
@@ -171,7 +175,8 @@ struct ConfigFile {
             switch setting.kind {
             case .string, .path:
                 guard let s = v.string, !s.isEmpty else { fail("expected a non-empty string"); continue }
-                values.append((setting, .one(setting.kind == .path ? resolve(s) : s), member.keyLocation))
+                // A key spec naming a KMS key is not a path.
+                values.append((setting, .one(setting.kind == .path && !s.hasPrefix("kms:") ? resolve(s) : s), member.keyLocation))
             case .choice(let choices):
                 guard let s = v.string, choices.contains(s) else {
                     diagnostics.append(Diagnostic(v.location, "\(member.key): expected one of \(choices.joined(separator: ", "))"))

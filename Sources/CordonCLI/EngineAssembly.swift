@@ -34,7 +34,7 @@ func openEngine(
     followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }, logger: Logger? = nil
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
-    let journal = try data.openJournal(create: create, secrets: secrets)
+    let journal = try await data.openJournal(create: create, secrets: secrets, log: logger)
     // aws.* on --cloud (none in a dry run).
     let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions, overrides: ActionOverrides.apply)
     let engine = Engine(

@@ -14,7 +14,7 @@ struct IncidentsCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func run() async throws {
-        let journal = try data.openJournal()
+        let journal = try data.openReader()
         let index = try await IncidentIndex.load(from: journal)
         switch output {
         case .text:
@@ -50,7 +50,7 @@ struct ShowCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func run() async throws {
-        let journal = try data.openJournal()
+        let journal = try data.openReader()
         guard let i = try await IncidentIndex.load(incident: incident, from: journal) else {
             throw CordonError(.notFound, "no incident \(incident) (see `cordon incidents`)")
         }

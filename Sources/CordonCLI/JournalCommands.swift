@@ -3,125 +3,142 @@ import CordonCore
 import CordonJournal
 import Foundation
 
-struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Where Cordon keeps its journal, evidence and keys.", valueName: "DIR"))
-    var dataDir: String = "./.cordon"
-
-    var directory: DataDirectory { DataDirectory(dataDir) }
-
-    /// Takes the data directory's lock for a command that runs incidents (`role`), waiting
-    /// for a short command that holds it; exits 2 naming the holder when a runner does,
-    /// with `advice` on what to do instead.
-    func lock(role: String, advice: String) throws -> DataDirectoryLock {
-        do {
-            return try DataDirectoryLock.acquire(directory, role: role, wait: true) { holder in
-                printError("cordon: waiting for \(holder.map(\.description) ?? "another cordon process") to finish with \(dataDir)")
-            }
-        } catch let busy as DataDirectoryLock.Busy {
-            throw CordonError(.conflict, "\(busy.holder.map(\.description) ?? "another cordon process") runs incidents on \(dataDir): \(advice)")
-        } catch {
-            throw CordonError(.invalidInput, "\(error)")
-        }
-    }
-
-    /// The runner (`cordon run`) holding the data directory, if one does.
-    var runner: DataDirectoryLock.Holder? {
-        DataDirectoryLock.holder(of: directory).flatMap { $0.role == "run" ? $0 : nil }
-    }
-
-    /// Opens the journal; exits 2 with a clear message when it cannot.
-    func openJournal(create: Bool = false, secrets: SecretStore = SecretStore()) throws -> SQLiteJournal {
-        if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {
-            throw CordonError(.notFound, "no journal at \(directory.journal.path) (is --data-dir right?)")
-        }
-        do {
-            return try SQLiteJournal(directory: directory, secrets: secrets)
-        } catch {
-            throw CordonError(.invalidInput, "\(error)")
-        }
-    }
-}
-
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal",
         abstract: "Check and inspect the hash-chained, signed journal.",
-        subcommands: [JournalVerifyCommand.self, JournalKeyCommand.self, JournalCheckpointCommand.self])
+        subcommands: [JournalVerifyCommand.self, JournalKeyCommand.self, JournalCheckpointCommand.self, JournalRotateKeyCommand.self])
 }
 
 struct JournalVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Verify every record hash, link, checkpoint signature and evidence file.",
+        abstract: "Verify every record hash, link, checkpoint signature, signing key and evidence file.",
         discussion: """
             Exits 0 only when everything holds. Otherwise prints each problem with the seq of \
-            the record it concerns (the first bad one first) and exits 1. Records after the \
-            last checkpoint are not covered by a signature and are reported as an unsigned \
-            tail (a stopped runner signs at shutdown; `cordon journal checkpoint` signs now); \
-            --allow-unsigned-tail accepts them, for checking a journal that is still being written.
+            the record it concerns (the first bad one first) and exits 1. It says up to which \
+            seq the journal is verified, when and by which key that was signed, and how many \
+            records after it are unsigned: at most 100 may be (what a crash leaves since the \
+            last checkpoint); more, or a journal with no valid signature, fails. \
+            --expect-key FINGERPRINT (repeatable) pins the key: a checkpoint signed by any key \
+            that is not expected, nor linked to one by a rotation both keys signed, fails. \
+            Without it, the journal's own key is trusted, and a journal re-signed by someone \
+            with the key (or with this host) passes.
             """)
 
     @OptionGroup var data: DataOptions
 
-    @Flag(help: "Accept records after the last checkpoint (a journal still being written).")
+    @Option(
+        name: .customLong("expect-key"),
+        help: ArgumentHelp("A signing key fingerprint the journal must be signed with (as `cordon journal key` prints it); repeatable.", valueName: "FINGERPRINT"))
+    var expectedKeys: [String] = []
+
+    @Flag(help: .hidden)
     var allowUnsignedTail = false
 
     @Option(help: "text or json")
     var output: OutputFormat = .text
 
+    func validate() throws {
+        for key in expectedKeys where key.count != 64 || !key.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--expect-key \(key): expected a SHA-256 fingerprint (64 hex digits), as `cordon journal key` prints it")
+        }
+    }
+
     func run() throws {
+        if allowUnsignedTail {
+            printError("cordon: --allow-unsigned-tail no longer changes anything: up to 100 unsigned records are accepted, more always fail")
+        }
         let report: VerificationReport
         do {
-            report = try JournalVerifier(directory: data.directory).verify()
+            report = try JournalVerifier(directory: data.directory, expectedKeys: Set(expectedKeys.map { $0.lowercased() })).verify()
         } catch {
             throw CordonError(.invalidInput, "\(error)")
         }
-        let tailProblem = report.unsignedTail.map {
-            "unsigned tail: \($0.count) record(s) from seq \($0.from) are not covered by a checkpoint signature"
-        }
-        let valid = report.problems.isEmpty && (report.unsignedTail == nil || allowUnsignedTail)
         switch output {
-        case .text:
-            for problem in report.problems { print(problem.description) }
-            if let tailProblem { print(allowUnsignedTail ? "warning: \(tailProblem)" : tailProblem) }
-            let summary = "\(report.records) record(s), \(report.checkpoints) checkpoint(s), \(report.evidenceFiles) evidence file(s)"
-            if valid {
-                print("journal verified: \(summary)")
-            } else {
-                print("JOURNAL INVALID: \(summary); first bad seq: \(report.firstBadSeq.map(String.init) ?? (report.unsignedTail.map { String($0.from) } ?? "-"))")
-            }
-        case .json:
-            var o: JSONObject = [
-                "valid": .bool(valid), "records": .number(JSONNumber(report.records)),
-                "checkpoints": .number(JSONNumber(report.checkpoints)), "evidence_files": .number(JSONNumber(report.evidenceFiles)),
-                "problems": .array(report.problems.map { ["seq": $0.seq.map { .number(JSONNumber(Int($0))) } ?? .null, "message": .string($0.message)] }),
-            ]
-            o["first_bad_seq"] = report.firstBadSeq.map { .number(JSONNumber(Int($0))) } ?? .null
-            if let tail = report.unsignedTail {
-                o["unsigned_tail"] = ["from": .number(JSONNumber(Int(tail.from))), "count": .number(JSONNumber(tail.count))]
-            }
-            print(JSONWriter.pretty(.object(o)))
+        case .text: printText(report)
+        case .json: print(JSONWriter.pretty(Self.json(report)))
         }
-        if !valid { throw CordonError(.checkFailed) }
+        if !report.isValid { throw CordonError(.checkFailed) }
+    }
+
+    func printText(_ report: VerificationReport) {
+        for problem in report.problems { print(problem.description) }
+        for note in report.notes { print("note: \(note)") }
+        let summary = "\(report.records) record(s), \(report.checkpoints) checkpoint(s), \(report.evidenceFiles) evidence file(s)"
+        if let signed = report.signedThrough {
+            let unsigned = report.unsignedTail?.count ?? 0
+            print(
+                "verified up to seq \(signed.seq), signed at \(signed.time) by key \(report.signedUnder ?? signed.keyFingerprint)"
+                    + (signed.keyFingerprint != report.signedUnder ? " (session key \(signed.keyFingerprint))" : "")
+                    + "; \(unsigned) record(s) after that \(unsigned == 1 ? "is" : "are") unsigned")
+        }
+        if report.expectedKeys.isEmpty && report.records > 0 {
+            print("key not pinned: pass --expect-key FINGERPRINT (published where this host cannot change it) to detect a journal re-signed with another key")
+        }
+        if report.isValid {
+            print("journal verified: \(summary)")
+        } else {
+            print("JOURNAL INVALID: \(summary); first bad seq: \(report.firstBadSeq.map(String.init) ?? "-")")
+        }
+    }
+
+    static func json(_ report: VerificationReport) -> JSONValue {
+        func number(_ n: Int64) -> JSONValue { .number(JSONNumber(Int(n))) }
+        var o: JSONObject = [
+            "valid": .bool(report.isValid), "records": .number(JSONNumber(report.records)),
+            "checkpoints": .number(JSONNumber(report.checkpoints)), "evidence_files": .number(JSONNumber(report.evidenceFiles)),
+            "problems": .array(report.problems.map { ["seq": $0.seq.map(number) ?? .null, "message": .string($0.message)] }),
+            "notes": .array(report.notes.map(JSONValue.string)), "pinned": .bool(!report.expectedKeys.isEmpty),
+        ]
+        o["first_bad_seq"] = report.firstBadSeq.map(number) ?? .null
+        o["verified_through"] =
+            report.signedThrough.map { signed in
+                [
+                    "seq": number(signed.seq), "time": .string(signed.time), "key": .string(report.signedUnder ?? signed.keyFingerprint),
+                    "signed_by": .string(signed.keyFingerprint),
+                ]
+            } ?? .null
+        o["unsigned_records"] = .number(JSONNumber(report.unsignedTail?.count ?? 0))
+        return .object(o)
     }
 }
 
-struct JournalKeyCommand: ParsableCommand {
+struct JournalKeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Print the journal signing key's fingerprint and public key.",
         discussion: """
-            The fingerprint is the SHA-256 of the DER public key (`openssl pkey -pubin -in \
-            KEY.pem -outform DER | sha256sum`). Publish it somewhere the journal's writers \
-            cannot change, so that auditors can check bundles against it.
+            The key is --signing-key (or CORDON_SIGNING_KEY), else the data directory's own \
+            key; nothing is generated. The fingerprint is the SHA-256 of the DER public key \
+            (`openssl pkey -pubin -in KEY.pem -outform DER | sha256sum`). Publish it somewhere \
+            the journal's writers cannot change, and verify with --expect-key FINGERPRINT.
             """)
 
     @OptionGroup var data: DataOptions
 
-    func run() throws {
-        let journal = try data.openJournal()
-        print("fingerprint: \(journal.keyFingerprint)")
-        print(journal.publicKeyPEM, terminator: "")
+    func run() async throws {
+        let publicKey: JournalPublicKey?
+        let source: String
+        if let signer = try await data.signer() {
+            (publicKey, source) = (signer.publicKey, signer.source)
+        } else {
+            let file = data.directory.keys.appendingPathComponent(SigningKey.privateKeyFile)
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw CordonError(.notFound, "no signing key: \(file.path) does not exist and no --signing-key was given")
+            }
+            do {
+                let key = try SigningKey(file: file)
+                (publicKey, source) = (key.publicKey, key.source)
+            } catch let error as SigningKey.Error {
+                throw error.cordonError
+            }
+        }
+        guard let publicKey else { throw CordonError(.invalidInput, "\(source) does not hold a usable public key") }
+        print("fingerprint: \(publicKey.fingerprint)")
+        print("algorithm: \(publicKey.algorithm.rawValue)")
+        print("source: \(source)")
+        print(publicKey.pem, terminator: "")
     }
 }
 
@@ -132,7 +149,7 @@ struct JournalCheckpointCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
 
     func run() async throws {
-        let journal = try data.openJournal()
+        let journal = try await data.openJournal()
         if let checkpoint = try await journal.checkpoint() {
             print("signed seq \(checkpoint.seq) (\(checkpoint.hash))")
         } else {
@@ -163,7 +180,7 @@ struct TimelineCommand: AsyncParsableCommand {
 
     func run() async throws {
         let format = output == .json ? Timeline.Format.json : format
-        let journal = try data.openJournal()
+        let journal = try data.openReader()
         let records = try await EvidenceBundle.incidentRecords(incident, journal: journal)
         guard !records.isEmpty else {
             throw CordonError(.notFound, "no records for incident \(incident)")
@@ -197,7 +214,7 @@ struct ExportCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func run() async throws {
-        let journal = try data.openJournal()
+        let journal = try await data.openJournal()
         do {
             let summary = try await EvidenceBundle.export(incident: incident, journal: journal, to: URL(fileURLWithPath: out))
             switch output {
@@ -213,6 +230,71 @@ struct ExportCommand: AsyncParsableCommand {
             }
         } catch let error as SQLiteJournal.Error {
             throw CordonError(.invalidInput, "\(error)")
+        }
+    }
+}
+
+struct JournalRotateKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-key",
+        abstract: "Move the journal to a new signing key, with a rotation record both keys sign.",
+        discussion: """
+            The old key is --signing-key (or CORDON_SIGNING_KEY, or the data directory's own \
+            key). The rotation record names both keys and the journal's head, signed by both, \
+            so that the history before it stays verifiable and --expect-key OLD still accepts \
+            the journal. From then on give the new key with --signing-key. If the old key is \
+            lost, --without-old-key writes a rotation only the new key signs: verify accepts \
+            it only when the new key is expected too (--expect-key NEW).
+            """)
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: ArgumentHelp("The new key: FILE (Ed25519 PKCS#8 PEM, mode 0600) or kms:KEY_ARN.", valueName: "SPEC"))
+    var newKey: String
+
+    @Flag(help: "The old key is lost: only the new key signs the rotation.")
+    var withoutOldKey = false
+
+    @Option(help: "text or json")
+    var output: OutputFormat = .text
+
+    func run() async throws {
+        let new = try await SigningKeySpec(newKey).load()
+        let old: (any JournalSigner)?
+        if withoutOldKey {
+            old = nil
+        } else if let given = try await data.signer() {
+            old = given
+        } else {
+            let file = data.directory.keys.appendingPathComponent(SigningKey.privateKeyFile)
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw CordonError(.usage, "no old key: give it with --signing-key, or, if it is lost, pass --without-old-key")
+            }
+            do {
+                old = try SigningKey(file: file)
+            } catch let error as SigningKey.Error {
+                throw error.cordonError
+            }
+        }
+        guard FileManager.default.fileExists(atPath: data.directory.journal.path) else {
+            throw CordonError(.notFound, "no journal at \(data.directory.journal.path) (is --data-dir right?)")
+        }
+        let rotation: SQLiteJournal.Rotation
+        do {
+            rotation = try await SQLiteJournal.rotateKey(directory: data.directory, old: old, new: new, actor: runnerName())
+        } catch let error as SQLiteJournal.Error {
+            throw CordonError(.conflict, error.message)
+        }
+        switch output {
+        case .text:
+            print("rotated at seq \(rotation.seq): \(rotation.old) -> \(rotation.new)\(withoutOldKey ? " (signed by the new key only)" : "")")
+            print("from now on give --signing-key \(newKey); verify with --expect-key \(rotation.new)\(withoutOldKey ? " --expect-key \(rotation.old)" : "")")
+        case .json:
+            print(
+                JSONWriter.pretty([
+                    "seq": .number(JSONNumber(Int(rotation.seq))), "old": .string(rotation.old), "new": .string(rotation.new),
+                    "old_key_signed": .bool(!withoutOldKey),
+                ]))
         }
     }
 }

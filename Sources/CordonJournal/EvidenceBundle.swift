@@ -51,7 +51,10 @@ public enum EvidenceBundle {
         let signed = checkpoints.filter { $0.seq <= covering.seq }
         try (signed.map { CanonicalJSON.string($0.json) }.joined(separator: "\n") + "\n")
             .write(to: out.appendingPathComponent("checkpoints.jsonl"), atomically: true, encoding: .utf8)
-        try journal.publicKeyPEM.write(to: out.appendingPathComponent("public-key.pem"), atomically: true, encoding: .utf8)
+        guard let publicKeyPEM = journal.publicKeyPEM, let fingerprint = journal.keyFingerprint else {
+            throw SQLiteJournal.Error(message: "the journal was opened read-only: it cannot sign the bundle's checkpoint")
+        }
+        try publicKeyPEM.write(to: out.appendingPathComponent("public-key.pem"), atomically: true, encoding: .utf8)
         let members: JSONValue = ["incident": .string(incident), "seqs": .array(records.map { .number(JSONNumber(Int($0.seq))) })]
         try (CanonicalJSON.string(members) + "\n").write(to: out.appendingPathComponent("members.json"), atomically: true, encoding: .utf8)
 
@@ -70,7 +73,7 @@ public enum EvidenceBundle {
         for format in Timeline.Format.allCases {
             try timeline.render(format).write(to: out.appendingPathComponent("timeline.\(format.rawValue)"), atomically: true, encoding: .utf8)
         }
-        try verifyGuide(incident: incident, fingerprint: journal.keyFingerprint, from: first.seq, to: covering.seq, records: records.count)
+        try verifyGuide(incident: incident, fingerprint: fingerprint, from: first.seq, to: covering.seq, records: records.count)
             .write(to: out.appendingPathComponent("VERIFY.md"), atomically: true, encoding: .utf8)
         return Summary(records: records.count, chainFrom: first.seq, chainTo: covering.seq, evidenceFiles: copied.count)
     }

@@ -16,35 +16,58 @@ public struct VerificationReport: Sendable {
     public var checkpoints = 0
     public var evidenceFiles = 0
     public var problems: [Problem] = []
-    /// Records after the last checkpoint: not covered by any signature.
-    public var unsignedTail: (from: Int64, count: Int)? = nil
+    /// What the auditor should know that is not a problem (a key rotated without the old
+    /// key's signature).
+    public var notes: [String] = []
     public var lastSeq: Int64 = 0
+    /// The newest checkpoint whose signature, key and hash check out: the journal is
+    /// verified up to its seq.
+    public var signedThrough: Checkpoint? = nil
+    /// The root key that `signedThrough` was signed under (itself, or the key that
+    /// certified its session key).
+    public var signedUnder: String? = nil
+    /// The keys the verifier was told to expect; empty: the journal's own say-so.
+    public var expectedKeys: Set<String> = []
+
+    /// Records after the newest valid checkpoint: not covered by any signature.
+    public var unsignedTail: (from: Int64, count: Int)? {
+        let signed = signedThrough?.seq ?? 0
+        return lastSeq > signed ? (signed + 1, Int(lastSeq - signed)) : nil
+    }
 
     /// The first record that is wrong (by seq), if any.
     public var firstBadSeq: Int64? { problems.compactMap(\.seq).min() }
-    public var isValid: Bool { problems.isEmpty && unsignedTail == nil }
+    public var isValid: Bool { problems.isEmpty }
 
     mutating func fail(_ seq: Int64?, _ message: String) {
         if problems.count < 1000 { problems.append(Problem(seq: seq, message: message)) }
     }
 }
 
-/// Checks every hash, link, checkpoint signature and evidence file of a journal.
+/// Checks every hash, link, checkpoint signature and evidence file of a journal, and which
+/// keys signed it.
 public struct JournalVerifier: Sendable {
     public let directory: DataDirectory
     /// Journals larger than this are checked in parallel slices.
     public var parallelThreshold: Int64 = 20_000
+    /// Root key fingerprints the auditor expects (`--expect-key`); empty: the journal's own.
+    public var expectedKeys: Set<String>
+    /// The most records that may follow the last checkpoint: what a crash can leave
+    /// unsigned (the writer signs whenever this many are unsigned). More means records
+    /// were added without the key, or checkpoints after them were removed.
+    public var maxUnsignedTail: Int = 100
 
-    public init(directory: DataDirectory) { self.directory = directory }
+    public init(directory: DataDirectory, expectedKeys: Set<String> = []) {
+        self.directory = directory
+        self.expectedKeys = expectedKeys
+    }
 
     public func verify() throws -> VerificationReport {
         guard FileManager.default.fileExists(atPath: directory.journal.path) else {
             throw SQLiteJournal.Error(message: "no journal at \(directory.journal.path) (is --data-dir right?)")
         }
-        let publicKeyURL = directory.keys.appendingPathComponent(SigningKey.publicKeyFile)
-        guard let pem = try? String(contentsOf: publicKeyURL, encoding: .utf8), let publicKey = SigningKey.publicKey(pem: pem) else {
-            throw SQLiteJournal.Error(message: "cannot read the journal's public key \(publicKeyURL.path)")
-        }
+        let legacyKeyURL = directory.keys.appendingPathComponent(SigningKey.publicKeyFile)
+        let legacyKey = (try? String(contentsOf: legacyKeyURL, encoding: .utf8)).flatMap { try? JournalPublicKey(pem: $0) }
         var configuration = Configuration()
         configuration.readonly = true
         // A runner stopping at the same moment checkpoints its WAL when it closes its last
@@ -52,7 +75,8 @@ public struct JournalVerifier: Sendable {
         configuration.busyMode = .timeout(30)
         let queue = try DatabaseQueue(path: directory.journal.path, configuration: configuration)
         var report = VerificationReport()
-        let (minSeq, maxSeq, keep) = try queue.read { db -> (Int64, Int64, Set<Int64>) in
+        report.expectedKeys = expectedKeys
+        let (minSeq, maxSeq, checkpointSeqs) = try queue.read { db -> (Int64, Int64, Set<Int64>) in
             let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM records")
             return (row?[0] ?? 1, row?[1] ?? 0, Set(try Int64.fetchAll(db, sql: "SELECT seq FROM checkpoints")))
         }
@@ -62,9 +86,12 @@ public struct JournalVerifier: Sendable {
             report.fail(minSeq < 1 ? minSeq : maxSeq, "seq \(minSeq < 1 ? minSeq : maxSeq) is outside the range a journal's records take (altered)")
             return report
         }
+        var history = try queue.read { db in try KeyHistory.read(db, legacyKey: legacyKey, expected: expectedKeys, report: &report) }
+        let keep = checkpointSeqs.union(history.rotations.map(\.seq))
         let chain = try checkChain(queue, from: minSeq, to: maxSeq, keep: keep, report: &report)
+        history.checkRotations(hashes: chain.hashes, report: &report)
         try queue.read { db in
-            try checkCheckpoints(db, publicKey: publicKey, hashes: chain.hashes, report: &report)
+            try checkCheckpoints(db, history: history, hashes: chain.hashes, report: &report)
             // Evidence: every item a record cites must be there and match its hash.
             let store = EvidenceStore(directory: directory.evidence, database: nil)
             var checked: Set<String> = []
@@ -74,8 +101,27 @@ public struct JournalVerifier: Sendable {
             }
             try checkIncidentIndex(db, report: &report)
         }
+        checkTail(&report)
         report.problems.sort { ($0.seq ?? .max, $0.message) < ($1.seq ?? .max, $1.message) }
         return report
+    }
+
+    /// A journal with records but no valid signature fails, and so does one whose unsigned
+    /// tail is longer than a crash can leave.
+    func checkTail(_ report: inout VerificationReport) {
+        guard report.records > 0 else { return }
+        guard let signed = report.signedThrough else {
+            report.fail(nil, "no record is covered by a valid checkpoint signature: a journal with no signature is never valid")
+            return
+        }
+        if let tail = report.unsignedTail, tail.count > maxUnsignedTail {
+            report.fail(
+                tail.from,
+                """
+                \(tail.count) records after seq \(signed.seq) are unsigned; a crash leaves at most \(maxUnsignedTail) (one checkpoint interval): \
+                records were added without the key, or the checkpoints after seq \(signed.seq) were removed
+                """)
+        }
     }
 
     /// Checks the hash chain of records `minSeq...maxSeq` in contiguous slices in parallel
@@ -147,19 +193,24 @@ public struct JournalVerifier: Sendable {
         return (chain, sliceReport, failure)
     }
 
-    /// Checkpoints: each must sign the chain's hash at its seq, with our key. Records
-    /// after the last one are the unsigned tail.
-    func checkCheckpoints(_ db: Database, publicKey: Curve25519.Signing.PublicKey, hashes: [Int64: String], report: inout VerificationReport) throws {
-        let fingerprint = SigningKey.fingerprint(of: publicKey)
-        var lastSigned: Int64 = 0
+    /// Checkpoints: each must be signed by a key allowed and trusted at its seq
+    /// (`KeyHistory`) and sign the chain's hash there. The newest that does is what the
+    /// journal is verified up to.
+    func checkCheckpoints(_ db: Database, history: KeyHistory, hashes: [Int64: String], report: inout VerificationReport) throws {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq") {
             let checkpoint = SQLiteJournal.checkpoint(row)
             report.checkpoints += 1
-            checkCheckpoint(checkpoint, publicKey: publicKey, fingerprint: fingerprint, hashes: hashes, report: &report)
-            lastSigned = max(lastSigned, checkpoint.seq)
-        }
-        if report.lastSeq > lastSigned {
-            report.unsignedTail = (lastSigned + 1, Int(report.lastSeq - lastSigned))
+            guard history.check(checkpoint, report: &report) else { continue }
+            guard let actual = hashes[checkpoint.seq] else {
+                report.fail(checkpoint.seq, "a signed checkpoint covers seq \(checkpoint.seq), but that record is missing (truncated or deleted)")
+                continue
+            }
+            guard actual == checkpoint.hash else {
+                report.fail(checkpoint.seq, "the chain's hash at this seq differs from the signed checkpoint: records up to here were altered")
+                continue
+            }
+            report.signedThrough = checkpoint
+            report.signedUnder = history.keys[checkpoint.keyFingerprint]?.certifiedBy ?? checkpoint.keyFingerprint
         }
     }
 
@@ -187,28 +238,6 @@ public struct JournalVerifier: Sendable {
             sql: "SELECT i.id FROM incidents i LEFT JOIN records r ON r.seq = i.first_seq WHERE r.incident IS NOT i.id ORDER BY i.id LIMIT 1000")
         for id in strays {
             report.fail(nil, "the journal's index of incidents points \(id) at a record of another incident")
-        }
-    }
-
-    func checkCheckpoint(
-        _ checkpoint: Checkpoint, publicKey: Curve25519.Signing.PublicKey, fingerprint: String, hashes: [Int64: String],
-        report: inout VerificationReport
-    ) {
-        if checkpoint.keyFingerprint != fingerprint {
-            report.fail(checkpoint.seq, "checkpoint signed with another key (\(checkpoint.keyFingerprint), expected \(fingerprint))")
-        }
-        guard let signature = Data(base64Encoded: checkpoint.signature),
-            publicKey.isValidSignature(signature, for: Checkpoint.message(seq: checkpoint.seq, hash: checkpoint.hash))
-        else {
-            report.fail(checkpoint.seq, "checkpoint signature is invalid (forged, or not made with the journal's key)")
-            return
-        }
-        guard let actual = hashes[checkpoint.seq] else {
-            report.fail(checkpoint.seq, "a signed checkpoint covers seq \(checkpoint.seq), but that record is missing (truncated or deleted)")
-            return
-        }
-        if actual != checkpoint.hash {
-            report.fail(checkpoint.seq, "the chain's hash at this seq differs from the signed checkpoint: records up to here were altered")
         }
     }
 }

@@ -4,7 +4,7 @@ import GRDB
 
 extension SQLiteJournal {
     static func sign(db: Database, seq: Int64, hash: String, key: SigningKey) throws {
-        let signature = try key.sign(Checkpoint.message(seq: seq, hash: hash))
+        let signature = try key.signNow(Checkpoint.message(seq: seq, hash: hash))
         try db.execute(
             sql: "INSERT OR REPLACE INTO checkpoints (seq, hash, time, signature, key) VALUES (?, ?, ?, ?, ?)",
             arguments: [seq, hash, Timestamp.string(Date()), signature, key.fingerprint])
@@ -35,7 +35,8 @@ extension SQLiteJournal {
         return result
     }
 
-    static func checkpoint(db: Database, key: SigningKey) throws -> Checkpoint? {
+    static func checkpoint(db: Database, key: SigningKey?) throws -> Checkpoint? {
+        guard let key else { throw Error(message: "the journal was opened read-only: it signs nothing") }
         let (seq, hash) = try head(db)
         let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
         if seq > lastSigned { try sign(db: db, seq: seq, hash: hash, key: key) }

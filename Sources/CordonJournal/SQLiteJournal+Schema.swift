@@ -3,7 +3,8 @@ import Foundation
 import GRDB
 
 extension SQLiteJournal {
-    /// The journal's schema (`PRAGMA user_version`). 4: each record says which opening of
+    /// The journal's schema (`PRAGMA user_version`). 5: `keys` holds the public keys that
+    /// sign the journal and the certificates of session keys (`SQLiteJournal+Keys`). 4: each record says which opening of
     /// the journal wrote it (`records.writer`: a runner finds the records other processes
     /// appended), and `claims` holds the claims records made (`NewRecord.claim`). 3:
     /// evidence is written to
@@ -11,7 +12,7 @@ extension SQLiteJournal {
     /// journal (`EvidenceStore`); 2: records are found by incident through `incidents`
     /// and `records.first_seq` (an index in order of appending); 0: journals of earlier
     /// builds, indexed on `records(incident, seq)`.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// Creates the tables of a new journal, or brings an earlier one to `schemaVersion`
     /// (in one transaction: a failure leaves it as it was).
@@ -71,6 +72,16 @@ extension SQLiteJournal {
                         bytes BLOB NOT NULL
                     );
                     CREATE UNIQUE INDEX IF NOT EXISTS evidence_items_by_bucket ON evidence_items(bucket, hash);
+                    CREATE TABLE IF NOT EXISTS keys (
+                        fingerprint TEXT NOT NULL PRIMARY KEY,
+                        algorithm TEXT NOT NULL,
+                        public_key BLOB NOT NULL,
+                        role TEXT NOT NULL,
+                        from_seq INTEGER NOT NULL,
+                        certified_by TEXT,
+                        certificate TEXT,
+                        time TEXT NOT NULL
+                    ) WITHOUT ROWID;
                     CREATE TABLE IF NOT EXISTS claims (
                         claim TEXT NOT NULL PRIMARY KEY,
                         seq INTEGER NOT NULL

@@ -234,7 +234,7 @@ extension SQLiteJournal {
     /// process, or by a group before it in this one) is not written: its result names the
     /// record that made the claim.
     static func write(
-        _ groups: [[Prepared]], after head: (seq: Int64, hash: String), db: Database, key: SigningKey, checkpointEvery: Int,
+        _ groups: [[Prepared]], after head: (seq: Int64, hash: String), db: Database, key: SigningKey?, checkpointEvery: Int,
         writer: Int64, firstSeqs: inout [String: Int64]
     ) throws -> ([Result<[JournalRecord], JournalClaimConflict>], Bool) {
         var (seq, prev) = head
@@ -299,7 +299,7 @@ extension SQLiteJournal {
         // Statements run by every commit are prepared once, not parsed (and authorised by
         // GRDB) again each time.
         let lastSigned = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM checkpoints")) ?? 0
-        if seq - lastSigned >= Int64(checkpointEvery) {
+        if let key, seq - lastSigned >= Int64(checkpointEvery) {
             try sign(db: db, seq: seq, hash: prev, key: key)
             signed = true
         }

@@ -14,7 +14,9 @@ public final class SQLiteJournal: Journal, Sendable {
     public let directory: DataDirectory
     public let evidence: EvidenceStore
     let pool: DatabasePool
-    let key: SigningKey
+    /// What signs checkpoints: the key file, or a session key a KMS key certified; nil
+    /// when opened read-only.
+    let key: SigningKey?
     let secrets: SecretStore?
     /// Sign at least every this many records…
     public let checkpointEvery: Int
@@ -89,11 +91,40 @@ public final class SQLiteJournal: Journal, Sendable {
         public var cordonError: CordonError { CordonError(.runFailed, message) }
     }
 
-    /// Opens (creating if needed) the journal under `directory`.
+    /// Opens (creating if needed) the journal under `directory`, signed by `signingKey`
+    /// (the data directory's own key, generated if it has none, when nil); read-only, it
+    /// signs nothing. The key must be the one that signs the journal now.
     /// - Parameter secrets: values to redact from every record before it is hashed.
-    public init(
-        directory: DataDirectory, secrets: SecretStore? = nil, checkpointEvery: Int = 100,
+    public convenience init(
+        directory: DataDirectory, secrets: SecretStore? = nil, signingKey: SigningKey? = nil, checkpointEvery: Int = 100,
         checkpointInterval: Duration = .seconds(60), readOnly: Bool = false
+    ) throws {
+        let key = try readOnly ? nil : signingKey ?? Self.dataDirectoryKey(directory).key
+        try self.init(
+            directory: directory, secrets: secrets, key: key, adopting: key.flatMap { k in k.publicKey.map { ($0, k.source) } },
+            checkpointEvery: checkpointEvery, checkpointInterval: checkpointInterval, readOnly: readOnly)
+    }
+
+    /// Opens the journal under `directory` for writing, signed by `signer`: a key file
+    /// signs checkpoints itself; a key that signs over the network (KMS) certifies a
+    /// session key for this opening, which signs them.
+    public static func open(
+        directory: DataDirectory, secrets: SecretStore? = nil, signer: any JournalSigner, checkpointEvery: Int = 100,
+        checkpointInterval: Duration = .seconds(60)
+    ) async throws -> SQLiteJournal {
+        if let key = signer as? SigningKey {
+            return try SQLiteJournal(directory: directory, secrets: secrets, signingKey: key, checkpointEvery: checkpointEvery, checkpointInterval: checkpointInterval)
+        }
+        let journal = try SQLiteJournal(
+            directory: directory, secrets: secrets, key: SigningKey.session(), adopting: nil, checkpointEvery: checkpointEvery,
+            checkpointInterval: checkpointInterval, readOnly: false)
+        try await journal.certifySession(by: signer)
+        return journal
+    }
+
+    init(
+        directory: DataDirectory, secrets: SecretStore?, key: SigningKey?, adopting root: (JournalPublicKey, String)?, checkpointEvery: Int,
+        checkpointInterval: Duration, readOnly: Bool
     ) throws {
         self.directory = directory
         self.secrets = secrets
@@ -105,7 +136,7 @@ public final class SQLiteJournal: Journal, Sendable {
         } else if !fm.fileExists(atPath: directory.journal.path) {
             throw Error(message: "no journal at \(directory.journal.path) (is --data-dir right?)")
         }
-        self.key = try SigningKey.loadOrCreate(in: directory.keys)
+        self.key = key
         var configuration = Configuration()
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(30)
@@ -135,6 +166,9 @@ public final class SQLiteJournal: Journal, Sendable {
                 }
             }
             try Self.migrate(pool, path: directory.journal.path)
+            if let (publicKey, source) = root {
+                try pool.write { db in try Self.adoptRoot(publicKey, source: source, db: db) }
+            }
         }
         // Opened for writing, the journal is at `schemaVersion` now (`migrate` brought it
         // there or threw); opened read-only, one of schema 0 is read through its old index.
@@ -163,7 +197,7 @@ public final class SQLiteJournal: Journal, Sendable {
     /// after `close` still works: a writer thread starts for it and ends once it is idle.
     public func close() async throws {
         shared.withLock { s in s.timerRunning = false }
-        try await checkpoint()
+        if key != nil { try await checkpoint() }
         shared.withLock { s in
             s.stopping = true
             s.broadcast()
@@ -232,6 +266,7 @@ public final class SQLiteJournal: Journal, Sendable {
         thread.start()
     }
 
-    public var publicKeyPEM: String { key.publicKeyPEM }
-    public var keyFingerprint: String { key.fingerprint }
+    /// The public key and fingerprint of what signs checkpoints (nil when read-only).
+    public var publicKeyPEM: String? { key?.publicKeyPEM }
+    public var keyFingerprint: String? { key?.fingerprint }
 }

@@ -29,7 +29,7 @@ enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
             let journal = try SQLiteJournal(directory: dir, secrets: secrets, checkpointEvery: checkpointEvery)
             return Store(
                 journal: journal, reopen: { try SQLiteJournal(directory: dir, secrets: secrets, checkpointEvery: checkpointEvery) },
-                publicKey: journal.key.publicKey, keyFingerprint: journal.keyFingerprint)
+                publicKey: try #require(journal.key).publicKeyRaw, keyFingerprint: try #require(journal.keyFingerprint))
         case .memory:
             let storage = MemoryJournal.Storage(checkpointEvery: checkpointEvery)
             return Store(
@@ -236,7 +236,7 @@ enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
             // Not a signature of anything else.
             #expect(!store.publicKey.isValidSignature(signature, for: Checkpoint.message(seq: checkpoint.seq + 1, hash: checkpoint.hash)))
         }
-        #expect(store.keyFingerprint == SigningKey.fingerprint(of: store.publicKey))
+        #expect(store.keyFingerprint == (try JournalPublicKey(algorithm: .ed25519, der: JournalPublicKey.ed25519Prefix + Array(store.publicKey.rawRepresentation))).fingerprint)
         #expect(try await JournalChain.problems(in: journal, publicKey: store.publicKey) == [])
         // Another opening signs with the same key, over the same chain.
         let other = try store.reopen()

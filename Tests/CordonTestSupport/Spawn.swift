@@ -123,3 +123,21 @@ public enum Spawn {
         }
     }
 }
+
+/// A tool from PATH (openssl, sha256sum, jq), run to completion.
+public enum Shell {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    public static func run(_ tool: String, _ arguments: [String], directory: URL? = nil, stdin: Data? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        if let directory { process.currentDirectoryURL = directory }
+        let captured = try Spawn.capture(process, stdin: stdin)
+        return Result(status: captured.status, stdout: String(decoding: captured.stdout, as: UTF8.self), stderr: captured.stderrText)
+    }
+}

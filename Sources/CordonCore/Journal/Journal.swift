@@ -321,6 +321,8 @@ public struct RecordKind: WireName {
     /// A finding (or the incident it was being handled in) whose handling was in progress
     /// during two crashes in a row: never taken up again automatically.
     public static let findingQuarantined: RecordKind = "finding.quarantined"
+    /// The journal's signing key changed (`cordon journal rotate-key`).
+    public static let keyRotated: RecordKind = "journal.key-rotated"
 }
 
 /// RFC 3339 UTC timestamps with microseconds, as records carry them.
