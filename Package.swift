@@ -93,6 +93,7 @@ let package = Package(
                 "CordonCore", "CCordonSys",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Cloud protocols and models, the aws.* actions with their specs, IAM policy, faults.

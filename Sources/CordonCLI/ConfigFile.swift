@@ -43,6 +43,9 @@ struct ConfigFile {
         Setting(
             key: "signing_key", option: "--signing-key", kind: .path, commands: dataCommands,
             help: "the journal's signing key: FILE (Ed25519 PEM, mode 0600) or kms:KEY_ARN"),
+        Setting(
+            key: "anchors", option: "--anchor", kind: .strings, commands: dataCommands,
+            help: "witnesses of every checkpoint: file:PATH, s3://BUCKET/PREFIX or tsa:URL"),
         Setting(key: "playbooks", option: "--playbooks", kind: .path, commands: configCommands, help: "directory of playbooks"),
         Setting(key: "integrations", option: "--integrations", kind: .path, commands: configCommands, help: "directory of integration files"),
         Setting(key: "cloud", option: "--cloud", kind: .choice(["aws", "simulated"]), commands: cloudCommands, help: "aws or simulated"),

@@ -35,8 +35,10 @@ public struct Cordon: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            await Witnesses.flush()
             await HTTPTransport.shutdownShared()
         } catch {
+            await Witnesses.flush()
             await HTTPTransport.shutdownShared()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }

@@ -14,6 +14,13 @@ struct DataOptions: ParsableArguments {
             valueName: "SPEC"))
     var signingKey: String?
 
+    @Option(
+        name: .customLong("anchor"),
+        help: ArgumentHelp(
+            "A witness outside this host (file:PATH, s3://BUCKET/PREFIX or tsa:URL): commands that write send it every checkpoint's head, journal verify compares the journal with it; repeatable.",
+            valueName: "SPEC"))
+    var anchors: [String] = []
+
     var directory: DataDirectory { DataDirectory(dataDir) }
 
     /// Takes the data directory's lock for a command that runs incidents (`role`), waiting
@@ -52,16 +59,27 @@ struct DataOptions: ParsableArguments {
     /// Opens the journal to write it, signed by `--signing-key` (or `CORDON_SIGNING_KEY`,
     /// or the data directory's own key, generated with a warning for a new journal, on
     /// `log` when the command logs, else on standard error).
-    func openJournal(create: Bool = false, secrets: SecretStore = SecretStore(), log: Logger? = nil) async throws -> SQLiteJournal {
+    /// With `--anchor`, every checkpoint is also sent to the witnesses (`Witnesses`).
+    func openJournal(
+        create: Bool = false, secrets: SecretStore = SecretStore(), log: Logger? = nil,
+        witnessEvents: @escaping @Sendable (WitnessPublisher.Event) -> Void = { _ in }
+    ) async throws -> SQLiteJournal {
         if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {
             throw CordonError(.notFound, "no journal at \(directory.journal.path) (is --data-dir right?)")
         }
+        let witnesses = try await anchors.asyncMap { try await Witnesses.make($0) }
         let signer = try await self.signer() ?? dataDirectoryKey(log: log)
+        let journal: SQLiteJournal
         do {
-            return try await SQLiteJournal.open(directory: directory, secrets: secrets, signer: signer)
+            journal = try await SQLiteJournal.open(directory: directory, secrets: secrets, signer: signer)
         } catch let error as CordonErrorConvertible {
             throw error.cordonError
         }
+        if !witnesses.isEmpty {
+            Witnesses.register(
+                WitnessPublisher(witnesses: witnesses, journal: journal, logger: log ?? Logger(label: "cordon.witness"), observe: witnessEvents))
+        }
+        return journal
     }
 
     /// The signing key named by `--signing-key` or `CORDON_SIGNING_KEY`; nil: neither.

@@ -31,10 +31,11 @@ func loadConfiguration(_ options: ConfigOptions) throws -> LoadedConfig {
 func openEngine(
     _ loaded: LoadedConfig, _ data: DataOptions, cloud: CloudSession = .none, create: Bool = true, dryRun: Bool = false,
     actionsInFlight: Int? = nil, retention: IncidentIndex.Retention = .live(findings: IncidentIndex.Retention.defaultWindow),
-    followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }, logger: Logger? = nil
+    followsBetweenSteps: Bool = true, wrapJournal: (SQLiteJournal) -> any Journal = { $0 }, logger: Logger? = nil,
+    witnessEvents: @escaping @Sendable (WitnessPublisher.Event) -> Void = { _ in }
 ) async throws -> (SQLiteJournal, Engine) {
     let secrets = SecretStore()
-    let journal = try await data.openJournal(create: create, secrets: secrets, log: logger)
+    let journal = try await data.openJournal(create: create, secrets: secrets, log: logger, witnessEvents: witnessEvents)
     // aws.* on --cloud (none in a dry run).
     let actions = ActionSet.build(integrations: loaded.integrations, cloud: cloud.actions, overrides: ActionOverrides.apply)
     let engine = Engine(

@@ -10,7 +10,7 @@ struct JournalCommand: ParsableCommand {
         subcommands: [JournalVerifyCommand.self, JournalKeyCommand.self, JournalCheckpointCommand.self, JournalRotateKeyCommand.self])
 }
 
-struct JournalVerifyCommand: ParsableCommand {
+struct JournalVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify every record hash, link, checkpoint signature, signing key and evidence file.",
@@ -45,13 +45,15 @@ struct JournalVerifyCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if allowUnsignedTail {
             printError("cordon: --allow-unsigned-tail no longer changes anything: up to 100 unsigned records are accepted, more always fail")
         }
+        var verifier = JournalVerifier(directory: data.directory, expectedKeys: Set(expectedKeys.map { $0.lowercased() }))
+        verifier.witnesses = try await data.anchors.asyncMap(witnessView)
         let report: VerificationReport
         do {
-            report = try JournalVerifier(directory: data.directory, expectedKeys: Set(expectedKeys.map { $0.lowercased() })).verify()
+            report = try verifier.verify()
         } catch {
             throw CordonError(.invalidInput, "\(error)")
         }
@@ -60,6 +62,30 @@ struct JournalVerifyCommand: ParsableCommand {
         case .json: print(JSONWriter.pretty(Self.json(report)))
         }
         if !report.isValid { throw CordonError(.checkFailed) }
+    }
+
+    /// What one witness saw: the heads it holds, or (a time-stamping authority, which
+    /// keeps none) the heads of the receipts the journal kept whose tokens verify.
+    func witnessView(_ spec: String) async throws -> JournalVerifier.WitnessView {
+        let witness = try await Witnesses.make(spec)
+        do {
+            if let heads = try await witness.witnessedHeads() { return .init(witness: witness.spec, heads: heads) }
+            var view = JournalVerifier.WitnessView(witness: witness.spec, heads: [])
+            for (receipt, line) in try await data.openReader().receipts(witness: witness.spec) {
+                guard let head = try? SignedHead(line: line), head.seq == receipt.seq, head.hash == receipt.hash,
+                    (try? witness.check(receipt, for: head)) == true
+                else {
+                    view.badProofs.append(receipt.seq)
+                    continue
+                }
+                view.heads.append(head)
+            }
+            return view
+        } catch let error as CordonError {
+            throw error
+        } catch {
+            throw CordonError(.invalidInput, "--anchor \(spec): \(error)")
+        }
     }
 
     func printText(_ report: VerificationReport) {
@@ -72,6 +98,9 @@ struct JournalVerifyCommand: ParsableCommand {
                 "verified up to seq \(signed.seq), signed at \(signed.time) by key \(report.signedUnder ?? signed.keyFingerprint)"
                     + (signed.keyFingerprint != report.signedUnder ? " (session key \(signed.keyFingerprint))" : "")
                     + "; \(unsigned) record(s) after that \(unsigned == 1 ? "is" : "are") unsigned")
+        }
+        for witnessed in report.witnessed {
+            print("witness \(witnessed.witness) saw seq \(witnessed.seq) signed at \(witnessed.time)")
         }
         if report.expectedKeys.isEmpty && report.records > 0 {
             print("key not pinned: pass --expect-key FINGERPRINT (published where this host cannot change it) to detect a journal re-signed with another key")
@@ -100,6 +129,7 @@ struct JournalVerifyCommand: ParsableCommand {
                 ]
             } ?? .null
         o["unsigned_records"] = .number(JSONNumber(report.unsignedTail?.count ?? 0))
+        o["witnessed"] = .array(report.witnessed.map { ["witness": .string($0.witness), "seq": number($0.seq), "time": .string($0.time)] })
         return .object(o)
     }
 }

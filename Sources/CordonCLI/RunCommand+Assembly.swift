@@ -39,7 +39,8 @@ extension RunCommand {
         let (journal, engine) = try await openEngine(
             loaded, data, cloud: session, actionsInFlight: concurrency, retention: .live(findings: dedupeWindow),
             // The runner follows the journal on its own schedule (JournalFollowerService).
-            followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) }, logger: Self.log)
+            followsBetweenSteps: false, wrapJournal: { MetricsJournal($0, metrics: metrics) }, logger: Self.log,
+            witnessEvents: { metrics.witness($0.witness, seq: $0.seq, succeeded: $0.succeeded) })
         let (crashes, lastCrash) = try await beginRun(engine, data)
         // What replaying the journal allocated and freed goes back to the system now.
         Allocator.releaseFreeMemory()
@@ -226,6 +227,10 @@ extension RunCommand {
             services.append(service(QueueIntakeService(runner: runner, receipts: parts.receipts)))
         }
         if let poller = parts.poller { services.append(service(poller)) }
+        for publisher in Witnesses.registered {
+            // A witness never stops the runner: its failures are retried, logged and counted.
+            services.append(.init(service: WitnessService(publisher: publisher), successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
+        }
         if let server = parts.server {
             let scheme = server.configuration.usesTLS ? "https" : "http"
             let host = server.configuration.host

@@ -37,6 +37,8 @@ public final class ServerMetrics: Sendable {
         case stepDuration = "cordon_step_duration_seconds"
         case approvalsPending = "cordon_approvals_pending"
         case journalAppend = "cordon_journal_append_seconds"
+        case witnessWrites = "cordon_witness_writes_total"
+        case witnessSeq = "cordon_witness_seq"
 
         var help: String {
             switch self {
@@ -53,6 +55,8 @@ public final class ServerMetrics: Sendable {
             case .stepDuration: "Step duration from the first intent to the result, by action."
             case .approvalsPending: "Steps waiting for an approval."
             case .journalAppend: "Journal append latency (until durable)."
+            case .witnessWrites: "Checkpoint heads sent to each witness (--anchor), by outcome (succeeded, failed: retried)."
+            case .witnessSeq: "The newest checkpoint seq each witness has taken."
             }
         }
 
@@ -91,6 +95,8 @@ public final class ServerMetrics: Sendable {
         var stepStarts: [String: (Date, String)] = [:]
         var sqsMessages: [String: CoreMetrics.Counter] = [:]  // outcome
         var connections: [String: CoreMetrics.Counter] = [:]  // outcome
+        var witnessWrites: [StepKey: CoreMetrics.Counter] = [:]  // witness, outcome
+        var witnessSeqs: [String: Meter] = [:]  // witness
     }
 
     /// The gauges `render` sets from what the engine and the HTTP intake hold.
@@ -164,6 +170,19 @@ public final class ServerMetrics: Sendable {
 
     private func connectionCounter(_ outcome: String) -> CoreMetrics.Counter {
         state.withLock { s in s.connections.value(outcome) { self.counter(.httpConnectionsClosed, [("outcome", outcome)]) } }
+    }
+
+    /// A checkpoint head sent to a witness: `succeeded`, or `failed` (it is retried).
+    public func witness(_ witness: String, seq: Int64, succeeded: Bool) {
+        let outcome = succeeded ? "succeeded" : "failed"
+        let (counter, gauge) = state.withLock { s in
+            (
+                s.witnessWrites.value(State.StepKey(action: witness, outcome: outcome)) { self.counter(.witnessWrites, [("witness", witness), ("outcome", outcome)]) },
+                succeeded ? s.witnessSeqs.value(witness) { Meter(label: Family.witnessSeq.rawValue, dimensions: [("witness", witness)], factory: self.factory) } : nil
+            )
+        }
+        counter.increment()
+        gauge?.set(Double(seq))
     }
 
     /// An SQS message: `deleted`, `undecodable`, `error`.

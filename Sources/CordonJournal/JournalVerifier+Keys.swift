@@ -173,3 +173,44 @@ struct KeyHistory: Sendable {
         return true
     }
 }
+
+extension JournalVerifier {
+    /// Compares the journal with what each witness saw: a witnessed head beyond the
+    /// journal's end is truncation (or a rollback to an earlier copy); one whose hash
+    /// differs from the chain's at its seq is a rewrite; a newest witnessed head after the
+    /// journal's newest checkpoint means checkpoints were removed. A head whose signature
+    /// does not verify under the journal's keys was not written by it.
+    func checkWitnesses(history: KeyHistory, hashes: [Int64: String], newestCheckpoint: Int64, report: inout VerificationReport) {
+        for view in witnesses {
+            for seq in view.badProofs {
+                report.fail(seq, "witness \(view.witness)'s receipt for seq \(seq) does not prove the head it names (its token does not verify)")
+            }
+            guard let newest = view.heads.max(by: { $0.seq < $1.seq }) else {
+                report.fail(nil, "witness \(view.witness) holds no checkpoint head: nothing to compare the journal with (is it the right witness?)")
+                continue
+            }
+            for head in view.heads {
+                guard let key = history.keys[head.key], let signature = Data(base64Encoded: head.signature),
+                    key.publicKey.isValidSignature(Array(signature), for: Checkpoint.message(seq: head.seq, hash: head.hash))
+                else {
+                    report.fail(head.seq, "witness \(view.witness) holds a head for seq \(head.seq) whose signature does not verify under the journal's keys")
+                    continue
+                }
+                if head.seq <= report.lastSeq, let actual = hashes[head.seq], actual != head.hash {
+                    report.fail(head.seq, "rewritten: the record at seq \(head.seq) differs from the head witness \(view.witness) saw signed at \(head.time)")
+                }
+            }
+            if newest.seq > report.lastSeq {
+                report.fail(
+                    report.lastSeq + 1,
+                    "truncated: the journal ends at seq \(report.lastSeq), but witness \(view.witness) saw it signed up to seq \(newest.seq) at \(newest.time): "
+                        + "records \(report.lastSeq + 1)–\(newest.seq) were removed (cut short, or replaced by an earlier copy)")
+            } else if newest.seq > newestCheckpoint {
+                report.fail(
+                    newestCheckpoint + 1,
+                    "checkpoints removed: the journal's newest checkpoint is at seq \(newestCheckpoint), but witness \(view.witness) saw seq \(newest.seq) signed at \(newest.time)")
+            }
+            report.witnessed.append((view.witness, newest.seq, newest.time))
+        }
+    }
+}

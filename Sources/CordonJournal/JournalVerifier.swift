@@ -28,6 +28,8 @@ public struct VerificationReport: Sendable {
     public var signedUnder: String? = nil
     /// The keys the verifier was told to expect; empty: the journal's own say-so.
     public var expectedKeys: Set<String> = []
+    /// The newest head each witness compared holds.
+    public var witnessed: [(witness: String, seq: Int64, time: String)] = []
 
     /// Records after the newest valid checkpoint: not covered by any signature.
     public var unsignedTail: (from: Int64, count: Int)? {
@@ -56,6 +58,21 @@ public struct JournalVerifier: Sendable {
     /// unsigned (the writer signs whenever this many are unsigned). More means records
     /// were added without the key, or checkpoints after them were removed.
     public var maxUnsignedTail: Int = 100
+    /// What witnesses outside the host saw (`--anchor`), to compare the journal with.
+    public var witnesses: [WitnessView] = []
+
+    /// The heads one witness holds.
+    public struct WitnessView: Sendable {
+        public var witness: String
+        public var heads: [SignedHead]
+        /// Seqs whose receipt (a time-stamp token) does not prove the head it names.
+        public var badProofs: [Int64]
+        public init(witness: String, heads: [SignedHead], badProofs: [Int64] = []) {
+            self.witness = witness
+            self.heads = heads
+            self.badProofs = badProofs
+        }
+    }
 
     public init(directory: DataDirectory, expectedKeys: Set<String> = []) {
         self.directory = directory
@@ -87,11 +104,12 @@ public struct JournalVerifier: Sendable {
             return report
         }
         var history = try queue.read { db in try KeyHistory.read(db, legacyKey: legacyKey, expected: expectedKeys, report: &report) }
-        let keep = checkpointSeqs.union(history.rotations.map(\.seq))
+        let keep = checkpointSeqs.union(history.rotations.map(\.seq)).union(witnesses.flatMap { $0.heads.map(\.seq) })
         let chain = try checkChain(queue, from: minSeq, to: maxSeq, keep: keep, report: &report)
         history.checkRotations(hashes: chain.hashes, report: &report)
         try queue.read { db in
             try checkCheckpoints(db, history: history, hashes: chain.hashes, report: &report)
+            checkWitnesses(history: history, hashes: chain.hashes, newestCheckpoint: checkpointSeqs.max() ?? 0, report: &report)
             // Evidence: every item a record cites must be there and match its hash.
             let store = EvidenceStore(directory: directory.evidence, database: nil)
             var checked: Set<String> = []

@@ -3,11 +3,14 @@ import Foundation
 import GRDB
 
 extension SQLiteJournal {
-    static func sign(db: Database, seq: Int64, hash: String, key: SigningKey) throws {
+    @discardableResult
+    static func sign(db: Database, seq: Int64, hash: String, key: SigningKey) throws -> Checkpoint {
         let signature = try key.signNow(Checkpoint.message(seq: seq, hash: hash))
+        let checkpoint = Checkpoint(seq: seq, hash: hash, time: Timestamp.string(Date()), signature: signature, keyFingerprint: key.fingerprint)
         try db.execute(
             sql: "INSERT OR REPLACE INTO checkpoints (seq, hash, time, signature, key) VALUES (?, ?, ?, ?, ?)",
-            arguments: [seq, hash, Timestamp.string(Date()), signature, key.fingerprint])
+            arguments: [seq, hash, checkpoint.time, signature, key.fingerprint])
+        return checkpoint
     }
 
     @discardableResult
@@ -51,7 +54,19 @@ extension SQLiteJournal {
         Checkpoint(seq: row["seq"], hash: row["hash"], time: row["time"], signature: row["signature"], keyFingerprint: row["key"])
     }
 
+    /// After a checkpoint was committed (or found up to date): restarts the timer and
+    /// tells whoever watches for checkpoints (the witnesses' publisher).
     func noteCheckpoint() {
-        shared.withLock { s in s.lastCheckpoint = .now }
+        let watchers = shared.withLock { s in
+            s.lastCheckpoint = .now
+            return s.checkpointWatchers
+        }
+        for watcher in watchers { watcher() }
+    }
+
+    /// Calls `watcher` (on the writer's thread or the caller's: it must return at once)
+    /// after every checkpoint this journal writes.
+    public func watchCheckpoints(_ watcher: @escaping @Sendable () -> Void) {
+        shared.withLock { s in s.checkpointWatchers.append(watcher) }
     }
 }

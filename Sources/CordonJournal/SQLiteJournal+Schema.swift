@@ -4,7 +4,8 @@ import GRDB
 
 extension SQLiteJournal {
     /// The journal's schema (`PRAGMA user_version`). 5: `keys` holds the public keys that
-    /// sign the journal and the certificates of session keys (`SQLiteJournal+Keys`). 4: each record says which opening of
+    /// sign the journal and the certificates of session keys (`SQLiteJournal+Keys`), and
+    /// `witness_receipts` what witnesses answered for each checkpoint. 4: each record says which opening of
     /// the journal wrote it (`records.writer`: a runner finds the records other processes
     /// appended), and `claims` holds the claims records made (`NewRecord.claim`). 3:
     /// evidence is written to
@@ -81,6 +82,15 @@ extension SQLiteJournal {
                         certified_by TEXT,
                         certificate TEXT,
                         time TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE IF NOT EXISTS witness_receipts (
+                        witness TEXT NOT NULL,
+                        seq INTEGER NOT NULL,
+                        hash TEXT NOT NULL,
+                        head TEXT NOT NULL,
+                        time TEXT NOT NULL,
+                        proof TEXT NOT NULL,
+                        PRIMARY KEY (witness, seq)
                     ) WITHOUT ROWID;
                     CREATE TABLE IF NOT EXISTS claims (
                         claim TEXT NOT NULL PRIMARY KEY,

@@ -45,6 +45,7 @@ public final class SQLiteJournal: Journal, Sendable {
         var stopping = false
         var writerRunning = false
         var lastCheckpoint = ContinuousClock.now
+        var checkpointWatchers: [@Sendable () -> Void] = []
         var lastBatchSize = 0
         /// How many appends waiting make the writer want to be woken: 1 while it is idle,
         /// the size of the batch it is filling, and none while it commits or waits out the

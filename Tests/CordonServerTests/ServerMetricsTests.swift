@@ -74,6 +74,8 @@ import Testing
         metrics.finding(source: "http", outcome: "accepted", count: 3)
         metrics.connection("refused")
         metrics.sqsMessage("deleted", count: 2)
+        metrics.witness("file:/w", seq: 7, succeeded: false)
+        metrics.witness("file:/w", seq: 7, succeeded: true)
         metrics.appended(
             [
                 Self.record(.findingReceived, ["matched": ["demo"]], at: 0),
@@ -90,6 +92,8 @@ import Testing
             #expect(e.help[family.rawValue] == family.help, "\(family.rawValue)")
         }
         #expect(e.samples[#"cordon_findings_received_total{source="http",outcome="accepted"}"#] == 3)
+        #expect(e.samples[#"cordon_witness_writes_total{witness="file:/w",outcome="failed"}"#] == 1)
+        #expect(e.samples[#"cordon_witness_seq{witness="file:/w"}"#] == 7)
         #expect(e.samples[#"cordon_http_connections_closed_total{outcome="refused"}"#] == 1)
         #expect(e.samples[#"cordon_http_connections_closed_total{outcome="timed_out"}"#] == 0)
         #expect(e.samples["cordon_http_connections"] == 4)
