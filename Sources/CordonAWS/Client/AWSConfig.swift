@@ -4,7 +4,7 @@ import Foundation
 
 /// The AWS services Cordon calls, with what signing, endpoints and errors need.
 public enum AWSService: String, Sendable, CaseIterable {
-    case ec2, iam, sts, s3, sns, sqs, cloudtrail
+    case ec2, iam, sts, s3, sns, sqs, cloudtrail, kms
 
     /// The signing name (credential scope service).
     public var signingName: String { rawValue }
@@ -20,7 +20,7 @@ public enum AWSService: String, Sendable, CaseIterable {
         case .sts: "2011-06-15"
         case .sns: "2010-03-31"
         case .sqs: "2012-11-05"
-        case .s3, .cloudtrail: nil
+        case .s3, .cloudtrail, .kms: nil
         }
     }
 }
