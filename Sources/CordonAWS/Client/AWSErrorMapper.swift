@@ -51,10 +51,14 @@ public enum AWSErrorMapper {
     }
 
     /// The IAM action that authorizes an API operation: usually `service:Operation`;
-    /// S3's `DeleteBucketPublicAccessBlock` is authorized by `s3:PutBucketPublicAccessBlock`.
+    /// S3's `DeleteBucketPublicAccessBlock` is authorized by `s3:PutBucketPublicAccessBlock`,
+    /// `GetObjectLockConfiguration` by `s3:GetBucketObjectLockConfiguration` and
+    /// `ListObjectVersions` by `s3:ListBucketVersions`.
     public static func iamAction(service: AWSService, operation: String) -> String {
         switch (service, operation) {
         case (.s3, "DeleteBucketPublicAccessBlock"): "s3:PutBucketPublicAccessBlock"
+        case (.s3, "GetObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration"
+        case (.s3, "ListObjectVersions"): "s3:ListBucketVersions"
         default: "\(service.iamPrefix):\(operation)"
         }
     }
