@@ -267,7 +267,7 @@ let package = Package(
         .testTarget(
             name: "CordonCLITests",
             dependencies: [
-                "cordon", "cordon-testbed", "CordonJournal", "CordonCore", "CordonEngine", "CordonTestSupport",
+                "cordon", "cordon-testbed", "CordonJournal", "CordonCore", "CordonEngine", "CordonAWS", "CordonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

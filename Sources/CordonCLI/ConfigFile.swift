@@ -41,11 +41,12 @@ struct ConfigFile {
     static let settings: [Setting] = [
         Setting(key: "data_dir", option: "--data-dir", kind: .path, commands: dataCommands, help: "where Cordon keeps its journal, evidence and keys"),
         Setting(
-            key: "signing_key", option: "--signing-key", kind: .path, commands: dataCommands,
+            key: "signing_key", option: "--signing-key", kind: .path, commands: dataCommands.union(["iam-policy"]),
             help: "the journal's signing key: FILE (Ed25519 PEM, mode 0600) or kms:KEY_ARN"),
         Setting(
-            key: "anchors", option: "--anchor", kind: .strings, commands: dataCommands,
+            key: "anchors", option: "--anchor", kind: .strings, commands: dataCommands.union(["iam-policy"]),
             help: "witnesses of every checkpoint: file:PATH, s3://BUCKET/PREFIX or tsa:URL"),
+        Setting(key: "tsa_ca", option: "--tsa-ca", kind: .path, commands: dataCommands, help: "CA certificates tsa: witnesses' tokens chain to"),
         Setting(key: "playbooks", option: "--playbooks", kind: .path, commands: configCommands, help: "directory of playbooks"),
         Setting(key: "integrations", option: "--integrations", kind: .path, commands: configCommands, help: "directory of integration files"),
         Setting(key: "cloud", option: "--cloud", kind: .choice(["aws", "simulated"]), commands: cloudCommands, help: "aws or simulated"),

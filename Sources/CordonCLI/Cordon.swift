@@ -36,9 +36,11 @@ public struct Cordon: AsyncParsableCommand {
                 try command.run()
             }
             await Witnesses.flush()
+            await CustodyCloud.shutdown()
             await HTTPTransport.shutdownShared()
         } catch {
             await Witnesses.flush()
+            await CustodyCloud.shutdown()
             await HTTPTransport.shutdownShared()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CordonAWS
 import CordonCore
 import CordonJournal
 import Foundation
@@ -20,6 +21,25 @@ struct DataOptions: ParsableArguments {
             "A witness outside this host (file:PATH, s3://BUCKET/PREFIX or tsa:URL): commands that write send it every checkpoint's head, journal verify compares the journal with it; repeatable.",
             valueName: "SPEC"))
     var anchors: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "CA certificates (PEM) that a tsa: witness's time-stamp tokens must chain to; without it a token is checked against the certificate it carries only.",
+            valueName: "FILE"))
+    var tsaCA: String?
+
+    /// The witnesses `--anchor` names.
+    func witnesses() async throws -> [any CheckpointWitness] {
+        var pem: String? = nil
+        if let tsaCA {
+            do {
+                pem = try String(contentsOfFile: tsaCA, encoding: .utf8)
+            } catch {
+                throw CordonError(.invalidInput, "--tsa-ca \(tsaCA): cannot read it (\(error.localizedDescription))")
+            }
+        }
+        return try await anchors.asyncMap { try await Witnesses.make($0, tsaCA: pem) }
+    }
 
     var directory: DataDirectory { DataDirectory(dataDir) }
 
@@ -67,7 +87,7 @@ struct DataOptions: ParsableArguments {
         if !create, !FileManager.default.fileExists(atPath: directory.journal.path) {
             throw CordonError(.notFound, "no journal at \(directory.journal.path) (is --data-dir right?)")
         }
-        let witnesses = try await anchors.asyncMap { try await Witnesses.make($0) }
+        let witnesses = try await self.witnesses()
         let signer = try await self.signer() ?? dataDirectoryKey(log: log)
         let journal: SQLiteJournal
         do {
@@ -138,7 +158,11 @@ enum SigningKeySpec: Equatable {
                 throw error.cordonError
             }
         case .kms(let arn):
-            throw CordonError(.usage, "--signing-key kms:\(arn): KMS keys are not supported by this build yet")
+            do {
+                return try await KMSSigner.open("kms:" + arn, cloud: CustodyCloud.shared)
+            } catch {
+                throw CordonError(.invalidInput, "--signing-key kms:\(arn): \(error)")
+            }
         }
     }
 }

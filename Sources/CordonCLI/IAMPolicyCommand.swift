@@ -42,6 +42,12 @@ struct IAMPolicyCommand: ParsableCommand {
             valueName: "ARN"))
     var principalArns: [String] = []
 
+    @Option(help: ArgumentHelp("The journal's signing key (FILE or kms:KEY_ARN): a KMS key adds kms:Sign and kms:GetPublicKey.", valueName: "SPEC"))
+    var signingKey: String?
+
+    @Option(name: .customLong("anchor"), help: ArgumentHelp("A witness (--anchor of the runner): s3://BUCKET/PREFIX adds what writing and reading it needs; repeatable.", valueName: "SPEC"))
+    var anchors: [String] = []
+
     @Option(help: "text: the policy document; json: the policy and which step needs each action.")
     var output: OutputFormat = .text
 
@@ -64,8 +70,9 @@ struct IAMPolicyCommand: ParsableCommand {
         if loaded.playbooks.isEmpty {
             throw CordonError(.notFound, "no playbook in \(targets.joined(separator: ", "))")
         }
-        let requirement = IAMPolicy.requirement(for: loaded.playbooks, roleArnTemplate: role.roleArnTemplate, principalArns: principalArns)
-        if requirement.actions.isEmpty {
+        var requirement = IAMPolicy.requirement(for: loaded.playbooks, roleArnTemplate: role.roleArnTemplate, principalArns: principalArns)
+        requirement.custody = try custodyStatements(partition: requirement.partition)
+        if requirement.actions.isEmpty && requirement.custody.isEmpty {
             throw CordonError(.checkFailed, "\(loaded.playbooks.map(\.name).joined(separator: ", ")) call no AWS API (no aws.* step): they need no IAM policy")
         }
         let document = IAMPolicy.document(requirement)
@@ -86,5 +93,21 @@ struct IAMPolicyCommand: ParsableCommand {
             for action in requirement.actions.keys.sorted() { needs[action] = .array(requirement.actions[action]!.map(JSONValue.string)) }
             print(JSONWriter.pretty(["policy": document, "actions": .object(needs)]))
         }
+    }
+
+    /// What the journal's signing key and witnesses need, from `--signing-key` (or
+    /// `CORDON_SIGNING_KEY`) and `--anchor`.
+    func custodyStatements(partition: String) throws -> [JSONValue] {
+        let spec = signingKey ?? ProcessInfo.processInfo.environment["CORDON_SIGNING_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        var kms: String? = nil
+        if let spec, case .kms(let arn) = try SigningKeySpec(spec) { kms = arn }
+        let s3 = try anchors.filter { $0.hasPrefix("s3://") }.map { anchor -> (bucket: String, prefix: String) in
+            let path = anchor.dropFirst("s3://".count)
+            let bucket = String(path.prefix { $0 != "/" })
+            guard !bucket.isEmpty else { throw CordonError(.usage, "--anchor \(anchor): expected s3://BUCKET/PREFIX") }
+            let prefix = path.dropFirst(bucket.count).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            return (bucket, prefix)
+        }
+        return IAMPolicy.custodyStatements(signingKeyARN: kms, s3Witnesses: s3, partition: partition)
     }
 }

@@ -50,7 +50,7 @@ struct JournalVerifyCommand: AsyncParsableCommand {
             printError("cordon: --allow-unsigned-tail no longer changes anything: up to 100 unsigned records are accepted, more always fail")
         }
         var verifier = JournalVerifier(directory: data.directory, expectedKeys: Set(expectedKeys.map { $0.lowercased() }))
-        verifier.witnesses = try await data.anchors.asyncMap(witnessView)
+        verifier.witnesses = try await data.witnesses().asyncMap(witnessView)
         let report: VerificationReport
         do {
             report = try verifier.verify()
@@ -66,8 +66,8 @@ struct JournalVerifyCommand: AsyncParsableCommand {
 
     /// What one witness saw: the heads it holds, or (a time-stamping authority, which
     /// keeps none) the heads of the receipts the journal kept whose tokens verify.
-    func witnessView(_ spec: String) async throws -> JournalVerifier.WitnessView {
-        let witness = try await Witnesses.make(spec)
+    func witnessView(_ witness: any CheckpointWitness) async throws -> JournalVerifier.WitnessView {
+        let spec = witness.spec
         do {
             if let heads = try await witness.witnessedHeads() { return .init(witness: witness.spec, heads: heads) }
             var view = JournalVerifier.WitnessView(witness: witness.spec, heads: [])
@@ -101,6 +101,9 @@ struct JournalVerifyCommand: AsyncParsableCommand {
         }
         for witnessed in report.witnessed {
             print("witness \(witnessed.witness) saw seq \(witnessed.seq) signed at \(witnessed.time)")
+        }
+        if data.tsaCA == nil, data.anchors.contains(where: { $0.hasPrefix("tsa:") }) {
+            print("note: time-stamp tokens were checked against the certificate each carries, not a trusted CA: pass --tsa-ca FILE")
         }
         if report.expectedKeys.isEmpty && report.records > 0 {
             print("key not pinned: pass --expect-key FINGERPRINT (published where this host cannot change it) to detect a journal re-signed with another key")

@@ -1,4 +1,6 @@
+import CordonAWS
 import CordonCore
+import CordonIntegrations
 import CordonJournal
 import Foundation
 import Logging
@@ -9,14 +11,26 @@ import Synchronization
 /// this process: `cordon run` runs them as a service; every command sends what is left
 /// when it ends (`flush`).
 enum Witnesses {
-    static func make(_ spec: String) async throws -> any CheckpointWitness {
+    /// - Parameter tsaCA: PEM certificates a `tsa:` witness's tokens must chain to.
+    static func make(_ spec: String, tsaCA: String? = nil) async throws -> any CheckpointWitness {
         do {
             if spec.hasPrefix("file:") { return try FileWitness(path: String(spec.dropFirst(5))) }
         } catch {
             throw CordonError(.usage, "--anchor \(spec): \(error)")
         }
-        if spec.hasPrefix("s3://") || spec.hasPrefix("tsa:") {
-            throw CordonError(.usage, "--anchor \(spec): this build does not have that witness yet")
+        if spec.hasPrefix("s3://") {
+            do {
+                return try await S3ObjectLockWitness.open(spec, cloud: CustodyCloud.shared)
+            } catch {
+                throw CordonError(.invalidInput, "--anchor \(spec): \(error)")
+            }
+        }
+        if spec.hasPrefix("tsa:") {
+            do {
+                return try TimestampWitness(spec: spec, trustAnchorPEM: tsaCA)
+            } catch {
+                throw CordonError(.usage, "--anchor \(spec): \(error)")
+            }
         }
         throw CordonError(.usage, "--anchor \(spec): expected file:PATH, s3://BUCKET/PREFIX or tsa:URL")
     }
@@ -41,6 +55,29 @@ enum Witnesses {
                 printError("cordon: warning: witness \(spec) did not take the newest checkpoint; the next command that writes the journal sends it")
             }
         }
+    }
+}
+
+/// The AWS client of the journal's custody (a KMS signing key, an S3 witness), made on
+/// first use from the environment's credentials and shut down when the command ends.
+enum CustodyCloud {
+    private static let made = Mutex<AWSCloud?>(nil)
+
+    static var shared: AWSCloud {
+        made.withLock { made in
+            if let made { return made }
+            let cloud = AWSCloud(options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment))
+            made = cloud
+            return cloud
+        }
+    }
+
+    static func shutdown() async {
+        let cloud = made.withLock { made in
+            defer { made = nil }
+            return made
+        }
+        try? await cloud?.shutdown()
     }
 }
 

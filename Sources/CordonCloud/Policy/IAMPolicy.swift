@@ -31,6 +31,9 @@ public enum IAMPolicy {
         public var principals: [String]
         /// `aws`, `aws-cn` or `aws-us-gov`: from the role template or the principals.
         public var partition: String
+        /// What the journal's custody needs (`custodyStatements`): a KMS signing key, S3
+        /// witnesses.
+        public var custody: [JSONValue] = []
 
         public init(actions: [String: [String]], assumeRoleResource: String? = nil, principals: [String] = [], partition: String = "aws") {
             self.actions = actions
@@ -151,6 +154,7 @@ public enum IAMPolicy {
             guard let g = groups[sid] else { return nil }
             return ["Sid": .string(sid), "Effect": "Allow", "Action": .array(g.actions.sorted().map(JSONValue.string)), "Resource": .string(g.resource)]
         }
+        statements += requirement.custody
         if let role = requirement.assumeRoleResource {
             statements.append(["Sid": "CordonAssumeResponderRole", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": .string(role)])
         }
@@ -176,6 +180,29 @@ public enum IAMPolicy {
             statements.append(["Sid": "CordonDenyOtherRoles", "Effect": "Deny", "Action": ["sts:AssumeRole"], "Resource": "*"])
         }
         return ["Version": "2012-10-17", "Statement": .array(statements)]
+    }
+
+    /// The statements the journal's custody needs: `kms:Sign` and `kms:GetPublicKey` on a
+    /// KMS signing key; for each S3 witness (bucket, prefix), writing locked objects under
+    /// the prefix and reading every version back, and reading the bucket's Object Lock.
+    public static func custodyStatements(signingKeyARN: String?, s3Witnesses: [(bucket: String, prefix: String)], partition p: String = "aws") -> [JSONValue] {
+        var statements: [JSONValue] = []
+        if let arn = signingKeyARN {
+            statements.append(["Sid": "CordonJournalSigningKey", "Effect": "Allow", "Action": ["kms:GetPublicKey", "kms:Sign"], "Resource": .string(arn)])
+        }
+        for (index, witness) in s3Witnesses.enumerated() {
+            let suffix = s3Witnesses.count > 1 ? "\(index + 1)" : ""
+            let objects = "arn:\(p):s3:::\(witness.bucket)/\(witness.prefix.isEmpty ? "" : witness.prefix + "/")*"
+            statements.append([
+                "Sid": .string("CordonJournalWitnessObjects" + suffix), "Effect": "Allow",
+                "Action": ["s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectRetention"], "Resource": .string(objects),
+            ])
+            statements.append([
+                "Sid": .string("CordonJournalWitnessBucket" + suffix), "Effect": "Allow",
+                "Action": ["s3:GetBucketObjectLockConfiguration", "s3:ListBucketVersions"], "Resource": .string("arn:\(p):s3:::\(witness.bucket)"),
+            ])
+        }
+        return statements
     }
 
     /// `iam:PutRolePolicy` → (`iam`, `PutRolePolicy`).

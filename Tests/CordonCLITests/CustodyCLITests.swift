@@ -1,0 +1,131 @@
+import CordonAWS
+import CordonCloud
+import CordonCore
+import CordonJournal
+import CordonTestSupport
+import Foundation
+import GRDB
+import Testing
+
+/// The journal's custody through the real binary against real peers: a KMS signing key
+/// and an S3 Object Lock witness on moto, a time-stamping authority built on `openssl ts`.
+@Suite(.serialized) struct CustodyCLITests {
+    static let finding = "Fixtures/playbooks/guardduty-ec2-quarantine/fires-backdoor-cc-prod-instance.json"
+    static let other = "Fixtures/playbooks/guardduty-ec2-quarantine/fires-tor-client-eu-west-1.json"
+    static let scope = CloudScope(region: "us-east-1")
+
+    let data = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-custody-\(UUID().uuidString)").path
+
+    func moto() async throws -> ([String: String], AWSCloud) {
+        let env = try await offPool { try Moto.environment() }
+        return (env, AWSCloud(options: AWSCloudOptions(environment: env)))
+    }
+
+    func process(_ file: String, _ extra: [String], environment: [String: String] = [:]) async throws -> CLI.Result {
+        try await CLI.run(["process", "--dry-run", "--data-dir", data] + extra + [file], environment: environment)
+    }
+
+    @Test func aKMSKeySignsThroughSessionKeysAndIsPinned() async throws {
+        let (env, cloud) = try await moto()
+        defer { Task { try? await cloud.shutdown() } }
+        let kms = AWSKMS(client: try await cloud.client(.kms, Self.scope))
+        let arn = try await kms.createKey(keySpec: "ECC_NIST_P256", keyUsage: "SIGN_VERIFY", description: "cordon journal")
+        let spec = "kms:" + arn
+        let shown = try await CLI.run(["journal", "key", "--data-dir", data, "--signing-key", spec], environment: env)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.contains("algorithm: ecdsa-p256-sha256"))
+        let fingerprint = String(try #require(shown.stdout.split(separator: "\n").first).dropFirst("fingerprint: ".count))
+        for file in [Self.finding, Self.other] {
+            let result = try await process(file, ["--signing-key", spec], environment: env)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(!result.stderr.contains("generated"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: data + "/keys/journal-ed25519.pem"))
+        // Each opening certified its own session key.
+        let journal = try SQLiteJournal(directory: DataDirectory(data), readOnly: true)
+        let keys = try await journal.keyEntries()
+        #expect(keys.filter { $0.role == .session }.count == 2)
+        #expect(keys.filter { $0.role == .root }.map(\.fingerprint) == [fingerprint])
+        let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--expect-key", fingerprint])
+        #expect(verified.status == 0, "\(verified.stdout)")
+        #expect(verified.stdout.contains("by key \(fingerprint) (session key "), "\(verified.stdout)")
+        // A forged session certificate (another key certifying itself) fails.
+        try DataDirectory(data).tamper("UPDATE keys SET certificate = 'AAAA' WHERE role = 'session'")
+        let forged = try await CLI.run(["journal", "verify", "--data-dir", data, "--expect-key", fingerprint])
+        #expect(forged.status == 1)
+        #expect(forged.stdout.contains("whose certificate is missing or invalid"), "\(forged.stdout)")
+        // The policy for this key.
+        let policy = try await CLI.run(["iam-policy", "Playbooks", "--signing-key", spec, "--anchor", "s3://witness-bucket/journal"])
+        #expect(policy.status == 0, "\(policy.stderr)")
+        #expect(policy.stdout.contains("\"kms:GetPublicKey\""))
+        #expect(policy.stdout.contains("\"kms:Sign\""))
+        #expect(policy.stdout.contains("\"Resource\" : \"\(arn)\"") || policy.stdout.contains("\"Resource\": \"\(arn)\""), "\(policy.stdout)")
+        #expect(policy.stdout.contains("arn:aws:s3:::witness-bucket/journal/*"))
+        #expect(policy.stdout.contains("s3:ListBucketVersions"))
+    }
+
+    @Test func anS3ObjectLockWitnessCatchesTruncation() async throws {
+        let (env, cloud) = try await moto()
+        defer { Task { try? await cloud.shutdown() } }
+        let bucket = "custody-\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try await cloud.client(.s3, Self.scope).rest(
+            "PUT", path: "/\(bucket)", headers: [("x-amz-bucket-object-lock-enabled", "true")], operation: "CreateBucket")
+        let anchor = "s3://\(bucket)/journal"
+        for file in [Self.finding, Self.other] {
+            let result = try await process(file, ["--anchor", anchor], environment: env)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(!result.stderr.contains("did not take"), "\(result.stderr)")
+        }
+        let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", anchor], environment: env)
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stdout.contains("witness \(anchor) saw seq "))
+        let journal = try SQLiteJournal(directory: DataDirectory(data), readOnly: true)
+        let checkpoints = try await journal.checkpoints(from: 0)
+        let cut = try #require(checkpoints.dropLast().last).seq
+        try DataDirectory(data).tamper("DELETE FROM records WHERE seq > \(cut); DELETE FROM checkpoints WHERE seq > \(cut); DELETE FROM incidents WHERE first_seq > \(cut)")
+        let caught = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", anchor], environment: env)
+        #expect(caught.status == 1)
+        #expect(caught.stdout.contains("seq \(cut + 1): truncated: the journal ends at seq \(cut)"), "\(caught.stdout)")
+        // A bucket without Object Lock is refused before anything runs.
+        let plain = "plain-\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try await cloud.client(.s3, Self.scope).rest("PUT", path: "/\(plain)", operation: "CreateBucket")
+        let refused = try await process(Self.other, ["--anchor", "s3://\(plain)/j"], environment: env)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("has no Object Lock"), "\(refused.stderr)")
+    }
+
+    @Test func aTimeStampingAuthorityTimesEveryCheckpoint() async throws {
+        let pki = try await offPool { try TimestampPKI.make() }
+        let tsa = try await offPool { try LocalTSA(pki: pki) }
+        defer { tsa.stop() }
+        for file in [Self.finding, Self.other] {
+            let result = try await process(file, ["--anchor", tsa.spec, "--tsa-ca", pki.caCertificate])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(!result.stderr.contains("did not take"), "\(result.stderr)")
+        }
+        let journal = try SQLiteJournal(directory: DataDirectory(data), readOnly: true)
+        let receipts = try await journal.receipts(witness: tsa.spec)
+        #expect(receipts.count >= 2)
+        let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", tsa.spec, "--tsa-ca", pki.caCertificate])
+        #expect(verified.status == 0, "\(verified.stdout)")
+        #expect(verified.stdout.contains("witness \(tsa.spec) saw seq \(receipts.last?.receipt.seq ?? -1)"))
+        // openssl alone accepts what was kept.
+        let (receipt, line) = try #require(receipts.last)
+        let proof = try #require(Data(base64Encoded: receipt.proof))
+        let openssl = try await offPool { try pki.opensslVerify(response: Array(proof), data: Array(line.utf8), caFile: pki.caCertificate, untrusted: false) }
+        #expect(openssl.ok, "\(openssl.output)")
+        // A token cut short no longer proves its head.
+        try DataDirectory(data).tamper("UPDATE witness_receipts SET proof = '\(Data(proof.dropLast(3)).base64EncodedString())' WHERE seq = \(receipt.seq)")
+        let broken = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", tsa.spec, "--tsa-ca", pki.caCertificate])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("receipt for seq \(receipt.seq) does not prove the head it names"), "\(broken.stdout)")
+    }
+}
+
+extension DataDirectory {
+    /// Runs SQL on the journal as someone with access to the host would.
+    func tamper(_ sql: String) throws {
+        let db = try DatabaseQueue(path: journal.path, configuration: .waiting)
+        try db.write { try $0.execute(sql: sql) }
+    }
+}
