@@ -249,16 +249,24 @@ struct ExportCommand: AsyncParsableCommand {
     func run() async throws {
         let journal = try await data.openJournal()
         do {
-            let summary = try await EvidenceBundle.export(incident: incident, journal: journal, to: URL(fileURLWithPath: out))
+            let summary = try await EvidenceBundle.export(
+                incident: incident, journal: journal, to: URL(fileURLWithPath: out), actor: runnerName(),
+                witness: {
+                    // The witnesses take the bundle's checkpoint before its receipts are read.
+                    for publisher in Witnesses.registered { _ = await publisher.flush(timeout: .seconds(15)) }
+                })
             switch output {
             case .text:
-                print("exported \(summary.records) record(s) of \(incident) (chain seq \(summary.chainFrom)–\(summary.chainTo)) and \(summary.evidenceFiles) evidence file(s) to \(out); see \(out)/VERIFY.md")
+                print(
+                    "exported \(summary.records) record(s) of \(incident) (chain seq \(summary.chainFrom)–\(summary.chainTo)), \(summary.evidenceFiles) evidence file(s) and \(summary.receipts) witness receipt(s) to \(out); see \(out)/VERIFY.md"
+                )
             case .json:
                 print(
                     JSONWriter.pretty([
                         "incident": .string(incident), "out": .string(out), "records": .number(JSONNumber(summary.records)),
                         "chain_from": .number(JSONNumber(Int(summary.chainFrom))), "chain_to": .number(JSONNumber(Int(summary.chainTo))),
-                        "evidence_files": .number(JSONNumber(summary.evidenceFiles)), "verify": .string(out + "/VERIFY.md"),
+                        "evidence_files": .number(JSONNumber(summary.evidenceFiles)), "receipts": .number(JSONNumber(summary.receipts)),
+                        "verify": .string(out + "/VERIFY.md"),
                     ]))
             }
         } catch let error as SQLiteJournal.Error {

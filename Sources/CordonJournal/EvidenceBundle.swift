@@ -1,15 +1,27 @@
 import CordonCore
+import Crypto
 import Foundation
 
 /// `cordon export`: an incident's evidence bundle that verifies with `sha256sum`,
 /// `openssl` and `jq` alone (VERIFY.md says how).
+///
+/// Everything in it hangs off one checkpoint signature. `chain.jsonl` holds the journal's
+/// records from the incident's first to that checkpoint, among them a `bundle.exported`
+/// record naming the SHA-256 of `CONTENTS.sha256`, which lists the files derived from the
+/// journal (timelines, evidence, members, VERIFY.md); the checkpoint and the keys that
+/// signed it (`keys.json`, `keys/`) verify on their own, and so do the witnesses'
+/// receipts (`witness/`). `MANIFEST.sha256` lists every file but itself.
 public enum EvidenceBundle {
     public struct Summary: Sendable {
         public var records: Int
         public var chainFrom: Int64
         public var chainTo: Int64
         public var evidenceFiles: Int
+        public var receipts: Int
     }
+
+    /// Files that verify by signature, not through `CONTENTS.sha256`.
+    static let signedFiles = ["chain.jsonl", "checkpoint.json", "keys.json", "keys/root.pem", "keys/signer.pem"]
 
     /// The incident's records and the finding records they refer to (`data.finding_seq`).
     public static func incidentRecords(_ incident: String, journal: SQLiteJournal) async throws -> [JournalRecord] {
@@ -20,140 +32,145 @@ public enum EvidenceBundle {
         return (own + findings).sorted { $0.seq < $1.seq }
     }
 
+    /// Writes the bundle. `witness` is called after the covering checkpoint is signed and
+    /// before the receipts are read, to let the witnesses take it.
     @discardableResult
-    public static func export(incident: String, journal: SQLiteJournal, to out: URL) async throws -> Summary {
+    public static func export(
+        incident: String, journal: SQLiteJournal, to out: URL, actor: String = "cordon", witness: (@Sendable () async -> Void)? = nil
+    ) async throws -> Summary {
         let records = try await incidentRecords(incident, journal: journal)
-        guard let first = records.first, let last = records.last else {
+        guard let first = records.first else {
             throw SQLiteJournal.Error(message: "no records for incident \(incident) (see `cordon incidents`)")
         }
-        // Sign the head so that every record of the incident is covered.
-        try await journal.checkpoint()
-        let checkpoints = try await journal.checkpoints(from: first.seq)
-        guard let covering = checkpoints.first(where: { $0.seq >= last.seq }) else {
-            throw SQLiteJournal.Error(message: "no checkpoint covers seq \(last.seq)")
+        guard let signer = journal.key else {
+            throw SQLiteJournal.Error(message: "the journal was opened read-only: it cannot sign the bundle's checkpoint")
         }
         let fm = FileManager.default
         if fm.fileExists(atPath: out.path), let contents = try? fm.contentsOfDirectory(atPath: out.path), !contents.isEmpty {
             throw SQLiteJournal.Error(message: "\(out.path) is not empty; export into a new directory")
         }
         try fm.createDirectory(at: out.appendingPathComponent("evidence"), withIntermediateDirectories: true)
-
-        // chain.jsonl: every record from the incident's first to the covering checkpoint,
-        // as the exact bytes that were hashed (other incidents' records in between keep
-        // the chain unbroken; their evidence is not included).
-        let chain = try await journal.canonicalRecords(from: first.seq, to: covering.seq)
+        let derived = try await writeDerived(incident: incident, records: records, journal: journal, to: out)
+        let contents = try manifest(derived, in: out)
+        try write(contents, out, "CONTENTS.sha256")
+        // The derived files, bound to the chain: the record and the checkpoint after it.
+        try await journal.append(
+            NewRecord(
+                kind: .bundleExported, actor: actor,
+                data: ["incident": .string(incident), "contents_sha256": .string(SHA256.hash(data: Array(contents.utf8)).hex), "files": .number(JSONNumber(derived.count))]))
+        guard let covering = try await journal.checkpoint(), covering.keyFingerprint == signer.fingerprint else {
+            throw SQLiteJournal.Error(message: "the journal could not sign the bundle's checkpoint")
+        }
+        await witness?()
         var chainBytes = Data()
-        for (_, bytes) in chain {
+        for (_, bytes) in try await journal.canonicalRecords(from: first.seq, to: covering.seq) {
             chainBytes.append(bytes)
             chainBytes.append(0x0A)
         }
         try chainBytes.write(to: out.appendingPathComponent("chain.jsonl"))
-        let signed = checkpoints.filter { $0.seq <= covering.seq }
-        try (signed.map { CanonicalJSON.string($0.json) }.joined(separator: "\n") + "\n")
-            .write(to: out.appendingPathComponent("checkpoints.jsonl"), atomically: true, encoding: .utf8)
-        guard let publicKeyPEM = journal.publicKeyPEM, let fingerprint = journal.keyFingerprint else {
-            throw SQLiteJournal.Error(message: "the journal was opened read-only: it cannot sign the bundle's checkpoint")
-        }
-        try publicKeyPEM.write(to: out.appendingPathComponent("public-key.pem"), atomically: true, encoding: .utf8)
-        let members: JSONValue = ["incident": .string(incident), "seqs": .array(records.map { .number(JSONNumber(Int($0.seq))) })]
-        try (CanonicalJSON.string(members) + "\n").write(to: out.appendingPathComponent("members.json"), atomically: true, encoding: .utf8)
+        try write(CanonicalJSON.string(covering.json) + "\n", out, "checkpoint.json")
+        try await writeKeys(signer: signer, journal: journal, to: out)
+        let receipts = try await writeReceipts(journal: journal, seq: covering.seq, to: out)
+        try write(manifest(try allFiles(in: out).filter { $0 != "MANIFEST.sha256" }, in: out), out, "MANIFEST.sha256")
+        return Summary(
+            records: records.count, chainFrom: first.seq, chainTo: covering.seq, evidenceFiles: derived.filter { $0.hasPrefix("evidence/") }.count,
+            receipts: receipts)
+    }
 
-        // Evidence cited by the incident's records.
+    /// members.json, the evidence the incident's records cite, the timelines and VERIFY.md;
+    /// answers their paths.
+    static func writeDerived(incident: String, records: [JournalRecord], journal: SQLiteJournal, to out: URL) async throws -> [String] {
+        var files: [String] = []
+        let members: JSONValue = ["incident": .string(incident), "seqs": .array(records.map { .number(JSONNumber(Int($0.seq))) })]
+        try write(CanonicalJSON.string(members) + "\n", out, "members.json")
+        files.append("members.json")
         var lines: [String] = []
         var copied: Set<String> = []
         for (seq, hash) in records.flatMap({ record in record.evidenceHashes.map { (record.seq, $0) } }) where copied.insert(hash).inserted {
             let bytes = try journal.evidence.get(hash, citedAt: seq)
             try Data(bytes).write(to: out.appendingPathComponent("evidence/\(hash)"))
             lines.append("\(hash)  evidence/\(hash)")
+            files.append("evidence/\(hash)")
         }
-        try (lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).write(
-            to: out.appendingPathComponent("evidence.sha256"), atomically: true, encoding: .utf8)
-
+        try write(lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n"), out, "evidence.sha256")
+        files.append("evidence.sha256")
         let timeline = Timeline(incident: incident, records: records)
         for format in Timeline.Format.allCases {
-            try timeline.render(format).write(to: out.appendingPathComponent("timeline.\(format.rawValue)"), atomically: true, encoding: .utf8)
+            try write(timeline.render(format), out, "timeline.\(format.rawValue)")
+            files.append("timeline.\(format.rawValue)")
         }
-        try verifyGuide(incident: incident, fingerprint: fingerprint, from: first.seq, to: covering.seq, records: records.count)
-            .write(to: out.appendingPathComponent("VERIFY.md"), atomically: true, encoding: .utf8)
-        return Summary(records: records.count, chainFrom: first.seq, chainTo: covering.seq, evidenceFiles: copied.count)
+        let root = try await journal.keyEntries().first { $0.fingerprint == journal.key?.fingerprint }.flatMap { $0.certifiedBy } ?? journal.key?.fingerprint ?? ""
+        try write(verifyGuide(incident: incident, rootFingerprint: root, records: records.count), out, "VERIFY.md")
+        files.append("VERIFY.md")
+        return files
     }
 
-    /// The script in VERIFY.md: only a POSIX shell, sha256sum, openssl (3.0+), jq and
-    /// coreutils. It is the exact text the tests run.
-    static let script = #"""
-        set -eu
-        # 1. Every record's hash is the SHA-256 of its line; every record links to the one before.
-        prev=""
-        : > hashes.txt
-        while IFS= read -r line; do
-          seq=$(printf '%s' "$line" | jq -r .seq)
-          link=$(printf '%s' "$line" | jq -r .prev)
-          if [ -n "$prev" ] && [ "$link" != "$prev" ]; then echo "FAIL: record $seq does not link to the record before it"; exit 1; fi
-          prev=$(printf '%s' "$line" | sha256sum | cut -d' ' -f1)
-          echo "$seq $prev" >> hashes.txt
-        done < chain.jsonl
-        # 2. Every checkpoint signs the hash of its record with the journal's Ed25519 key.
-        while IFS= read -r cp; do
-          seq=$(printf '%s' "$cp" | jq -r .seq)
-          hash=$(printf '%s' "$cp" | jq -r .hash)
-          grep -qx "$seq $hash" hashes.txt || { echo "FAIL: checkpoint $seq does not match the chain"; exit 1; }
-          printf 'cordon-checkpoint:v1:%s:%s' "$seq" "$hash" > checkpoint.msg
-          printf '%s' "$cp" | jq -r .signature | base64 -d > checkpoint.sig
-          openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in checkpoint.msg -sigfile checkpoint.sig > /dev/null \
-            || { echo "FAIL: checkpoint $seq has an invalid signature"; exit 1; }
-        done < checkpoints.jsonl
-        # 3. The last record is covered by the last checkpoint.
-        last=$(tail -n 1 hashes.txt | cut -d' ' -f1)
-        signed=$(tail -n 1 checkpoints.jsonl | jq -r .seq)
-        [ "$last" = "$signed" ] || { echo "FAIL: records after seq $signed are not signed"; exit 1; }
-        # 4. Every evidence file matches its hash, and every file the incident's records cite is here.
-        [ ! -s evidence.sha256 ] || sha256sum --quiet -c evidence.sha256 || { echo "FAIL: an evidence file was altered"; exit 1; }
-        jq -r --slurpfile m members.json 'select(.seq as $s | $m[0].seqs | index($s)) | (.data.evidence // [])[] | .sha256' chain.jsonl \
-          | sort -u > cited.txt
-        while read -r h; do grep -q "^$h  " evidence.sha256 || { echo "FAIL: evidence $h is missing"; exit 1; }; done < cited.txt
-        # 5. The key's fingerprint, to compare with the one the operator published (`cordon journal key`).
-        echo "key fingerprint: $(openssl pkey -pubin -in public-key.pem -outform DER | sha256sum | cut -d' ' -f1)"
-        echo "OK: $(wc -l < chain.jsonl) records, $(wc -l < checkpoints.jsonl) checkpoint(s), $(wc -l < cited.txt) evidence file(s) verified"
-        rm -f hashes.txt checkpoint.msg checkpoint.sig cited.txt
-        """#
+    /// keys.json, keys/signer.pem (the key that signed the checkpoint) and keys/root.pem
+    /// (the journal's key: the signer itself, or the KMS key that certified it).
+    static func writeKeys(signer: SigningKey, journal: SQLiteJournal, to out: URL) async throws {
+        try FileManager.default.createDirectory(at: out.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        let entries = try await journal.keyEntries()
+        let session = entries.first { $0.fingerprint == signer.fingerprint && $0.role == .session }
+        var description: JSONObject = ["signer": ["fingerprint": .string(signer.fingerprint), "algorithm": .string(signer.algorithm.rawValue)]]
+        let root: JournalPublicKey
+        if let session, let by = session.certifiedBy, let rootEntry = entries.first(where: { $0.fingerprint == by }), let certificate = session.certificate {
+            root = rootEntry.publicKey
+            description["session"] = [
+                "from_seq": .number(JSONNumber(Int(session.fromSeq))), "certificate": .string(certificate),
+                "statement": .string(String(decoding: SQLiteJournal.sessionStatement(session: signer.fingerprint, root: by, fromSeq: session.fromSeq), as: UTF8.self)),
+            ]
+        } else {
+            guard let own = signer.publicKey else { throw SQLiteJournal.Error(message: "the signing key has no usable public key") }
+            root = own
+        }
+        description["root"] = ["fingerprint": .string(root.fingerprint), "algorithm": .string(root.algorithm.rawValue)]
+        try write(CanonicalJSON.string(.object(description)) + "\n", out, "keys.json")
+        try write(signer.publicKeyPEM, out, "keys/signer.pem")
+        try write(root.pem, out, "keys/root.pem")
+    }
 
-    static func verifyGuide(incident: String, fingerprint: String, from: Int64, to: Int64, records: Int) -> String {
-        """
-        # Verifying this evidence bundle
+    /// The witnesses' receipts for the checkpoint at `seq`: for each, `witness/N.json`
+    /// (witness, seq, hash, time, proof), `witness/N.head` (the head's line, exactly the
+    /// bytes a time-stamp token covers) and, for a time-stamp, `witness/N.tsr`.
+    static func writeReceipts(journal: SQLiteJournal, seq: Int64, to out: URL) async throws -> Int {
+        let receipts = try await journal.receipts(from: seq).filter { $0.receipt.seq == seq }
+        guard !receipts.isEmpty else { return 0 }
+        try FileManager.default.createDirectory(at: out.appendingPathComponent("witness"), withIntermediateDirectories: true)
+        for (index, (receipt, head)) in receipts.enumerated() {
+            let n = index + 1
+            var json: JSONObject = [
+                "witness": .string(receipt.witness), "seq": .number(JSONNumber(Int(receipt.seq))), "hash": .string(receipt.hash), "time": .string(receipt.time),
+            ]
+            if receipt.witness.hasPrefix("tsa:"), let token = Data(base64Encoded: receipt.proof) {
+                try token.write(to: out.appendingPathComponent("witness/\(n).tsr"))
+            } else if !receipt.proof.isEmpty {
+                json["proof"] = .string(receipt.proof)
+            }
+            try write(CanonicalJSON.string(.object(json)) + "\n", out, "witness/\(n).json")
+            try Data(head.utf8).write(to: out.appendingPathComponent("witness/\(n).head"))
+        }
+        return receipts.count
+    }
 
-        Incident `\(incident)`: \(records) record(s) of its own, in a chain of journal records
-        from seq \(from) to seq \(to), signed by a Cordon journal checkpoint.
+    /// `sha256sum` lines for `files`, sorted by path.
+    static func manifest(_ files: [String], in out: URL) throws -> String {
+        try files.sorted().map { path in
+            let bytes = try Data(contentsOf: out.appendingPathComponent(path))
+            return "\(SHA256.hash(data: Array(bytes)).hex)  \(path)\n"
+        }.joined()
+    }
 
-        ## What is here
+    static func allFiles(in out: URL) throws -> [String] {
+        guard let walker = FileManager.default.enumerator(at: out, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        let base = out.standardizedFileURL.path + "/"
+        var files: [String] = []
+        for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            files.append(String(url.standardizedFileURL.path.dropFirst(base.count)))
+        }
+        return files
+    }
 
-        | file | what |
-        |---|---|
-        | `chain.jsonl` | the journal records from seq \(from) to \(to), one per line, as the exact bytes that were hashed (RFC 8785 canonical JSON of each record without its `hash`). Records of other incidents in between are kept so the chain is unbroken; their evidence is not included. |
-        | `checkpoints.jsonl` | signed checkpoints: an Ed25519 signature over the ASCII text `cordon-checkpoint:v1:SEQ:HASH` |
-        | `public-key.pem` | the journal's Ed25519 public key |
-        | `members.json` | which records belong to this incident (`seqs`) |
-        | `evidence/` and `evidence.sha256` | the evidence the incident's records cite, each file named by its SHA-256 |
-        | `timeline.json`, `.csv`, `.md`, `.html` | the incident's timeline |
-
-        Each record's `hash` is the SHA-256 of its line in `chain.jsonl`, and each record's
-        `prev` is the hash of the record before it, so a changed, inserted, deleted or
-        reordered record breaks the chain; the checkpoint's signature covers the last hash,
-        and with it everything before.
-
-        ## How to check it
-
-        With a POSIX shell, `sha256sum`, `openssl` (3.0 or later), `jq` and coreutils, run these
-        commands in this directory. They print `OK: …` and exit 0 when everything holds, and
-        `FAIL: …` with a non-zero exit status otherwise.
-
-        ```sh
-        \(script)
-        ```
-
-        Finally, compare the printed key fingerprint with the one the operator of this Cordon
-        journal published (`cordon journal key` prints it): expected `\(fingerprint)`. A bundle
-        signed with another key proves nothing about this journal.
-
-        """
+    static func write(_ text: String, _ out: URL, _ path: String) throws {
+        try text.write(to: out.appendingPathComponent(path), atomically: true, encoding: .utf8)
     }
 }

@@ -49,6 +49,14 @@ import Testing
         let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--expect-key", fingerprint])
         #expect(verified.status == 0, "\(verified.stdout)")
         #expect(verified.stdout.contains("by key \(fingerprint) (session key "), "\(verified.stdout)")
+        // Its evidence bundle verifies with openssl alone, the session key's certificate included.
+        let incident = try #require(try await journal.records(from: 1, limit: 100).first { $0.incident != nil }?.incident)
+        let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-bundle-\(UUID().uuidString)")
+        let export = try await CLI.run(["export", incident, "--out", bundle.path, "--data-dir", data, "--signing-key", spec], environment: env)
+        #expect(export.status == 0, "\(export.stderr)")
+        let checked = try await Self.checkBundle(bundle, environment: ["EXPECTED_KEY": fingerprint])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains("signed under key \(fingerprint)"), "\(checked.stdout)")
         // A forged session certificate (another key certifying itself) fails.
         try DataDirectory(data).tamper("UPDATE keys SET certificate = 'AAAA' WHERE role = 'session'")
         let forged = try await CLI.run(["journal", "verify", "--data-dir", data, "--expect-key", fingerprint])
@@ -114,11 +122,34 @@ import Testing
         let proof = try #require(Data(base64Encoded: receipt.proof))
         let openssl = try await offPool { try pki.opensslVerify(response: Array(proof), data: Array(line.utf8), caFile: pki.caCertificate, untrusted: false) }
         #expect(openssl.ok, "\(openssl.output)")
+        // The bundle carries the token for its checkpoint, which openssl ts -verify accepts.
+        let incident = try #require(try await journal.records(from: 1, limit: 100).first { $0.incident != nil }?.incident)
+        let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-bundle-\(UUID().uuidString)")
+        let export = try await CLI.run(["export", incident, "--out", bundle.path, "--data-dir", data, "--anchor", tsa.spec, "--tsa-ca", pki.caCertificate])
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stdout.contains("1 witness receipt(s)"), "\(export.stdout)")
+        #expect(FileManager.default.fileExists(atPath: bundle.appendingPathComponent("witness/1.tsr").path))
+        let key = try #require(try await journal.checkpoints(from: 0).last?.keyFingerprint)
+        let checked = try await Self.checkBundle(bundle, environment: ["EXPECTED_KEY": key, "TSA_CA": pki.caCertificate])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains("witness \(tsa.spec): time-stamped at "), "\(checked.stdout)")
         // A token cut short no longer proves its head.
         try DataDirectory(data).tamper("UPDATE witness_receipts SET proof = '\(Data(proof.dropLast(3)).base64EncodedString())' WHERE seq = \(receipt.seq)")
         let broken = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", tsa.spec, "--tsa-ca", pki.caCertificate])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("receipt for seq \(receipt.seq) does not prove the head it names"), "\(broken.stdout)")
+    }
+}
+
+extension CustodyCLITests {
+    /// Runs the ```sh block of a bundle's VERIFY.md in the bundle, with `environment`.
+    static func checkBundle(_ bundle: URL, environment: [String: String]) async throws -> Shell.Result {
+        let guide = try String(contentsOf: bundle.appendingPathComponent("VERIFY.md"), encoding: .utf8)
+        let start = try #require(guide.range(of: "```sh\n"))
+        let end = try #require(guide.range(of: "\n```", range: start.upperBound..<guide.endIndex))
+        let exports = environment.map { "export \($0.key)='\($0.value)'\n" }.joined()
+        let script = exports + guide[start.upperBound..<end.lowerBound]
+        return try await offPool { try Shell.run("sh", ["-c", script], directory: bundle) }
     }
 }
 

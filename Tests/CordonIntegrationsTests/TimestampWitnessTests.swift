@@ -201,8 +201,10 @@ import Testing
     }
 
     @Test func aClosedPortIsRefused() async throws {
-        let witness = try TimestampWitness(spec: "tsa:http://127.0.0.1:\(try closedPort())/tsr", timeout: .seconds(5))
+        let closed = try ReservedClosedPort()
+        let witness = try TimestampWitness(spec: "tsa:http://127.0.0.1:\(closed.port)/tsr", timeout: .seconds(5))
         let error = try await #require(throws: TimestampError.self) { try await witness.witness(Self.head()) }
+        withExtendedLifetime(closed) {}
         #expect(error.description.contains("refused"), "\(error)")
     }
 }

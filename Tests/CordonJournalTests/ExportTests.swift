@@ -78,65 +78,104 @@ func copy(_ dir: URL) throws -> URL {
         return (out, journal)
     }
 
+    /// The script with the published fingerprint given.
+    func checked(_ bundle: URL, key: String?) async throws -> (Int32, String) {
+        let script = try verifyScript(bundle)
+        return try await run((key.map { "EXPECTED_KEY=\($0); export EXPECTED_KEY\n" } ?? "") + script, in: bundle)
+    }
+
+    /// What someone editing a bundle would do after changing a file: list it again.
+    func relist(_ bundle: URL, contents: Bool = false) async throws {
+        if contents {
+            _ = try await run("sha256sum $(cut -c67- CONTENTS.sha256) > CONTENTS.new && mv CONTENTS.new CONTENTS.sha256", in: bundle)
+        }
+        _ = try await run("sha256sum $(find . -type f ! -name MANIFEST.sha256 | sed 's|^./||' | sort) > MANIFEST.new && mv MANIFEST.new MANIFEST.sha256", in: bundle)
+    }
+
     @Test func bundleVerifiesWithTheDocumentedCommands() async throws {
         let (bundle, journal) = try await exported()
+        let key = try #require(journal.keyFingerprint)
         let script = try verifyScript(bundle)
         #expect(script.contains("sha256sum") && script.contains("openssl pkeyutl") && script.contains("jq"))
-        let (status, output) = try await run(script, in: bundle)
+        let (status, output) = try await checked(bundle, key: key)
         #expect(status == 0, "\(output)")
-        #expect(output.contains("OK: 7 records, 1 checkpoint(s), 3 evidence file(s) verified"), "\(output)")
-        #expect(output.contains("key fingerprint: \(journal.keyFingerprint ?? "-")"))
+        #expect(output.contains("OK: 8 records to seq 8 signed under key \(key), 3 evidence file(s), "), "\(output)")
+        let guide = try String(contentsOf: bundle.appendingPathComponent("VERIFY.md"), encoding: .utf8)
+        #expect(guide.contains("signed under the journal\nkey `\(key)`") || guide.contains("key `\(key)`"))
+        // Every file is listed, the timelines among them.
+        let manifest = try String(contentsOf: bundle.appendingPathComponent("MANIFEST.sha256"), encoding: .utf8)
+        for file in ["timeline.html", "timeline.md", "timeline.csv", "timeline.json", "VERIFY.md", "chain.jsonl", "checkpoint.json", "keys.json", "CONTENTS.sha256"] {
+            #expect(manifest.contains("  \(file)\n"), "\(file)")
+        }
+        // The check is explicit: no fingerprint, or another one, fails.
+        let (unset, unsetOutput) = try await checked(bundle, key: nil)
+        #expect(unset != 0)
+        #expect(unsetOutput.contains("set EXPECTED_KEY"), "\(unsetOutput)")
+        let (other, otherOutput) = try await checked(bundle, key: String(repeating: "ab", count: 32))
+        #expect(other != 0)
+        #expect(otherOutput.contains("FAIL: signed under key \(key), not the expected key"), "\(otherOutput)")
     }
 
     @Test func tamperedBundlesFail() async throws {
-        let (bundle, _) = try await exported()
-        let script = try verifyScript(bundle)
+        let (bundle, journal) = try await exported()
+        let key = try #require(journal.keyFingerprint)
+        func expectFailure(_ dir: URL, _ message: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let (status, output) = try await checked(dir, key: key)
+            #expect(status != 0, sourceLocation: sourceLocation)
+            #expect(output.contains("FAIL: \(message)"), "\(output)", sourceLocation: sourceLocation)
+        }
+
+        // A timeline edited: the manifest shows it…
+        let edited = try copy(bundle)
+        var html = try String(contentsOf: edited.appendingPathComponent("timeline.html"), encoding: .utf8)
+        html = html.replacingOccurrences(of: "alice", with: "mallory")
+        try html.write(to: edited.appendingPathComponent("timeline.html"), atomically: true, encoding: .utf8)
+        try await expectFailure(edited, "a file differs from MANIFEST.sha256")
+        // …listed again, the contents the journal signed show it…
+        try await relist(edited)
+        try await expectFailure(edited, "a file differs from CONTENTS.sha256")
+        // …and with those listed again too, the journal's record does.
+        try await relist(edited, contents: true)
+        try await expectFailure(edited, "CONTENTS.sha256 is not the one the journal recorded")
 
         // A changed byte in a record.
         let changed = try copy(bundle)
         var chain = try String(contentsOf: changed.appendingPathComponent("chain.jsonl"), encoding: .utf8)
         chain = chain.replacingOccurrences(of: "i-0abc", with: "i-0abd")
         try chain.write(to: changed.appendingPathComponent("chain.jsonl"), atomically: true, encoding: .utf8)
-        let (s1, o1) = try await run(script, in: changed)
-        #expect(s1 != 0)
-        #expect(o1.contains("FAIL"), "\(o1)")
+        try await relist(changed)
+        try await expectFailure(changed, "record")
 
         // A deleted record.
         let deleted = try copy(bundle)
         var lines = try String(contentsOf: deleted.appendingPathComponent("chain.jsonl"), encoding: .utf8).split(separator: "\n")
         lines.remove(at: 2)
         try (lines.joined(separator: "\n") + "\n").write(to: deleted.appendingPathComponent("chain.jsonl"), atomically: true, encoding: .utf8)
-        let (s2, o2) = try await run(script, in: deleted)
-        #expect(s2 != 0)
-        #expect(o2.contains("does not link"), "\(o2)")
+        try await relist(deleted)
+        try await expectFailure(deleted, "record")
 
         // A replaced evidence file.
         let replaced = try copy(bundle)
         let evidence = try FileManager.default.contentsOfDirectory(atPath: replaced.appendingPathComponent("evidence").path)
         try Data("forged".utf8).write(to: replaced.appendingPathComponent("evidence/\(evidence[0])"))
-        let (s3, o3) = try await run(script, in: replaced)
-        #expect(s3 != 0)
-        #expect(o3.contains("evidence file was altered"), "\(o3)")
+        try await relist(replaced)
+        try await expectFailure(replaced, "a file differs from CONTENTS.sha256")
 
         // A forged checkpoint signature.
         let forged = try copy(bundle)
-        var checkpoint = try String(contentsOf: forged.appendingPathComponent("checkpoints.jsonl"), encoding: .utf8)
-        let signature = try #require(try JSONParser.parse(String(checkpoint.split(separator: "\n").last!))["signature"]?.stringValue)
-        var bytes = Array(Data(base64Encoded: signature)!)
+        let checkpointText = try String(contentsOf: forged.appendingPathComponent("checkpoint.json"), encoding: .utf8)
+        let signature = try #require(try JSONParser.parse(checkpointText)["signature"]?.stringValue)
+        var bytes = Array(try #require(Data(base64Encoded: signature)))
         bytes[5] ^= 0x01
-        checkpoint = checkpoint.replacingOccurrences(of: signature, with: Data(bytes).base64EncodedString())
-        try checkpoint.write(to: forged.appendingPathComponent("checkpoints.jsonl"), atomically: true, encoding: .utf8)
-        let (s4, o4) = try await run(script, in: forged)
-        #expect(s4 != 0)
-        #expect(o4.contains("invalid signature"), "\(o4)")
+        try checkpointText.replacingOccurrences(of: signature, with: Data(bytes).base64EncodedString())
+            .write(to: forged.appendingPathComponent("checkpoint.json"), atomically: true, encoding: .utf8)
+        try await relist(forged)
+        try await expectFailure(forged, "the checkpoint's signature is invalid")
 
-        // A removed evidence file.
-        let removed = try copy(bundle)
-        try FileManager.default.removeItem(at: removed.appendingPathComponent("evidence/\(evidence[0])"))
-        try "".write(to: removed.appendingPathComponent("evidence.sha256"), atomically: true, encoding: .utf8)
-        let (s5, o5) = try await run(script, in: removed)
-        #expect(s5 != 0)
-        #expect(o5.contains("is missing"), "\(o5)")
+        // A file slipped in.
+        let added = try copy(bundle)
+        try "note".write(to: added.appendingPathComponent("extra.txt"), atomically: true, encoding: .utf8)
+        try await expectFailure(added, "files were added to or removed from the bundle")
     }
 
     @Test func timelineHasPhasesMetricsAndEveryFormat() async throws {

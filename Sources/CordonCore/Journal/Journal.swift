@@ -323,6 +323,9 @@ public struct RecordKind: WireName {
     public static let findingQuarantined: RecordKind = "finding.quarantined"
     /// The journal's signing key changed (`cordon journal rotate-key`).
     public static let keyRotated: RecordKind = "journal.key-rotated"
+    /// An incident's evidence bundle was written (`cordon export`): names the SHA-256 of
+    /// the bundle's `CONTENTS.sha256`, so that the checkpoint after it covers those files.
+    public static let bundleExported: RecordKind = "bundle.exported"
 }
 
 /// RFC 3339 UTC timestamps with microseconds, as records carry them.

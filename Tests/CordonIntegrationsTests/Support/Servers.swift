@@ -96,6 +96,33 @@ func closedPort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A loopback port bound but never listening, for as long as this lives: a connection to
+/// it is refused, and no server started meanwhile by another test can take it.
+final class ReservedClosedPort: Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else {
+            close(fd)
+            throw TestFailure("cannot bind")
+        }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+}
+
 /// Evidence kept in memory, redacting like the journal's store.
 final class MemoryEvidence: EvidenceSink, Sendable {
     let items = Mutex<[String: [UInt8]]>([:])
