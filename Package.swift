@@ -106,6 +106,18 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The HTTP client every outgoing call goes through: one configuration, one
+        // classification of transport failures.
+        .target(
+            name: "CordonHTTP",
+            dependencies: [
+                "CordonCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The AWS client: SigV4, credentials, services, one HTTP transport.
         .target(
             name: "CordonAWS",
@@ -242,6 +254,15 @@ let package = Package(
         .testTarget(
             name: "CordonAWSTests",
             dependencies: ["CordonCloud", "CordonAWS", "CordonSimulatedCloud", "CordonCore", "CordonEngine", "CordonIntake", "CordonJournal", "CordonDrill", "CordonIntegrations", "CordonTestSupport"]
+        ),
+        .testTarget(
+            name: "CordonHTTPTests",
+            dependencies: [
+                "CordonHTTP", "CordonCore", "CordonTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "CordonIntegrationsTests",
