@@ -118,14 +118,15 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // The AWS client: SigV4, credentials, services, one HTTP transport.
+        // The AWS client: SigV4, credentials, services, over CordonHTTP.
         .target(
             name: "CordonAWS",
             dependencies: [
                 "CordonCore",
                 "CordonCloud",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "CordonHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The simulated cloud, inventory seeding and fault timelines: drills and tests.

@@ -13,7 +13,9 @@ public struct AWSCloudOptions: Sendable {
     public var roleArnTemplate: String?
     public var externalId: String?
     public var roleSessionName: String
+    /// For the HTTP client `AWSCloud` makes when it is given none.
     public var connectTimeout: TimeAmount
+    /// For the HTTP client `AWSCloud` makes when it is given none.
     public var requestTimeout: TimeAmount
     /// Told of every service call (not of the STS calls that fetch credentials).
     public var observer: AWSCallObserver?

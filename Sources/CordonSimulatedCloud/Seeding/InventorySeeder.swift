@@ -60,7 +60,12 @@ public struct InventorySeeder: Sendable {
         }
     }
 
-    static let transportCodes: Set<String> = ["ConnectionRefused", "ConnectionError", "ConnectTimeout", "ConnectionClosed", "RequestTimeout", "InvalidEndpoint"]
+    /// `TransportFailure`'s codes for an endpoint that gave no HTTP answer, and
+    /// `AWSConfig`'s for an endpoint variable that is not a URL.
+    static let transportCodes: Set<String> = [
+        "ConnectionRefused", "HostNotFound", "HostUnreachable", "ConnectTimeout", "TLSHandshakeTimeout", "TLSError", "ConnectionClosed",
+        "ConnectionError", "RequestTimeout", "InvalidURL", "InvalidEndpoint",
+    ]
 
     /// The trust policy of seeded roles.
     static let trustPolicy =
