@@ -1,6 +1,6 @@
 import ArgumentParser
 import CordonCore
-import CordonIntegrations
+import CordonHTTP
 import Foundation
 
 public struct Cordon: AsyncParsableCommand {
@@ -37,11 +37,11 @@ public struct Cordon: AsyncParsableCommand {
             }
             await Witnesses.flush()
             await CustodyCloud.shutdown()
-            await HTTPTransport.shutdownShared()
+            await CordonHTTPClient.shutdownShared()
         } catch {
             await Witnesses.flush()
             await CustodyCloud.shutdown()
-            await HTTPTransport.shutdownShared()
+            await CordonHTTPClient.shutdownShared()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }
             Foundation.exit(status)

@@ -217,7 +217,7 @@ import Testing
         #expect(steps["client_error"]?.attempts == 1)
         #expect(steps["client_error"]?.error?.hasPrefix("HTTP403: hook.call: POST http://127.0.0.1:\(server.port) answered HTTP 403 Forbidden") == true)
         #expect(steps["hangs"]?.attempts == 2)
-        #expect(steps["hangs"]?.error?.hasPrefix("Timeout: hook.call: POST http://127.0.0.1:\(server.port): no complete answer within 800ms") == true)
+        #expect(steps["hangs"]?.error?.hasPrefix("RequestTimeout: hook.call: POST http://127.0.0.1:\(server.port): no complete answer within 800ms") == true)
         try await h.journal.close()
     }
 }

@@ -135,7 +135,7 @@ import Testing
         let started = ContinuousClock.now
         let e = try await fail(try probe("http://127.0.0.1:\(server.port)/hang", timeout: "700ms"))
         #expect(ContinuousClock.now - started < .seconds(30))
-        #expect(e.code == "Timeout" && e.retryable)
+        #expect(e.code == "RequestTimeout" && e.retryable)
         #expect(e.message.contains("no complete answer within 700ms"))
     }
 

@@ -56,7 +56,7 @@ public struct EmailAction: Action {
             }
             group.addTask {
                 do { try await Task.sleep(for: deadline) } catch { return nil }
-                return .failure(.retryable("Timeout", "\(describe): no complete answer within \(DurationParser.format(deadline)) (timed out)"))
+                return .failure(.retryable("RequestTimeout", "\(describe): no complete answer within \(DurationParser.format(deadline)) (timed out)"))
             }
             var outcome: Result<Void, ActionError> = .failure(.retryable("Cancelled", "\(describe): cancelled"))
             for await next in group {

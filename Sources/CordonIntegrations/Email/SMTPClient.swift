@@ -1,4 +1,5 @@
 import CordonCore
+import CordonHTTP
 import Foundation
 import NIOCore
 import NIOPosix
@@ -41,10 +42,7 @@ struct SMTPClient: Sendable {
         } catch let e as ActionError {
             throw e
         } catch {
-            if let tls = HTTPTransport.tlsProblem(error) {
-                throw .permanent("TLSError", "\(describe): TLS handshake failed: \(tls)")
-            }
-            throw HTTPTransport.classify(error, describe: describe, timeout: connectTimeout)
+            throw TransportFailure.classify(error, describe: describe, timeout: connectTimeout)
         }
     }
 
