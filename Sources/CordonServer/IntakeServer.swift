@@ -1,6 +1,6 @@
-import AsyncHTTPClient
 import CordonCore
 import CordonEngine
+import CordonHTTP
 import CordonIntake
 import Foundation
 import HTTPTypes
@@ -82,7 +82,6 @@ public final class IntakeServer: Sendable {
     /// nil when ready, else why not (`GET /readyz`).
     let readiness: @Sendable () async -> String?
     let logger: Logger
-    let http: HTTPClient
     let verifier: SNSVerifier
     let connections: ConnectionLimiter
     let unauthenticatedBodies: BodyBudget
@@ -98,10 +97,9 @@ public final class IntakeServer: Sendable {
         self.metrics = metrics
         self.readiness = readiness
         self.logger = logger
-        // The process-wide client: it needs no shutdown, so an IntakeServer that is
-        // never run (or stops on an error) leaks nothing.
-        self.http = HTTPClient.shared
-        self.verifier = SNSVerifier(localCertificatePEM: configuration.snsCertificatePEM, http: http)
+        // The process's shared client, looked up at use (here and in `confirm`): a server
+        // that sends nothing makes none, and `Cordon.runMain` shuts it down.
+        self.verifier = SNSVerifier(localCertificatePEM: configuration.snsCertificatePEM, http: { .shared })
         self.connections = ConnectionLimiter(limit: configuration.maxConnections)
         self.unauthenticatedBodies = BodyBudget(capacity: configuration.unauthenticatedBodyBudget)
     }
@@ -402,14 +400,14 @@ public final class IntakeServer: Sendable {
             logger.warning("sns: not confirming \(topic): SubscribeURL host \(hostPort) is not sns.<region>.amazonaws.com")
             return Self.error(.forbidden, "SubscribeURL must be https on sns.<region>.amazonaws.com")
         }
-        do {
-            var request = HTTPClientRequest(url: urlText)
-            request.method = .GET
-            let response = try await http.execute(request, timeout: .seconds(10))
-            _ = try await response.body.collect(upTo: 64 << 10)
-            guard (200..<300).contains(Int(response.status.code)) else {
-                logger.warning("sns: confirming \(topic) failed: HTTP \(response.status.code)")
-                return Self.error(.badGateway, "confirming the subscription failed: HTTP \(response.status.code)")
+        do throws(ActionError) {
+            // The URL carries the subscription's token: errors name its origin only.
+            let describe = "sns: GET \(url.scheme ?? "https")://\(hostPort)"
+            let response = try await CordonHTTPClient.shared.send(
+                method: "GET", url: urlText, headers: [], body: nil, timeout: .seconds(10), limit: .refuseOver(64 << 10), describe: describe)
+            guard (200..<300).contains(response.status) else {
+                logger.warning("sns: confirming \(topic) failed: HTTP \(response.status)")
+                return Self.error(.badGateway, "confirming the subscription failed: HTTP \(response.status)")
             }
         } catch {
             logger.warning("sns: confirming \(topic) failed: \(error)")

@@ -1,8 +1,7 @@
-import AsyncHTTPClient
 import CordonCore
+import CordonHTTP
 import Crypto
 import Foundation
-import NIOCore
 import NIOSSL
 import Synchronization
 import _CryptoExtras
@@ -66,11 +65,13 @@ public struct SNSError: Error, Sendable, CustomStringConvertible {
 /// (tests, air-gapped set-ups).
 public final class SNSVerifier: Sendable {
     public let localCertificatePEM: String?
-    let http: HTTPClient?
+    /// The client certificates are fetched with, looked up at each fetch; nil: none (a
+    /// certificate that is not local cannot be had).
+    let http: (@Sendable () -> CordonHTTPClient)?
     private let cache = Mutex<[String: _RSA.Signing.PublicKey]>([:])
     static let cacheLimit = 64
 
-    public init(localCertificatePEM: String? = nil, http: HTTPClient? = nil) {
+    public init(localCertificatePEM: String? = nil, http: (@Sendable () -> CordonHTTPClient)? = nil) {
         self.localCertificatePEM = localCertificatePEM
         self.http = http
     }
@@ -119,18 +120,16 @@ public final class SNSVerifier: Sendable {
         }
         if let key = cache.withLock({ $0[certURL] }) { return key }
         guard let http else { throw SNSError(status: 503, message: "cannot fetch the SNS signing certificate: no HTTP client") }
-        let body: [UInt8]
-        do {
-            var request = HTTPClientRequest(url: certURL)
-            request.method = .GET
-            let response = try await http.execute(request, timeout: .seconds(10))
-            guard response.status == .ok else { throw SNSError(status: 503, message: "SigningCertURL answered HTTP \(response.status.code)") }
-            body = Array(buffer: try await response.body.collect(upTo: 64 << 10))
-        } catch let error as SNSError {
-            throw error
+        let response: CordonHTTPClient.Response
+        do throws(ActionError) {
+            response = try await http().send(
+                method: "GET", url: certURL, headers: [], body: nil, timeout: .seconds(10), limit: .refuseOver(64 << 10),
+                describe: "sns: GET https://\(host)")
         } catch {
             throw SNSError(status: 503, message: "cannot fetch the SNS signing certificate: \(error)")
         }
+        guard response.status == 200 else { throw SNSError(status: 503, message: "SigningCertURL answered HTTP \(response.status)") }
+        let body = response.body
         let key = try Self.key(fromCertificatePEM: body)
         cache.withLock { cache in
             // AWS signs with a handful of certificates; a sender varying the URL (a query
