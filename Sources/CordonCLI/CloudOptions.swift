@@ -75,7 +75,8 @@ struct CloudOptions: ParsableArguments {
 }
 
 /// The cloud a command's actions act on, opened once per command and closed at its end
-/// (the AWS HTTP client is shut down, the simulated cloud's state saved).
+/// (the simulated cloud's state saved). The AWS cloud sends through the process's shared
+/// HTTP client, which `Cordon.runMain` shuts down when the command returns.
 final class CloudSession: Sendable {
     let kind: CloudKind?
     let actions: [String: any Action]
@@ -111,7 +112,8 @@ final class CloudSession: Sendable {
             let cloud = AWSCloud(
                 options: AWSCloudOptions(
                     environment: env, roleArnTemplate: options.role.roleArnTemplate, externalId: options.role.resolvedExternalId,
-                    roleSessionName: options.role.resolvedSessionName))
+                    roleSessionName: options.role.resolvedSessionName),
+                http: .shared())
             return CloudSession(kind: .aws, actions: AWSActions.all(cloud: cloud, defaultRegion: region), aws: cloud, simulated: nil, statePath: nil)
         case .simulated:
             let path = statePath(data)
@@ -189,7 +191,8 @@ final class CloudSession: Sendable {
         }
     }
 
-    /// Shuts the HTTP client down; reports a simulated state that could not be saved.
+    /// Closes the AWS cloud (which leaves the shared HTTP client open); reports a
+    /// simulated state that could not be saved.
     func close() async {
         if let aws {
             do { try await aws.shutdown() } catch { printError("cordon: closing the AWS HTTP client: \(error)") }

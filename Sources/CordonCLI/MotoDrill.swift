@@ -25,7 +25,7 @@ enum MotoDrill {
         }
         var env = environment
         env["AWS_REGION"] = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-        let cloud = AWSCloud(options: AWSCloudOptions(environment: env))
+        let cloud = AWSCloud(options: AWSCloudOptions(environment: env), http: .shared())
         do {
             let report = try await drill(runner, cloud: cloud, endpoint: endpoint, dataDir: dataDir)
             try? await cloud.shutdown()

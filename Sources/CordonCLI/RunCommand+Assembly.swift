@@ -87,7 +87,9 @@ extension RunCommand {
         var poller: SQSPoller?
         var sqsCloud: AWSCloud?
         if let sqsUrl {
-            let cloud = AWSCloud(options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment, requestTimeout: .seconds(Int64(sqsWait + 15))))
+            // The shared HTTP client, with a deadline that outlasts the long poll.
+            let cloud = AWSCloud(
+                options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment), http: .shared(requestTimeout: .seconds(Int64(sqsWait + 15))))
             sqsCloud = cloud
             do {
                 let sqs = try await AWSSQS.forQueue(sqsUrl, cloud: cloud)
