@@ -66,7 +66,7 @@ enum CustodyCloud {
     static var shared: AWSCloud {
         made.withLock { made in
             if let made { return made }
-            let cloud = AWSCloud(options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment))
+            let cloud = AWSCloud(options: AWSCloudOptions(environment: ProcessInfo.processInfo.environment), http: .shared())
             made = cloud
             return cloud
         }
