@@ -90,4 +90,40 @@ import Testing
         let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", "file:" + witnessFile])
         #expect(verified.status == 0, "\(verified.stdout)")
     }
+
+    /// A runner sends checkpoints as it signs them: a witness that cannot be written is
+    /// retried while incidents go on, and catches up once it can; the last checkpoint, at
+    /// shutdown, reaches it too.
+    @Test func aRunnerWitnessesWhileRunningAndRetriesAFailingWitness() async throws {
+        let s = try RunCLITests.Setup()
+        let witnessDir = s.root.appendingPathComponent("witness")
+        let witness = witnessDir.appendingPathComponent("heads.jsonl").path
+        let stderrPath = s.root.appendingPathComponent("stderr.log").path
+        #expect(FileManager.default.createFile(atPath: stderrPath, contents: nil))
+        let runner = try s.start(stderr: FileHandle(forWritingAtPath: stderrPath), extra: ["--anchor", "file:" + witness])
+        // Enough findings for the writer to sign while running (every 100 records).
+        for i in 0..<60 { try s.drop(i) }
+        try await s.waitForCompleted(60)
+        #expect(s.effectCount() == 60)
+        let deadline = Date().addingTimeInterval(30)
+        func logged() -> String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+        while !logged().contains("witness did not take checkpoint seq") && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(logged().contains("witness did not take checkpoint seq"), "\(logged())")
+        // The witness can be written now: the runner's retry gets there.
+        try FileManager.default.createDirectory(at: witnessDir, withIntermediateDirectories: true)
+        while !FileManager.default.fileExists(atPath: witness) && Date() < deadline.addingTimeInterval(30) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try heads(at: witness).isEmpty == false)
+        #expect(runner.isRunning)
+        runner.interrupt()
+        await CLI.waitForExit(runner)
+        #expect(runner.terminationStatus == 0)
+        let journal = try SQLiteJournal(directory: DataDirectory(s.data), readOnly: true)
+        #expect(try heads(at: witness).last == (try await journal.checkpoints(from: 0)).last.map { SignedHead($0) })
+        let verified = try await CLI.run(["journal", "verify", "--data-dir", s.data, "--anchor", "file:" + witness])
+        #expect(verified.status == 0, "\(verified.stdout)")
+    }
+
+    func heads(at path: String) throws -> [SignedHead] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try SignedHead(line: String($0)) }
+    }
 }
