@@ -34,6 +34,9 @@ public actor IntakeBatcher {
             waiters.append(continuation)
             if flushers < batchesInFlight {
                 flushers += 1
+                // A flusher serves every request waiting, not only the one that started
+                // it: it runs in a task of its own, which that request's cancellation (a
+                // client gone) must not end while others wait on its commit.
                 Task { await self.flushLoop() }
             }
         }

@@ -42,6 +42,7 @@ public struct HandlerPoolService: Service {
             try await withGracefulShutdownHandler {
                 try await QueueRunner.handle(receipts, engine: engine, concurrency: concurrency)
             } onGracefulShutdown: {
+                // The handler is synchronous and the queue an actor: closing it is a hop.
                 Task { await receipts.close() }
             }
         } onCancel: {

@@ -115,6 +115,7 @@ public final class IntakeServer: Sendable {
         let result = await withTaskCancellationHandler {
             await serving.result
         } onCancel: {
+            // A cancellation handler is synchronous; the shutdown it starts is not.
             Task { await group.triggerGracefulShutdown() }
         }
         try result.get()
