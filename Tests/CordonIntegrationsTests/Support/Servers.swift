@@ -82,18 +82,8 @@ enum SelfSigned {
 
 /// A port nothing listens on.
 func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { ptr in
-        ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TestFailure("cannot bind") }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    // Bound, then let go when this returns: free now, though a server started later may take it.
+    try ReservedClosedPort().port
 }
 
 /// A loopback port bound but never listening, for as long as this lives: a connection to
