@@ -291,6 +291,7 @@ let package = Package(
             dependencies: [
                 "cordon", "cordon-testbed", "CordonJournal", "CordonCore", "CordonEngine", "CordonAWS", "CordonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ],
