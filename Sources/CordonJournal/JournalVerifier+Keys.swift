@@ -62,7 +62,10 @@ struct KeyHistory: Sendable {
         if try db.tableExists("keys") {
             for entry in try SQLiteJournal.keyEntries(db) { history.keys[entry.fingerprint] = entry }
         }
-        if let legacyKey, history.keys[legacyKey.fingerprint] == nil {
+        // The data directory's public key file stands for the journal's key only for a
+        // journal signed before keys were recorded: once `keys` records a root, the file
+        // (which anyone with the host can replace) says nothing.
+        if let legacyKey, !history.keys.values.contains(where: { $0.role == .root }) {
             history.keys[legacyKey.fingerprint] = SQLiteJournal.KeyEntry(
                 fingerprint: legacyKey.fingerprint, publicKey: legacyKey, role: .root, fromSeq: 1, time: "")
         }

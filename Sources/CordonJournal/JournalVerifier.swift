@@ -26,6 +26,8 @@ public struct VerificationReport: Sendable {
     /// The root key that `signedThrough` was signed under (itself, or the key that
     /// certified its session key).
     public var signedUnder: String? = nil
+    /// Every checkpoint whose signature, key and hash check out, by seq.
+    public var validCheckpoints: [Checkpoint] = []
     /// The keys the verifier was told to expect; empty: the journal's own say-so.
     public var expectedKeys: Set<String> = []
     /// The newest head each witness compared holds.
@@ -121,6 +123,12 @@ public struct JournalVerifier: Sendable {
         }
         checkTail(&report)
         report.problems.sort { ($0.seq ?? .max, $0.message) < ($1.seq ?? .max, $1.message) }
+        // A checkpoint after the first bad record vouches for a chain that is broken
+        // before it: the journal is verified only up to the last one before that.
+        if let bad = report.firstBadSeq, let signed = report.signedThrough, signed.seq >= bad {
+            report.signedThrough = report.validCheckpoints.last { $0.seq < bad }
+            report.signedUnder = report.signedThrough.flatMap { history.keys[$0.keyFingerprint]?.certifiedBy ?? $0.keyFingerprint }
+        }
         return report
     }
 
@@ -228,6 +236,7 @@ public struct JournalVerifier: Sendable {
                 continue
             }
             report.signedThrough = checkpoint
+            report.validCheckpoints.append(checkpoint)
             report.signedUnder = history.keys[checkpoint.keyFingerprint]?.certifiedBy ?? checkpoint.keyFingerprint
         }
     }
