@@ -26,6 +26,7 @@ import Testing
 /// | 9 | the data directory's key files swapped for another pair | nothing to detect: the journal records its keys | passes with `--expect-key ORIGINAL`; a command that writes is refused (exit 2) |
 /// | 10 | every checkpoint deleted | always, whatever the flags | no seq: no record is covered by a valid signature (and, with `--anchor`, checkpoints removed) |
 /// | 11 | the data directory's private key deleted | the next `process` (exit 2), which makes no new key | passes: verifying needs no private key |
+/// | 12 | a file of an exported bundle edited (the HTML timeline), its lists made again | the bundle's manifest, its contents list, then the journal's `bundle.exported` record | VERIFY.md's script fails, saying which |
 ///
 /// A cut (4, 5) that leaves a row of the index of incidents pointing at a removed record is
 /// caught by the index check, naming no seq: whoever cuts must remove those rows too.
@@ -475,5 +476,39 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: j.keyFile))
         #expect(try j.lastSeq() == last)
         Self.expectPasses(try await j.verify(j.pin + j.anchor), through: last, key: j.fingerprint)
+    }
+
+    /// 12. A bundle exported by the binary, its HTML timeline edited: VERIFY.md's script
+    /// (sha256sum, openssl, jq) fails at the manifest; with the manifest made again, at
+    /// the contents list; with that made again too, at the record the journal signed.
+    @Test func anEditedBundleTimelineFails() async throws {
+        let j = try await Journal.make(.file)
+        let database = try j.database()
+        let incident = try #require(try await database.read { db in try String.fetchOne(db, sql: "SELECT incident FROM records WHERE incident IS NOT NULL LIMIT 1") })
+        let bundle = j.root.appendingPathComponent("bundle")
+        let export = try await CLI.run(["export", incident, "--out", bundle.path, "--data-dir", j.data] + j.signing + j.anchor)
+        #expect(export.status == 0, "\(export.stderr)")
+        let environment = ["EXPECTED_KEY": j.fingerprint]
+        let sound = try await CustodyCLITests.checkBundle(bundle, environment: environment)
+        #expect(sound.status == 0, "\(sound.stdout)")
+        let html = bundle.appendingPathComponent("timeline.html")
+        let original = try String(contentsOf: html, encoding: .utf8)
+        let edited = original.replacingOccurrences(of: "guardduty-ec2-quarantine", with: "a-harmless-playbook")
+        #expect(edited != original)
+        try edited.write(to: html, atomically: true, encoding: .utf8)
+        let steps: [(String, String)] = [
+            ("", "FAIL: a file differs from MANIFEST.sha256"),
+            ("sha256sum $(find . -type f ! -name MANIFEST.sha256 | sed 's|^./||' | sort) > M && mv M MANIFEST.sha256", "FAIL: a file differs from CONTENTS.sha256"),
+            (
+                "sha256sum $(cut -c67- CONTENTS.sha256) > C && mv C CONTENTS.sha256 && sha256sum $(find . -type f ! -name MANIFEST.sha256 | sed 's|^./||' | sort) > M && mv M MANIFEST.sha256",
+                "FAIL: CONTENTS.sha256 is not the one the journal recorded"
+            ),
+        ]
+        for (relist, message) in steps {
+            if !relist.isEmpty { _ = try await offPool { try Shell.run("sh", ["-c", relist], directory: bundle) } }
+            let result = try await CustodyCLITests.checkBundle(bundle, environment: environment)
+            #expect(result.status != 0)
+            #expect(result.stdout.contains(message), "\(result.stdout)")
+        }
     }
 }
