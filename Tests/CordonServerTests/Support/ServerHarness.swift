@@ -146,13 +146,14 @@ final class ServerHarness: Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// POSTs `body` with the given headers; returns status and body text.
-    func post(_ path: String, _ body: [UInt8], headers: [(String, String)]) async throws -> (Int, String) {
+    /// POSTs `body` with the given headers; returns status and body text. `timeout` counts
+    /// from the call, time waiting for one of the client's connections included.
+    func post(_ path: String, _ body: [UInt8], headers: [(String, String)], timeout: TimeAmount = .seconds(30)) async throws -> (Int, String) {
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         for (k, v) in headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: .seconds(30))
+        let response = try await client.execute(request, timeout: timeout)
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         return (Int(response.status.code), text)
     }
