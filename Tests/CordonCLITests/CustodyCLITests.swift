@@ -72,6 +72,31 @@ import Testing
         #expect(policy.stdout.contains("s3:ListBucketVersions"))
     }
 
+    /// A journal signed by the data directory's key moves to a KMS key: the rotation is
+    /// signed by both (the KMS key through kms:Sign), and either fingerprint, expected,
+    /// accepts the whole history.
+    @Test func aJournalRotatesFromAKeyFileToAKMSKey() async throws {
+        let (env, cloud) = try await moto()
+        defer { Task { try? await cloud.shutdown() } }
+        let arn = try await AWSKMS(client: try await cloud.client(.kms, Self.scope)).createKey(
+            keySpec: "ECC_NIST_P256", keyUsage: "SIGN_VERIFY", description: "cordon journal")
+        #expect(try await process(Self.finding, []).status == 0)
+        let old = try await CLI.run(["journal", "key", "--data-dir", data])
+        let oldPrint = String(try #require(old.stdout.split(separator: "\n").first).dropFirst("fingerprint: ".count))
+        let rotated = try await CLI.run(["journal", "rotate-key", "--data-dir", data, "--new-key", "kms:" + arn], environment: env)
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let firstLine = try #require(rotated.stdout.split(separator: "\n").first)
+        let newPrint = String(try #require(firstLine.components(separatedBy: " -> ").last))
+        #expect(try await process(Self.other, ["--signing-key", "kms:" + arn], environment: env).status == 0)
+        // The old key file signs no more.
+        #expect(try await process(Self.other, []).status == 2)
+        for pin in [oldPrint, newPrint] {
+            let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--expect-key", pin])
+            #expect(verified.status == 0, "\(pin): \(verified.stdout)")
+            #expect(verified.stdout.contains("by key \(newPrint) (session key "), "\(verified.stdout)")
+        }
+    }
+
     @Test func anS3ObjectLockWitnessCatchesTruncation() async throws {
         let (env, cloud) = try await moto()
         defer { Task { try? await cloud.shutdown() } }
