@@ -300,6 +300,9 @@ struct JournalRotateKeyCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func run() async throws {
+        // No runner may go on signing with the old key after the rotation.
+        let lock = try data.lock(role: "rotate-key", advice: "stop it before rotating the journal's key: it would go on signing with the old one")
+        defer { withExtendedLifetime(lock) {} }
         let new = try await SigningKeySpec(newKey).load()
         let old: (any JournalSigner)?
         if withoutOldKey {

@@ -85,11 +85,12 @@ enum CustodyCloud {
 struct WitnessService: Service {
     let publisher: WitnessPublisher
 
+    /// Ends at once on graceful shutdown, a send in progress or a retry's wait included:
+    /// a witness that is down must not hold up the runner's shutdown. The command sends
+    /// what is left when it ends (`Witnesses.flush`), as every command does.
     func run() async throws {
-        await withGracefulShutdownHandler {
+        try await cancelWhenGracefulShutdown {
             await publisher.run()
-        } onGracefulShutdown: {
-            publisher.stop()
         }
     }
 }

@@ -16,6 +16,7 @@ extension EvidenceBundle {
         cut -c67- MANIFEST.sha256 | sort > "$t/listed.txt"
         find . -type f ! -name MANIFEST.sha256 | sed 's|^\./||' | sort > "$t/present.txt"
         cmp -s "$t/listed.txt" "$t/present.txt" || fail "files were added to or removed from the bundle"
+        [ -z "$(tail -c 1 chain.jsonl)" ] || fail "chain.jsonl does not end with a newline (a line no step below would hash)"
         # 2. Every record's hash is the SHA-256 of its line; every record links to the one before.
         prev=""
         : > "$t/hashes.txt"
@@ -56,24 +57,30 @@ extension EvidenceBundle {
         named=$(jq -r --arg i "$incident" 'select(.kind == "bundle.exported" and .data.incident == $i) | .data.contents_sha256' chain.jsonl | tail -n 1)
         [ "$(sha256sum CONTENTS.sha256 | cut -d' ' -f1)" = "$named" ] || fail "CONTENTS.sha256 is not the one the journal recorded"
         sha256sum --quiet -c CONTENTS.sha256 || fail "a file differs from CONTENTS.sha256 (timelines, evidence, members, VERIFY.md)"
-        for f in $(cat "$t/listed.txt"); do
-          case "$f" in chain.jsonl|checkpoint.json|keys.json|keys/*|witness/*|CONTENTS.sha256) ;;
-            *) grep -q "  $f\$" CONTENTS.sha256 || fail "$f is not covered by CONTENTS.sha256" ;;
+        cut -c67- CONTENTS.sha256 > "$t/contents.txt"
+        while IFS= read -r f; do
+          case "$f" in
+            chain.jsonl|checkpoint.json|keys.json|keys/root.pem|keys/signer.pem|CONTENTS.sha256) ;;
+            witness/*) printf '%s\n' "$f" | grep -Eqx 'witness/[0-9]+\.(json|head|tsr)' || fail "$f is not a witness receipt" ;;
+            *) grep -qxF -- "$f" "$t/contents.txt" || fail "$f is not covered by CONTENTS.sha256" ;;
           esac
-        done
+        done < "$t/listed.txt"
         # 7. Every evidence file the incident's records cite is here (and matches, by step 6).
         jq -r --slurpfile m members.json 'select(.seq as $s | $m[0].seqs | index($s)) | (.data.evidence // [])[] | .sha256' chain.jsonl \
           | sort -u > "$t/cited.txt"
         while read -r h; do grep -q "^$h  " evidence.sha256 || fail "evidence $h is missing"; done < "$t/cited.txt"
+        awk '$2 != "evidence/" $1 { exit 1 }' evidence.sha256 || fail "evidence.sha256 names a file after another hash"
+        [ ! -s evidence.sha256 ] || sha256sum --quiet -c evidence.sha256 || fail "an evidence file does not match its name"
         # 8. Witnesses: each receipt names this checkpoint; time-stamp tokens verify with TSA_CA.
         for r in $(ls witness/*.json 2>/dev/null); do
           n=${r%.json}
           [ "$(jq -c '{seq,hash,signature,key}' "$n.head")" = "$(jq -c '{seq,hash,signature,key}' checkpoint.json)" ] \
             || fail "$n.head is not the checkpoint's head"
+          case "$(jq -r .witness "$r")" in tsa:*) [ -f "$n.tsr" ] || fail "$n.tsr, the time-stamp token, is missing" ;; esac
           if [ -f "$n.tsr" ]; then
             if [ -n "${TSA_CA:-}" ]; then
               openssl ts -verify -in "$n.tsr" -data "$n.head" -CAfile "$TSA_CA" > /dev/null 2>&1 || fail "$n.tsr does not verify"
-              echo "witness $(jq -r .witness "$r"): time-stamped at $(jq -r .time "$r")"
+              echo "witness $(jq -r .witness "$r"): $(openssl ts -reply -in "$n.tsr" -text 2>/dev/null | grep 'Time stamp:')"
             else
               echo "witness $(jq -r .witness "$r"): not checked (set TSA_CA to the authority's CA certificate)"
             fi

@@ -45,6 +45,16 @@ public enum EvidenceBundle {
         guard let signer = journal.key else {
             throw SQLiteJournal.Error(message: "the journal was opened read-only: it cannot sign the bundle's checkpoint")
         }
+        // A bundle signs what the journal holds: never a journal that does not verify
+        // (records or evidence altered, more unsigned records than a crash leaves). What
+        // this opening wrote is signed first; a checkpoint refuses more records others
+        // left unsigned than a crash leaves.
+        try await journal.checkpoint()
+        let report = try JournalVerifier(directory: journal.directory).verify()
+        if let problem = report.problems.first {
+            throw SQLiteJournal.Error(
+                message: "the journal does not verify (\(problem)); Cordon will not sign a bundle over it (see cordon journal verify)")
+        }
         let fm = FileManager.default
         if fm.fileExists(atPath: out.path), let contents = try? fm.contentsOfDirectory(atPath: out.path), !contents.isEmpty {
             throw SQLiteJournal.Error(message: "\(out.path) is not empty; export into a new directory")

@@ -60,7 +60,15 @@ struct KeyHistory: Sendable {
     static func read(_ db: Database, legacyKey: JournalPublicKey?, expected: Set<String>, report: inout VerificationReport) throws -> KeyHistory {
         var history = KeyHistory(expected: expected)
         if try db.tableExists("keys") {
-            for entry in try SQLiteJournal.keyEntries(db) { history.keys[entry.fingerprint] = entry }
+            for entry in try SQLiteJournal.keyEntries(db) {
+                // The table is not part of the chain: a public key that is not the one its
+                // fingerprint names was put there by hand.
+                guard entry.publicKey.fingerprint == entry.fingerprint else {
+                    report.fail(nil, "the journal's keys table gives key \(entry.fingerprint) a public key with another fingerprint (altered)")
+                    continue
+                }
+                history.keys[entry.fingerprint] = entry
+            }
         }
         // The data directory's public key file stands for the journal's key only for a
         // journal signed before keys were recorded: once `keys` records a root, the file
@@ -95,7 +103,9 @@ struct KeyHistory: Sendable {
         var links: [(String, String)] = []
         for rotation in rotations {
             let at = rotation.recordSeq
-            guard let current = root(at: at) else { continue }
+            // The old key vouches for the chain up to the head both keys signed, no further:
+            // the new key's epoch starts after it, wherever the record itself landed.
+            guard let current = root(at: rotation.seq) else { continue }
             guard rotation.old == current else {
                 report.fail(at, "a key rotation from \(rotation.old), but the journal's key at this seq is \(current)")
                 continue
@@ -121,8 +131,8 @@ struct KeyHistory: Sendable {
             } else {
                 report.notes.append("seq \(at): the key was rotated to \(rotation.new) without the old key's signature (it was lost)")
             }
-            keys[rotation.new] = keys[rotation.new] ?? SQLiteJournal.KeyEntry(fingerprint: rotation.new, publicKey: newKey, role: .root, fromSeq: at, time: "")
-            epochs.append((at, rotation.new))
+            keys[rotation.new] = SQLiteJournal.KeyEntry(fingerprint: rotation.new, publicKey: newKey, role: .root, fromSeq: rotation.seq + 1, time: "")
+            epochs.append((rotation.seq + 1, rotation.new))
         }
         trusted = expected.isEmpty ? Set(epochs.map(\.root)) : expected
         var grew = true

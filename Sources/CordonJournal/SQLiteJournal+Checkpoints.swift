@@ -22,7 +22,7 @@ extension SQLiteJournal {
         do {
             result = try await pool.write { [key] db -> Checkpoint? in
                 if !blobs.isEmpty { try EvidenceStore.insert(blobs, nextSeq: Self.head(db).seq + 1, db: db) }
-                return try Self.checkpoint(db: db, key: key)
+                return try Self.checkpoint(db: db, key: key, writer: writerID)
             }
         } catch {
             evidence.restorePending(blobs)
@@ -33,17 +33,38 @@ extension SQLiteJournal {
     }
 
     func checkpointNow() throws -> Checkpoint? {
-        let result = try pool.write { [key] db in try Self.checkpoint(db: db, key: key) }
+        let result = try pool.write { [key, writerID] db in try Self.checkpoint(db: db, key: key, writer: writerID) }
         noteCheckpoint()
         return result
     }
 
-    static func checkpoint(db: Database, key: SigningKey?) throws -> Checkpoint? {
+    static func checkpoint(db: Database, key: SigningKey?, writer: Int64) throws -> Checkpoint? {
         guard let key else { throw Error(message: "the journal was opened read-only: it signs nothing") }
         let (seq, hash) = try head(db)
         let lastSigned = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM checkpoints") ?? 0
-        if seq > lastSigned { try sign(db: db, seq: seq, hash: hash, key: key) }
+        if seq > lastSigned {
+            let foreign = try unsignedByOthers(db, after: lastSigned, writer: writer)
+            guard foreign <= maxUnsignedByOthers else {
+                throw Error(
+                    message: "the journal has \(foreign) records after its last checkpoint (seq \(lastSigned)) that this process did not write, "
+                        + "more than a crash leaves (\(maxUnsignedByOthers)): they may have been added by hand, and Cordon will not sign them "
+                        + "(see cordon journal verify)")
+            }
+            try sign(db: db, seq: seq, hash: hash, key: key)
+        }
         return try latestCheckpoint(db)
+    }
+
+    /// The most unsigned records written by other openings (other processes, or records
+    /// without a writer) a checkpoint may cover: what a crash leaves, since every writer
+    /// signs once 100 records are unsigned. More were not written by Cordon, and a
+    /// signature over them would make them look as if they had been.
+    static let maxUnsignedByOthers = 100
+
+    static func unsignedByOthers(_ db: Database, after lastSigned: Int64, writer: Int64) throws -> Int {
+        try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT COUNT(*) FROM records WHERE seq > ? AND (writer IS NULL OR writer != ?)"),
+            arguments: [lastSigned, writer]) ?? 0
     }
 
     static func latestCheckpoint(_ db: Database) throws -> Checkpoint? {

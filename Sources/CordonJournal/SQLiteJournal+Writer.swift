@@ -299,7 +299,11 @@ extension SQLiteJournal {
         // Statements run by every commit are prepared once, not parsed (and authorised by
         // GRDB) again each time.
         let lastSigned = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM checkpoints")) ?? 0
-        if let key, seq - lastSigned >= Int64(checkpointEvery) {
+        // Never over records others added beyond what a crash leaves: the journal then
+        // stays unsigned, and verify and the next checkpoint say why.
+        if let key, seq - lastSigned >= Int64(checkpointEvery),
+            try unsignedByOthers(db, after: lastSigned, writer: writer) <= maxUnsignedByOthers
+        {
             try sign(db: db, seq: seq, hash: prev, key: key)
             signed = true
         }

@@ -18,6 +18,9 @@ public final class WitnessPublisher: Sendable {
     /// waiting: a loop that was busy sends every head it has not seen anyway).
     let signals: [AsyncStream<Void>.Continuation]
     let streams: Mutex<[AsyncStream<Void>]?>
+    /// Set by `stop`: a loop retrying a failing witness gives up instead of holding up
+    /// the runner's shutdown (the next command sends what is left).
+    let stopped = Atomic<Bool>(false)
 
     /// What happened to one head at one witness, for metrics.
     public struct Event: Sendable {
@@ -53,6 +56,7 @@ public final class WitnessPublisher: Sendable {
 
     /// Ends `run` once each loop has finished what it is sending.
     public func stop() {
+        stopped.store(true, ordering: .relaxed)
         for signal in signals { signal.finish() }
     }
 
@@ -75,7 +79,7 @@ public final class WitnessPublisher: Sendable {
     func loop(_ witness: any CheckpointWitness, _ wakes: AsyncStream<Void>) async {
         var backoff = Duration.seconds(1)
         for await _ in wakes {
-            while await !sendPending(witness) {
+            while await !sendPending(witness), !stopped.load(ordering: .relaxed) {
                 // Retried until it goes through; a new checkpoint does not cut the wait short.
                 do {
                     try await Task.sleep(for: backoff)

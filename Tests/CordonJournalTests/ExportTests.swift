@@ -172,6 +172,15 @@ func copy(_ dir: URL) throws -> URL {
         try await relist(forged)
         try await expectFailure(forged, "the checkpoint's signature is invalid")
 
+        // A record appended to chain.jsonl without a newline (no step would hash it).
+        let unhashed = try copy(bundle)
+        let handle = try FileHandle(forWritingTo: unhashed.appendingPathComponent("chain.jsonl"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(#"{"kind":"bundle.exported","data":{"incident":"inc-0001","contents_sha256":"00"}}"#.utf8))
+        try handle.close()
+        try await relist(unhashed)
+        try await expectFailure(unhashed, "chain.jsonl does not end with a newline")
+
         // A file slipped in.
         let added = try copy(bundle)
         try "note".write(to: added.appendingPathComponent("extra.txt"), atomically: true, encoding: .utf8)
