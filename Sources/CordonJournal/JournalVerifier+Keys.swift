@@ -78,9 +78,8 @@ struct KeyHistory: Sendable {
                 fingerprint: legacyKey.fingerprint, publicKey: legacyKey, role: .root, fromSeq: 1, time: "")
         }
         for row in try Row.fetchAll(db, sql: "SELECT seq, canonical FROM records WHERE kind = ? ORDER BY seq", arguments: [RecordKind.keyRotated.rawValue]) {
-            let seq: Int64 = row[0]
-            let canonical: Data = row[1]
-            guard let record = try? JSONParser.parse(Array(canonical)), let rotation = KeyRotation(seq: seq, data: record["data"] ?? .null) else {
+            let seq = (row[0] as Int64?) ?? 0
+            guard let canonical = row[1] as Data?, let record = try? JSONParser.parse(Array(canonical)), let rotation = KeyRotation(seq: seq, data: record["data"] ?? .null) else {
                 report.fail(seq, "a key rotation record without old, new, seq and hash")
                 continue
             }

@@ -205,9 +205,15 @@ public struct JournalVerifier: Sendable {
                     db, sql: "SELECT seq, time, incident, kind, canonical, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq",
                     arguments: [lo, hi])
                 while let row = try rows.next() {
-                    let seq: Int64 = row[0]
-                    let storedHash: String = row[5]
-                    let columns: (String, String?, String) = (row[1], row[2], row[3])
+                    // A row with a value missing or of the wrong type was written by hand:
+                    // reported, never a trap.
+                    guard let seq = row[0] as Int64?, let storedHash = row[5] as String?, let time = row[1] as String?,
+                        let kind = row[3] as String?
+                    else {
+                        sliceReport.fail((row[0] as Int64?), "a record row has a value missing or of the wrong type (altered)")
+                        continue
+                    }
+                    let columns: (String, String?, String) = (time, row[2] as String?, kind)
                     try row.withUnsafeData(atIndex: 4) { canonical in
                         chain.check(seq: seq, canonical: canonical ?? Data(), storedHash: storedHash, columns: columns, report: &sliceReport)
                     }
@@ -224,8 +230,11 @@ public struct JournalVerifier: Sendable {
     /// journal is verified up to.
     func checkCheckpoints(_ db: Database, history: KeyHistory, hashes: [Int64: String], report: inout VerificationReport) throws {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq") {
-            let checkpoint = SQLiteJournal.checkpoint(row)
             report.checkpoints += 1
+            guard let checkpoint = SQLiteJournal.checkpoint(row) else {
+                report.fail(nil, "a checkpoint row has a value missing or of the wrong type (altered)")
+                continue
+            }
             guard history.check(checkpoint, report: &report) else { continue }
             guard let actual = hashes[checkpoint.seq] else {
                 report.fail(checkpoint.seq, "a signed checkpoint covers seq \(checkpoint.seq), but that record is missing (truncated or deleted)")
@@ -254,9 +263,9 @@ public struct JournalVerifier: Sendable {
                 WHERE r.first_seq IS NOT i.first_seq ORDER BY r.seq LIMIT 1000
                 """)
         for row in misfiled {
-            let incident: String? = row[1]
+            let incident = row[1] as String?
             report.fail(
-                row[0],
+                row[0] as Int64?,
                 incident.map { "is not indexed under its incident \($0): its timeline and export would leave it out" }
                     ?? "is indexed under an incident it does not belong to")
         }

@@ -68,11 +68,16 @@ extension SQLiteJournal {
     }
 
     static func latestCheckpoint(_ db: Database) throws -> Checkpoint? {
-        try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1").map(checkpoint)
+        try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1").flatMap(checkpoint)
     }
 
-    static func checkpoint(_ row: Row) -> Checkpoint {
-        Checkpoint(seq: row["seq"], hash: row["hash"], time: row["time"], signature: row["signature"], keyFingerprint: row["key"])
+    /// A checkpoint row; nil for one with a value missing or of the wrong type (the table
+    /// edited by hand), which no reader trusts or traps on.
+    static func checkpoint(_ row: Row) -> Checkpoint? {
+        guard let seq = row["seq"] as Int64?, let hash = row["hash"] as String?, let time = row["time"] as String?,
+            let signature = row["signature"] as String?, let key = row["key"] as String?
+        else { return nil }
+        return Checkpoint(seq: seq, hash: hash, time: time, signature: signature, keyFingerprint: key)
     }
 
     /// After a checkpoint was committed (or found up to date): restarts the timer and

@@ -39,8 +39,12 @@ extension SQLiteJournal {
     /// the newest rotation, else the first root, else (a journal written before keys were
     /// recorded) the key of the newest checkpoint; nil for a journal nothing signed yet.
     static func currentRoot(_ db: Database) throws -> (fingerprint: String, fromSeq: Int64)? {
-        if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, from_seq FROM keys WHERE role = 'root' ORDER BY from_seq DESC LIMIT 1") {
-            return (row[0], row[1])
+        // A rotation whose key row was not written (a crash between the two) still counts.
+        if let rotated = try rotatedRoot(db) { return rotated }
+        if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, from_seq FROM keys WHERE role = 'root' ORDER BY from_seq DESC LIMIT 1"),
+            let fingerprint = row[0] as String?
+        {
+            return (fingerprint, (row[1] as Int64?) ?? 1)
         }
         if let fingerprint = try String.fetchOne(db, sql: "SELECT key FROM checkpoints ORDER BY seq DESC LIMIT 1") {
             return (fingerprint, 1)
@@ -48,15 +52,30 @@ extension SQLiteJournal {
         return nil
     }
 
+    /// The keys the table holds; a row with a value missing or of the wrong type (the
+    /// table edited by hand) is left out, never trusted and never a crash.
+    /// The newest rotation's new key (from its claim and record) and the seq it signs
+    /// from.
+    static func rotatedRoot(_ db: Database) throws -> (fingerprint: String, fromSeq: Int64)? {
+        guard
+            let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM claims WHERE claim LIKE 'key-rotation:%' ORDER BY seq DESC LIMIT 1"),
+            let canonical = try Data.fetchOne(db, sql: "SELECT canonical FROM records WHERE seq = ?", arguments: [seq]),
+            let record = try? JSONParser.parse(Array(canonical)), let new = record["data"]?["new"]?.stringValue,
+            let head = record["data"]?["seq"]?.numberValue?.intValue
+        else { return nil }
+        return (new, Int64(head) + 1)
+    }
+
     static func keyEntries(_ db: Database) throws -> [KeyEntry] {
         try Row.fetchAll(db, sql: "SELECT * FROM keys ORDER BY from_seq, fingerprint").compactMap { row in
-            let der: Data = row["public_key"]
-            guard let algorithm = SignatureAlgorithm(rawValue: row["algorithm"]), let role = KeyEntry.Role(rawValue: row["role"]),
-                let key = try? JournalPublicKey(algorithm: algorithm, der: Array(der))
+            guard let der = row["public_key"] as Data?, let algorithmName = row["algorithm"] as String?,
+                let algorithm = SignatureAlgorithm(rawValue: algorithmName), let roleName = row["role"] as String?,
+                let role = KeyEntry.Role(rawValue: roleName), let fingerprint = row["fingerprint"] as String?,
+                let fromSeq = row["from_seq"] as Int64?, let key = try? JournalPublicKey(algorithm: algorithm, der: Array(der))
             else { return nil }
             return KeyEntry(
-                fingerprint: row["fingerprint"], publicKey: key, role: role, fromSeq: row["from_seq"], certifiedBy: row["certified_by"],
-                certificate: row["certificate"], time: row["time"])
+                fingerprint: fingerprint, publicKey: key, role: role, fromSeq: fromSeq, certifiedBy: row["certified_by"] as String?,
+                certificate: row["certificate"] as String?, time: (row["time"] as String?) ?? "")
         }
     }
 

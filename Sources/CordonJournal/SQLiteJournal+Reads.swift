@@ -56,7 +56,7 @@ extension SQLiteJournal {
 
     public func checkpoints(from seq: Int64 = 0) async throws -> [Checkpoint] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE seq >= ? ORDER BY seq", arguments: [seq]).map(Self.checkpoint)
+            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE seq >= ? ORDER BY seq", arguments: [seq]).compactMap(Self.checkpoint)
         }
     }
 

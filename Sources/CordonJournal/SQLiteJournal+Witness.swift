@@ -16,7 +16,7 @@ extension SQLiteJournal {
                 } else {
                     try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1")
                 }
-            return rows.map { SignedHead(Self.checkpoint($0)) }
+            return rows.compactMap { Self.checkpoint($0).map(SignedHead.init) }
         }
     }
 
@@ -38,8 +38,15 @@ extension SQLiteJournal {
                 } else {
                     try Row.fetchAll(db, sql: "SELECT * FROM witness_receipts WHERE seq >= ? ORDER BY seq, witness", arguments: [seq])
                 }
-            return rows.map { row in
-                (WitnessReceipt(witness: row["witness"], seq: row["seq"], hash: row["hash"], time: row["time"], proof: row["proof"]), row["head"])
+            // A row with a value missing (the table edited by hand) is left out.
+            return rows.compactMap { row in
+                guard let witness = row["witness"] as String?, let seq = row["seq"] as Int64?, let hash = row["hash"] as String?,
+                    let head = row["head"] as String?
+                else { return nil }
+                return (
+                    WitnessReceipt(witness: witness, seq: seq, hash: hash, time: (row["time"] as String?) ?? "", proof: (row["proof"] as String?) ?? ""),
+                    head
+                )
             }
         }
     }

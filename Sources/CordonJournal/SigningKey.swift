@@ -82,8 +82,12 @@ public struct SigningKey: JournalSigner {
         close(fd)
         defer { unlink(temporary.path) }
         guard written == bytes.count else { throw Error(message: "cannot write \(temporary.path)") }
-        // link() fails if the key exists: never replace a key.
-        guard link(temporary.path, url.path) == 0 else { return nil }
+        // link() fails if the key exists: never replace a key. Any other failure is an
+        // error (a file system without hard links, say), not "someone made it first".
+        guard link(temporary.path, url.path) == 0 else {
+            if errno == EEXIST { return nil }
+            throw Error(message: "cannot create \(url.path): \(String(cString: strerror(errno)))")
+        }
         let dirFD = open(directory.path, O_RDONLY)
         if dirFD >= 0 {
             fsync(dirFD)

@@ -66,4 +66,41 @@ import Testing
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("the journal does not verify (seq 4: content does not match its hash"))
     }
+
+    /// Tables rebuilt by hand without their constraints, rows with values missing: verify
+    /// reports them and never traps.
+    @Test func rowsWithValuesMissingAreReportedNotTrappedOn() async throws {
+        let (dir, journal) = try await written(20)
+        try await journal.close()
+        try tamper(
+            dir,
+            """
+            CREATE TABLE c2 AS SELECT * FROM checkpoints; DROP TABLE checkpoints;
+            CREATE TABLE checkpoints (seq INTEGER, hash TEXT, time TEXT, signature TEXT, key TEXT);
+            INSERT INTO checkpoints SELECT * FROM c2; DROP TABLE c2; INSERT INTO checkpoints (seq) VALUES (999);
+            CREATE TABLE k2 AS SELECT * FROM keys; DROP TABLE keys;
+            CREATE TABLE keys (fingerprint TEXT, algorithm TEXT, public_key BLOB, role TEXT, from_seq INTEGER, certified_by TEXT, certificate TEXT, time TEXT);
+            INSERT INTO keys SELECT * FROM k2; DROP TABLE k2; INSERT INTO keys (fingerprint, role) VALUES ('x', 'root');
+            """)
+        let report = try JournalVerifier(directory: dir).verify()
+        #expect(report.problems.contains { $0.message.contains("a checkpoint row has a value missing") }, "\(report.problems)")
+        #expect(report.signedThrough?.seq == 20)
+    }
+
+    /// A rotation whose key row was never written (a crash between the record and the
+    /// row) still makes the new key the journal's: it can sign, the old one cannot.
+    @Test func aRotationWithoutItsKeyRowStillCounts() async throws {
+        let (dir, journal) = try await written(10)
+        try await journal.close()
+        let old = try SQLiteJournal.dataDirectoryKey(dir).key
+        let new = SigningKey.session()
+        let rotation = try await SQLiteJournal.rotateKey(directory: dir, old: old, new: new, actor: "test")
+        try tamper(dir, "DELETE FROM keys WHERE fingerprint = ?", [rotation.new])
+        #expect(throws: (any Error).self) { try SQLiteJournal(directory: dir, signingKey: old) }
+        let reopened = try SQLiteJournal(directory: dir, signingKey: new)
+        try await reopened.append(NewRecord(kind: "test", actor: "a"))
+        try await reopened.close()
+        let report = try JournalVerifier(directory: dir, expectedKeys: [rotation.old]).verify()
+        #expect(report.isValid, "\(report.problems)")
+    }
 }
