@@ -72,7 +72,7 @@ struct JournalVerifyCommand: AsyncParsableCommand {
             if let heads = try await witness.witnessedHeads() { return .init(witness: witness.spec, heads: heads) }
             var view = JournalVerifier.WitnessView(witness: witness.spec, heads: [])
             for (receipt, line) in try await data.openReader().receipts(witness: witness.spec) {
-                guard let head = try? SignedHead(line: line), head.seq == receipt.seq, head.hash == receipt.hash,
+                guard let head = try? Checkpoint(line: line), head.seq == receipt.seq, head.hash == receipt.hash,
                     (try? witness.check(receipt, for: head)) == true
                 else {
                     view.badProofs.append(receipt.seq)

@@ -18,7 +18,7 @@ public struct FileWitness: CheckpointWitness {
         self.path = path
     }
 
-    public func witness(_ head: SignedHead) async throws -> WitnessReceipt {
+    public func witness(_ head: Checkpoint) async throws -> WitnessReceipt {
         let bytes = Array((head.line + "\n").utf8)
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Error(description: "witness \(spec): cannot open: \(String(cString: strerror(errno)))") }
@@ -35,16 +35,16 @@ public struct FileWitness: CheckpointWitness {
 
     /// Every head in the file. A last line without its newline (a write cut short) is
     /// left out; any other line that is not a head is an error naming its line.
-    public func witnessedHeads() async throws -> [SignedHead]? {
+    public func witnessedHeads() async throws -> [Checkpoint]? {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Error(description: "witness \(spec): cannot read \(path)")
         }
-        var heads: [SignedHead] = []
+        var heads: [Checkpoint] = []
         var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
         if data.last != 0x0A { lines.removeLast() }
         for (number, line) in lines.enumerated() where !line.isEmpty {
             do {
-                heads.append(try SignedHead(line: String(decoding: line, as: UTF8.self)))
+                heads.append(try Checkpoint(line: String(decoding: line, as: UTF8.self)))
             } catch {
                 throw Error(description: "witness \(spec): line \(number + 1): \(error)")
             }
@@ -52,5 +52,5 @@ public struct FileWitness: CheckpointWitness {
         return heads.sorted { $0.seq < $1.seq }
     }
 
-    public func check(_ receipt: WitnessReceipt, for head: SignedHead) throws -> Bool? { nil }
+    public func check(_ receipt: WitnessReceipt, for head: Checkpoint) throws -> Bool? { nil }
 }

@@ -202,7 +202,7 @@ extension JournalVerifier {
                 continue
             }
             for head in view.heads {
-                guard let key = history.keys[head.key], let signature = Data(base64Encoded: head.signature),
+                guard let key = history.keys[head.keyFingerprint], let signature = Data(base64Encoded: head.signature),
                     key.publicKey.isValidSignature(Array(signature), for: Checkpoint.message(seq: head.seq, hash: head.hash))
                 else {
                     report.fail(head.seq, "witness \(view.witness) holds a head for seq \(head.seq) whose signature does not verify under the journal's keys")

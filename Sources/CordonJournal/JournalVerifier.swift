@@ -66,10 +66,10 @@ public struct JournalVerifier: Sendable {
     /// The heads one witness holds.
     public struct WitnessView: Sendable {
         public var witness: String
-        public var heads: [SignedHead]
+        public var heads: [Checkpoint]
         /// Seqs whose receipt (a time-stamp token) does not prove the head it names.
         public var badProofs: [Int64]
-        public init(witness: String, heads: [SignedHead], badProofs: [Int64] = []) {
+        public init(witness: String, heads: [Checkpoint], badProofs: [Int64] = []) {
             self.witness = witness
             self.heads = heads
             self.badProofs = badProofs

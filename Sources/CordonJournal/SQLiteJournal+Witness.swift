@@ -7,7 +7,7 @@ import GRDB
 extension SQLiteJournal {
     /// The checkpoints `witness` has not seen: those after the newest it answered for, in
     /// order (at most `limit`); for a witness that has seen none, the newest checkpoint.
-    public func headsToWitness(_ witness: String, limit: Int = 100) async throws -> [SignedHead] {
+    public func headsToWitness(_ witness: String, limit: Int = 100) async throws -> [Checkpoint] {
         try await pool.read { db in
             let seen = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM witness_receipts WHERE witness = ?", arguments: [witness])
             let rows =
@@ -16,11 +16,11 @@ extension SQLiteJournal {
                 } else {
                     try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY seq DESC LIMIT 1")
                 }
-            return rows.compactMap { Self.checkpoint($0).map(SignedHead.init) }
+            return rows.compactMap { Self.checkpoint($0) }
         }
     }
 
-    public func storeReceipt(_ receipt: WitnessReceipt, head: SignedHead) async throws {
+    public func storeReceipt(_ receipt: WitnessReceipt, head: Checkpoint) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO witness_receipts (witness, seq, hash, head, time, proof) VALUES (?, ?, ?, ?, ?, ?)",

@@ -36,10 +36,10 @@ final class S3WitnessTests: XCTestCase {
     }
 
     /// A head as a journal signs it, here with a KMS key.
-    func head(_ seq: Int64, _ signer: KMSSigner) async throws -> SignedHead {
+    func head(_ seq: Int64, _ signer: KMSSigner) async throws -> Checkpoint {
         let hash = SHA256.hash(data: Array("record \(seq)".utf8)).hex
         let signature = try await signer.sign(Checkpoint.message(seq: seq, hash: hash))
-        return SignedHead(seq: seq, hash: hash, time: "2026-12-06T12:00:0\(seq).000000Z", signature: Data(signature).base64EncodedString(), key: signer.fingerprint)
+        return Checkpoint(seq: seq, hash: hash, time: "2026-12-06T12:00:0\(seq).000000Z", signature: Data(signature).base64EncodedString(), keyFingerprint: signer.fingerprint)
     }
 
     func testWitnessedHeadsAreLockedAndReadBack() async throws {
@@ -59,7 +59,7 @@ final class S3WitnessTests: XCTestCase {
         let none = try await witness.witnessedHeads()
         XCTAssertEqual(none, [])
 
-        var heads: [SignedHead] = []
+        var heads: [Checkpoint] = []
         for seq in [3, 1, 2] as [Int64] { heads.append(try await head(seq, signer)) }
         var receipts: [WitnessReceipt] = []
         for h in heads { receipts.append(try await witness.witness(h)) }
@@ -182,13 +182,13 @@ final class S3WitnessTests: XCTestCase {
         XCTAssertEqual(root.bucket, "my.bucket-1")
         XCTAssertEqual(root.prefix, "")
         XCTAssertEqual(root.spec, "s3://my.bucket-1")
-        let head = SignedHead(seq: 12_345, hash: "00ff", time: "t", signature: "s", key: "k")
+        let head = Checkpoint(seq: 12_345, hash: "00ff", time: "t", signature: "s", keyFingerprint: "k")
         XCTAssertEqual(try root.objectKey(for: head), "00000000000000012345-00ff.json")
         let nested = try S3ObjectLockWitness(spec: "s3://bucket//a/b//", client: client, retentionDays: 1)
         XCTAssertEqual(nested.prefix, "a/b")
         XCTAssertEqual(try nested.objectKey(for: head), "a/b/00000000000000012345-00ff.json")
-        XCTAssertThrowsError(try nested.objectKey(for: SignedHead(seq: 1, hash: "../x", time: "t", signature: "s", key: "k")))
-        XCTAssertThrowsError(try nested.objectKey(for: SignedHead(seq: 0, hash: "ab", time: "t", signature: "s", key: "k")))
+        XCTAssertThrowsError(try nested.objectKey(for: Checkpoint(seq: 1, hash: "../x", time: "t", signature: "s", keyFingerprint: "k")))
+        XCTAssertThrowsError(try nested.objectKey(for: Checkpoint(seq: 0, hash: "ab", time: "t", signature: "s", keyFingerprint: "k")))
         for spec in ["bucket/prefix", "s3:/bucket", "s3://Bucket", "s3://ab", "s3://-bucket", "s3://bucket/a//b", "file:/tmp/w"] {
             XCTAssertThrowsError(try S3ObjectLockWitness(spec: spec, client: client), spec) { error in
                 XCTAssertEqual((error as? ActionError)?.code, "InvalidConfiguration", spec)

@@ -255,7 +255,7 @@ import Testing
         let checkpoints = try j.checkpoints()
         #expect(checkpoints.count == Journal.runs.count)
         #expect(checkpoints.last == (try j.lastSeq()))
-        let heads = try String(contentsOfFile: j.witness, encoding: .utf8).split(separator: "\n").map { try SignedHead(line: String($0)) }
+        let heads = try String(contentsOfFile: j.witness, encoding: .utf8).split(separator: "\n").map { try Checkpoint(line: String($0)) }
         #expect(heads.map(\.seq) == checkpoints)
         Self.expectPasses(try await j.verify(j.pin + j.anchor), through: checkpoints.last ?? 0, key: j.fingerprint)
         #expect(FileManager.default.fileExists(atPath: j.data + "/keys") == (place == .dataDirectory))

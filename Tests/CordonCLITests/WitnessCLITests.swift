@@ -23,8 +23,8 @@ import Testing
         try await CLI.run(["process", "--dry-run", "--data-dir", data, "--anchor", anchor, file])
     }
 
-    func heads() throws -> [SignedHead] {
-        try String(contentsOfFile: witnessFile, encoding: .utf8).split(separator: "\n").map { try SignedHead(line: String($0)) }
+    func heads() throws -> [Checkpoint] {
+        try String(contentsOfFile: witnessFile, encoding: .utf8).split(separator: "\n").map { try Checkpoint(line: String($0)) }
     }
 
     func tamper(_ sql: String) throws {
@@ -44,7 +44,7 @@ import Testing
         // Each command's last checkpoint reached the witness, in order.
         #expect(witnessed.count >= Self.findings.count)
         #expect(witnessed.map(\.seq) == witnessed.map(\.seq).sorted())
-        #expect(witnessed.last == checkpoints.last.map { SignedHead($0) })
+        #expect(witnessed.last == checkpoints.last)
         let verified = try await CLI.run(["journal", "verify", "--data-dir", data, "--anchor", "file:" + witnessFile])
         #expect(verified.status == 0, "\(verified.stdout)")
         #expect(verified.stdout.contains("witness file:\(witnessFile) saw seq \(witnessed.last?.seq ?? -1)"))
@@ -118,12 +118,12 @@ import Testing
         await CLI.waitForExit(runner)
         #expect(runner.terminationStatus == 0)
         let journal = try SQLiteJournal(directory: DataDirectory(s.data), readOnly: true)
-        #expect(try heads(at: witness).last == (try await journal.checkpoints(from: 0)).last.map { SignedHead($0) })
+        #expect(try heads(at: witness).last == (try await journal.checkpoints(from: 0)).last)
         let verified = try await CLI.run(["journal", "verify", "--data-dir", s.data, "--anchor", "file:" + witness])
         #expect(verified.status == 0, "\(verified.stdout)")
     }
 
-    func heads(at path: String) throws -> [SignedHead] {
-        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try SignedHead(line: String($0)) }
+    func heads(at path: String) throws -> [Checkpoint] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try Checkpoint(line: String($0)) }
     }
 }

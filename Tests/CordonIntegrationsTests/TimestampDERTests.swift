@@ -40,7 +40,7 @@ import Testing
 
     @Test func anUnparseableProofThrowsSayingWhere() throws {
         let witness = try TimestampWitness(spec: "tsa:http://127.0.0.1:1/tsr")
-        let head = SignedHead(seq: 1, hash: "00", time: "t", signature: "s", key: "k")
+        let head = Checkpoint(seq: 1, hash: "00", time: "t", signature: "s", keyFingerprint: "k")
         var receipt = WitnessReceipt(witness: witness.spec, seq: 1, hash: "00", time: "t", proof: "%%%")
         #expect(throws: TimestampError.self) { try witness.check(receipt, for: head) }
         receipt.proof = Data([0x30, 0x03, 0x02, 0x05, 0x00]).base64EncodedString()

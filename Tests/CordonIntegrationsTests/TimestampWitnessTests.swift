@@ -40,13 +40,13 @@ import Testing
         }
     }
 
-    static func head(_ seq: Int64 = 7, hash: String = String(repeating: "ab", count: 32)) -> SignedHead {
-        SignedHead(seq: seq, hash: hash, time: "2026-03-12T11:03:38.123456Z", signature: "c2lnbmF0dXJl", key: String(repeating: "0f", count: 32))
+    static func head(_ seq: Int64 = 7, hash: String = String(repeating: "ab", count: 32)) -> Checkpoint {
+        Checkpoint(seq: seq, hash: hash, time: "2026-03-12T11:03:38.123456Z", signature: "c2lnbmF0dXJl", keyFingerprint: String(repeating: "0f", count: 32))
     }
 
     static func proof(_ receipt: WitnessReceipt) throws -> [UInt8] { Array(try #require(Data(base64Encoded: receipt.proof))) }
 
-    func receipt(_ tsaName: String, _ head: SignedHead = head()) async throws -> (TimestampWitness, WitnessReceipt, LocalTSA) {
+    func receipt(_ tsaName: String, _ head: Checkpoint = head()) async throws -> (TimestampWitness, WitnessReceipt, LocalTSA) {
         let tsa = try await Fixtures.tsa(tsaName)
         let witness = try TimestampWitness(spec: tsa.spec)
         return (witness, try await witness.witness(head), tsa)

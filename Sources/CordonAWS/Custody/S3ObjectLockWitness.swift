@@ -5,7 +5,7 @@ import Foundation
 
 /// A checkpoint witness in an S3 bucket with Object Lock, configured as
 /// `s3://BUCKET/PREFIX`: each head is one object, `PREFIX/SEQ-HASH.json` (SEQ zero-padded to
-/// 20 digits, so keys sort by seq), holding `SignedHead.line` and a newline, put in
+/// 20 digits, so keys sort by seq), holding `Checkpoint.line` and a newline, put in
 /// COMPLIANCE mode with a retain-until date `retentionDays` ahead.
 ///
 /// Why COMPLIANCE: until that date no one, the account's root user included, can delete
@@ -124,7 +124,7 @@ public struct S3ObjectLockWitness: CheckpointWitness {
     // MARK: - Witnessing
 
     /// The object that keeps `head`: `PREFIX/` + 20-digit seq + `-` + hash + `.json`.
-    public func objectKey(for head: SignedHead) throws(ActionError) -> String {
+    public func objectKey(for head: Checkpoint) throws(ActionError) -> String {
         guard head.seq >= 1, !head.hash.isEmpty, head.hash.count <= 128, head.hash.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
             throw .permanent("InvalidHead", "S3 witness \(spec): a head has a seq of 1 or more and a hash of letters and digits (seq \(head.seq))")
         }
@@ -135,7 +135,7 @@ public struct S3ObjectLockWitness: CheckpointWitness {
 
     /// Puts the head's object, locked; the receipt's proof is `KEY VERSIONID` (`KEY ETAG`
     /// from a store that answers no version id).
-    public func witness(_ head: SignedHead) async throws -> WitnessReceipt {
+    public func witness(_ head: Checkpoint) async throws -> WitnessReceipt {
         let key = try objectKey(for: head)
         let body = Array((head.line + "\n").utf8)
         let time = now()
@@ -165,10 +165,10 @@ public struct S3ObjectLockWitness: CheckpointWitness {
     /// delete marker or overwritten is read too), by seq; one head stored twice (a retried
     /// put) is answered once. An object that is not a head, or whose head is not the one
     /// its key names, is an error that names it.
-    public func witnessedHeads() async throws -> [SignedHead]? {
+    public func witnessedHeads() async throws -> [Checkpoint]? {
         let versions = try await listVersions()
-        var heads: [SignedHead] = []
-        try await withThrowingTaskGroup(of: SignedHead.self) { group in
+        var heads: [Checkpoint] = []
+        try await withThrowingTaskGroup(of: Checkpoint.self) { group in
             var pending = versions.makeIterator()
             for _ in 0..<Self.concurrentReads {
                 guard let next = pending.next() else { break }
@@ -184,7 +184,7 @@ public struct S3ObjectLockWitness: CheckpointWitness {
     }
 
     /// Nothing to check offline: the bucket is the proof (`witnessedHeads`).
-    public func check(_ receipt: WitnessReceipt, for head: SignedHead) throws -> Bool? { nil }
+    public func check(_ receipt: WitnessReceipt, for head: Checkpoint) throws -> Bool? { nil }
 
     // MARK: - Reading back
 
@@ -230,7 +230,7 @@ public struct S3ObjectLockWitness: CheckpointWitness {
     }
 
     /// One object version's head, checked against its key.
-    func read(_ object: Listed) async throws(ActionError) -> SignedHead {
+    func read(_ object: Listed) async throws(ActionError) -> Checkpoint {
         let what = "object \(object.key) (version \(object.versionId)) in \(spec)"
         guard object.size <= Self.maxObjectBytes else {
             throw .permanent("InvalidWitnessObject", "\(what) is \(object.size) bytes: not a signed head")
@@ -245,9 +245,9 @@ public struct S3ObjectLockWitness: CheckpointWitness {
         guard response.body.count <= Self.maxObjectBytes, let text = String(bytes: response.body, encoding: .utf8) else {
             throw .permanent("InvalidWitnessObject", "\(what) is not UTF-8 text of at most \(Self.maxObjectBytes) bytes: not a signed head")
         }
-        let head: SignedHead
+        let head: Checkpoint
         do {
-            head = try SignedHead(line: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            head = try Checkpoint(line: text.trimmingCharacters(in: .whitespacesAndNewlines))
         } catch {
             throw .permanent("InvalidWitnessObject", "\(what) is not a signed head: \(error)")
         }

@@ -107,53 +107,30 @@ public enum PEMText {
     }
 }
 
-/// What a checkpoint signs, as witnesses keep it: the journal's head at `seq`, its
-/// signature and the signing key's fingerprint.
-public struct SignedHead: Sendable, Equatable {
-    public var seq: Int64
-    public var hash: String
-    public var time: String
-    /// Base64 of the signature over `Checkpoint.message(seq:hash:)`.
-    public var signature: String
-    public var key: String
+/// A checkpoint as witnesses keep it: the journal's head at `seq`, its signature and the
+/// signing key's fingerprint, written as one line.
+extension Checkpoint {
+    /// One line of canonical JSON (RFC 8785, no newline) of `json`: what a file witness
+    /// appends, an S3 witness stores and a time-stamping authority's token covers (its
+    /// SHA-256).
+    public var line: String { CanonicalJSON.string(json) }
 
-    public init(seq: Int64, hash: String, time: String, signature: String, key: String) {
-        self.seq = seq
-        self.hash = hash
-        self.time = time
-        self.signature = signature
-        self.key = key
-    }
-
-    public init(_ checkpoint: Checkpoint) {
-        self.init(seq: checkpoint.seq, hash: checkpoint.hash, time: checkpoint.time, signature: checkpoint.signature, key: checkpoint.keyFingerprint)
-    }
-
-    /// One line of canonical JSON (RFC 8785, no newline): what a file witness appends, an
-    /// S3 witness stores and a time-stamping authority's token covers (its SHA-256).
-    public var line: String {
-        let value: JSONValue = [
-            "seq": .number(JSONNumber(Int(seq))), "hash": .string(hash), "time": .string(time), "signature": .string(signature), "key": .string(key),
-        ]
-        return CanonicalJSON.string(value)
-    }
-
-    public struct Invalid: Error, CustomStringConvertible, Sendable {
+    public struct InvalidLine: Error, CustomStringConvertible, Sendable {
         public var description: String
     }
 
-    /// Reads a head from its line.
+    /// Reads a checkpoint from its line.
     public init(line: String) throws {
         let value: JSONValue
         do {
             value = try JSONParser.parse(Array(line.utf8))
         } catch {
-            throw Invalid(description: "not JSON (\(error))")
+            throw InvalidLine(description: "not JSON (\(error))")
         }
         guard let seq = value["seq"]?.numberValue?.intValue, seq >= 1, let hash = value["hash"]?.stringValue,
             let time = value["time"]?.stringValue, let signature = value["signature"]?.stringValue, let key = value["key"]?.stringValue
-        else { throw Invalid(description: "not a signed head (seq, hash, time, signature, key)") }
-        self.init(seq: Int64(seq), hash: hash, time: time, signature: signature, key: key)
+        else { throw InvalidLine(description: "not a signed head (seq, hash, time, signature, key)") }
+        self.init(seq: Int64(seq), hash: hash, time: time, signature: signature, keyFingerprint: key)
     }
 }
 
@@ -185,11 +162,11 @@ public protocol CheckpointWitness: Sendable {
     var spec: String { get }
     /// Sends one head; answers the witness's receipt. Throws when the witness did not
     /// take it (the caller retries).
-    func witness(_ head: SignedHead) async throws -> WitnessReceipt
+    func witness(_ head: Checkpoint) async throws -> WitnessReceipt
     /// Every head the witness holds, by seq; nil for a witness that keeps none (a
     /// time-stamping authority: its receipts are the record).
-    func witnessedHeads() async throws -> [SignedHead]?
+    func witnessedHeads() async throws -> [Checkpoint]?
     /// Whether `receipt` proves that the witness saw `head` (a time-stamp token's
     /// signature and imprint); nil when it cannot be checked here.
-    func check(_ receipt: WitnessReceipt, for head: SignedHead) throws -> Bool?
+    func check(_ receipt: WitnessReceipt, for head: Checkpoint) throws -> Bool?
 }

@@ -77,7 +77,7 @@ public struct TimestampWitness: CheckpointWitness {
         }
     }
 
-    public func witness(_ head: SignedHead) async throws -> WitnessReceipt {
+    public func witness(_ head: Checkpoint) async throws -> WitnessReceipt {
         let imprint = Self.imprint(head)
         let nonce = UInt64.random(in: 1...UInt64.max)
         let answer = try await post(TimeStampRequest.der(sha256: imprint, nonce: nonce))
@@ -120,19 +120,19 @@ public struct TimestampWitness: CheckpointWitness {
     }
 
     /// A TSA keeps nothing.
-    public func witnessedHeads() async throws -> [SignedHead]? { nil }
+    public func witnessedHeads() async throws -> [Checkpoint]? { nil }
 
-    public func check(_ receipt: WitnessReceipt, for head: SignedHead) throws -> Bool? {
+    public func check(_ receipt: WitnessReceipt, for head: Checkpoint) throws -> Bool? {
         try examine(receipt, for: head).isValid
     }
 
     /// What `check` decides, with the reason and the token's time and signer. Throws only
     /// when the stored proof does not parse (saying where).
-    public func examine(_ receipt: WitnessReceipt, for head: SignedHead) throws -> TimestampCheck {
+    public func examine(_ receipt: WitnessReceipt, for head: Checkpoint) throws -> TimestampCheck {
         try Self.examine(receipt, for: head, anchors: anchors)
     }
 
-    static func examine(_ receipt: WitnessReceipt, for head: SignedHead, anchors: [Certificate]) throws -> TimestampCheck {
+    static func examine(_ receipt: WitnessReceipt, for head: Checkpoint, anchors: [Certificate]) throws -> TimestampCheck {
         guard let data = Data(base64Encoded: receipt.proof) else { throw TimestampError("receipt \(receipt.seq): the proof is not base64") }
         guard data.count <= maxStoredResponseBytes else { throw TimestampError("receipt \(receipt.seq): the proof is over \(maxStoredResponseBytes) bytes") }
         let response: TimeStampResponse
@@ -162,7 +162,7 @@ public struct TimestampWitness: CheckpointWitness {
 
     /// SHA-256 of the head's line: its UTF-8 bytes, no newline (what `openssl ts -verify
     /// -data FILE` hashes when FILE holds the line alone).
-    static func imprint(_ head: SignedHead) -> [UInt8] { Array(SHA256.hash(data: Array(head.line.utf8))) }
+    static func imprint(_ head: Checkpoint) -> [UInt8] { Array(SHA256.hash(data: Array(head.line.utf8))) }
 
     static func imprintProblem(_ token: TimeStampToken, _ imprint: [UInt8]) -> String? {
         guard token.tstInfo.imprintAlgorithm.elementsEqual(OID.sha256) else {
