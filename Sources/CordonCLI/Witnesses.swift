@@ -89,7 +89,7 @@ struct WitnessService: Service {
     /// a witness that is down must not hold up the runner's shutdown. The command sends
     /// what is left when it ends (`Witnesses.flush`), as every command does.
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await publisher.run()
         }
     }

@@ -18,9 +18,6 @@ public final class WitnessPublisher: Sendable {
     /// waiting: a loop that was busy sends every head it has not seen anyway).
     let signals: [AsyncStream<Void>.Continuation]
     let streams: Mutex<[AsyncStream<Void>]?>
-    /// Set by `stop`: a loop retrying a failing witness gives up instead of holding up
-    /// the runner's shutdown (the next command sends what is left).
-    let stopped = Atomic<Bool>(false)
 
     /// What happened to one head at one witness, for metrics.
     public struct Event: Sendable {
@@ -43,8 +40,9 @@ public final class WitnessPublisher: Sendable {
         journal.watchCheckpoints { for signal in signals { signal.yield() } }
     }
 
-    /// Sends what each witness has not seen, until `stop` (or cancellation). Each witness
-    /// has a loop of its own, so that a slow one does not hold up the others.
+    /// Sends what each witness has not seen, until cancelled (a retry's wait included, so
+    /// that a witness that is down holds nothing up). Each witness has a loop of its own,
+    /// so that a slow one does not hold up the others.
     public func run() async {
         guard let streams = streams.withLock({ $0.take() }) else { return }
         await withTaskGroup(of: Void.self) { group in
@@ -52,12 +50,6 @@ public final class WitnessPublisher: Sendable {
                 group.addTask { await self.loop(witness, stream) }
             }
         }
-    }
-
-    /// Ends `run` once each loop has finished what it is sending.
-    public func stop() {
-        stopped.store(true, ordering: .relaxed)
-        for signal in signals { signal.finish() }
     }
 
     /// Sends what each witness has not seen, once, giving up after `timeout` (a command
@@ -79,7 +71,7 @@ public final class WitnessPublisher: Sendable {
     func loop(_ witness: any CheckpointWitness, _ wakes: AsyncStream<Void>) async {
         var backoff = Duration.seconds(1)
         for await _ in wakes {
-            while await !sendPending(witness), !stopped.load(ordering: .relaxed) {
+            while await !sendPending(witness) {
                 // Retried until it goes through; a new checkpoint does not cut the wait short.
                 do {
                     try await Task.sleep(for: backoff)
