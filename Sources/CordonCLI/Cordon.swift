@@ -26,6 +26,14 @@ public struct Cordon: AsyncParsableCommand {
     /// Runs the command line. Every error a command throws ends here, and `ExitStatus`
     /// turns it into the exit status: 0 success, 1 a run or check failed, 2 a usage or
     /// input error (not ArgumentParser's 64).
+    /// What every command does when it ends, however it ends: the witnesses get the last
+    /// checkpoints, then the clients it made are shut down.
+    static func finishCommand() async {
+        await Witnesses.flush()
+        await CustodyCloud.shutdown()
+        await CordonHTTPClient.shutdownShared()
+    }
+
     public static func runMain() async {
         do {
             let (arguments, _) = try ConfigFile.apply(Array(CommandLine.arguments.dropFirst()))
@@ -35,13 +43,9 @@ public struct Cordon: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            await Witnesses.flush()
-            await CustodyCloud.shutdown()
-            await CordonHTTPClient.shutdownShared()
+            await finishCommand()
         } catch {
-            await Witnesses.flush()
-            await CustodyCloud.shutdown()
-            await CordonHTTPClient.shutdownShared()
+            await finishCommand()
             guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
             if !message.isEmpty { printError(message) }
             Foundation.exit(status)

@@ -104,10 +104,19 @@ struct DataOptions: ParsableArguments {
 
     /// The signing key named by `--signing-key` or `CORDON_SIGNING_KEY`; nil: neither.
     func signer() async throws -> (any JournalSigner)? {
-        guard let spec = signingKey ?? ProcessInfo.processInfo.environment["CORDON_SIGNING_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) else {
-            return nil
-        }
+        guard let spec = SigningKeySpec.named(by: signingKey) else { return nil }
         return try await SigningKeySpec(spec).load()
+    }
+
+    /// The data directory's own key file, when there is one; nothing is generated.
+    func existingDataDirectoryKey() throws -> SigningKey? {
+        let file = directory.keys.appendingPathComponent(SigningKey.privateKeyFile)
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        do {
+            return try SigningKey(file: file)
+        } catch let error as SigningKey.Error {
+            throw error.cordonError
+        }
     }
 
     /// The data directory's own key, generated (loudly) for a journal nothing signed yet.
@@ -134,6 +143,11 @@ struct DataOptions: ParsableArguments {
 enum SigningKeySpec: Equatable {
     case file(String)
     case kms(String)
+
+    /// The spec `--signing-key` gives, else `CORDON_SIGNING_KEY` (when not empty).
+    static func named(by option: String?) -> String? {
+        option ?? ProcessInfo.processInfo.environment["CORDON_SIGNING_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     init(_ spec: String) throws {
         if spec.hasPrefix("kms:") {

@@ -98,7 +98,7 @@ struct IAMPolicyCommand: ParsableCommand {
     /// What the journal's signing key and witnesses need, from `--signing-key` (or
     /// `CORDON_SIGNING_KEY`) and `--anchor`.
     func custodyStatements(partition: String) throws -> [JSONValue] {
-        let spec = signingKey ?? ProcessInfo.processInfo.environment["CORDON_SIGNING_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        let spec = SigningKeySpec.named(by: signingKey)
         var kms: String? = nil
         if let spec, case .kms(let arn) = try SigningKeySpec(spec) { kms = arn }
         let s3 = try anchors.filter { $0.hasPrefix("s3://") }.map { anchor -> (bucket: String, prefix: String) in

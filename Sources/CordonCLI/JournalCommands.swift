@@ -155,17 +155,11 @@ struct JournalKeyCommand: AsyncParsableCommand {
         let source: String
         if let signer = try await data.signer() {
             (publicKey, source) = (signer.publicKey, signer.source)
+        } else if let key = try data.existingDataDirectoryKey() {
+            (publicKey, source) = (key.publicKey, key.source)
         } else {
             let file = data.directory.keys.appendingPathComponent(SigningKey.privateKeyFile)
-            guard FileManager.default.fileExists(atPath: file.path) else {
-                throw CordonError(.notFound, "no signing key: \(file.path) does not exist and no --signing-key was given")
-            }
-            do {
-                let key = try SigningKey(file: file)
-                (publicKey, source) = (key.publicKey, key.source)
-            } catch let error as SigningKey.Error {
-                throw error.cordonError
-            }
+            throw CordonError(.notFound, "no signing key: \(file.path) does not exist and no --signing-key was given")
         }
         guard let publicKey else { throw CordonError(.invalidInput, "\(source) does not hold a usable public key") }
         print("fingerprint: \(publicKey.fingerprint)")
@@ -309,16 +303,10 @@ struct JournalRotateKeyCommand: AsyncParsableCommand {
             old = nil
         } else if let given = try await data.signer() {
             old = given
+        } else if let key = try data.existingDataDirectoryKey() {
+            old = key
         } else {
-            let file = data.directory.keys.appendingPathComponent(SigningKey.privateKeyFile)
-            guard FileManager.default.fileExists(atPath: file.path) else {
-                throw CordonError(.usage, "no old key: give it with --signing-key, or, if it is lost, pass --without-old-key")
-            }
-            do {
-                old = try SigningKey(file: file)
-            } catch let error as SigningKey.Error {
-                throw error.cordonError
-            }
+            throw CordonError(.usage, "no old key: give it with --signing-key, or, if it is lost, pass --without-old-key")
         }
         guard FileManager.default.fileExists(atPath: data.directory.journal.path) else {
             throw CordonError(.notFound, "no journal at \(data.directory.journal.path) (is --data-dir right?)")
