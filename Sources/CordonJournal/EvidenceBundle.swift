@@ -60,7 +60,10 @@ public enum EvidenceBundle {
             throw SQLiteJournal.Error(message: "\(out.path) is not empty; export into a new directory")
         }
         try fm.createDirectory(at: out.appendingPathComponent("evidence"), withIntermediateDirectories: true)
-        let derived = try await writeDerived(incident: incident, records: records, journal: journal, to: out)
+        // The keys as they stand: the signer's certificate (a session key) names the root.
+        let keys = try await journal.keyEntries()
+        let root = keys.first { $0.fingerprint == signer.fingerprint }?.certifiedBy ?? signer.fingerprint
+        let derived = try await writeDerived(incident: incident, records: records, journal: journal, root: root, to: out)
         let contents = try manifest(derived, in: out)
         try write(contents, out, "CONTENTS.sha256")
         // The derived files, bound to the chain: the record and the checkpoint after it.
@@ -79,7 +82,7 @@ public enum EvidenceBundle {
         }
         try chainBytes.write(to: out.appendingPathComponent("chain.jsonl"))
         try write(CanonicalJSON.string(covering.json) + "\n", out, "checkpoint.json")
-        try await writeKeys(signer: signer, journal: journal, to: out)
+        try writeKeys(signer: signer, entries: keys, to: out)
         let receipts = try await writeReceipts(journal: journal, seq: covering.seq, to: out)
         try write(manifest(try allFiles(in: out).filter { $0 != "MANIFEST.sha256" }, in: out), out, "MANIFEST.sha256")
         return Summary(
@@ -89,7 +92,7 @@ public enum EvidenceBundle {
 
     /// members.json, the evidence the incident's records cite, the timelines and VERIFY.md;
     /// answers their paths.
-    static func writeDerived(incident: String, records: [JournalRecord], journal: SQLiteJournal, to out: URL) async throws -> [String] {
+    static func writeDerived(incident: String, records: [JournalRecord], journal: SQLiteJournal, root: String, to out: URL) async throws -> [String] {
         var files: [String] = []
         let members: JSONValue = ["incident": .string(incident), "seqs": .array(records.map { .number(JSONNumber(Int($0.seq))) })]
         try write(CanonicalJSON.string(members) + "\n", out, "members.json")
@@ -109,7 +112,6 @@ public enum EvidenceBundle {
             try write(timeline.render(format), out, "timeline.\(format.rawValue)")
             files.append("timeline.\(format.rawValue)")
         }
-        let root = try await journal.keyEntries().first { $0.fingerprint == journal.key?.fingerprint }.flatMap { $0.certifiedBy } ?? journal.key?.fingerprint ?? ""
         try write(verifyGuide(incident: incident, rootFingerprint: root, records: records.count), out, "VERIFY.md")
         files.append("VERIFY.md")
         return files
@@ -117,9 +119,8 @@ public enum EvidenceBundle {
 
     /// keys.json, keys/signer.pem (the key that signed the checkpoint) and keys/root.pem
     /// (the journal's key: the signer itself, or the KMS key that certified it).
-    static func writeKeys(signer: SigningKey, journal: SQLiteJournal, to out: URL) async throws {
+    static func writeKeys(signer: SigningKey, entries: [SQLiteJournal.KeyEntry], to out: URL) throws {
         try FileManager.default.createDirectory(at: out.appendingPathComponent("keys"), withIntermediateDirectories: true)
-        let entries = try await journal.keyEntries()
         let session = entries.first { $0.fingerprint == signer.fingerprint && $0.role == .session }
         var description: JSONObject = ["signer": ["fingerprint": .string(signer.fingerprint), "algorithm": .string(signer.algorithm.rawValue)]]
         let root: JournalPublicKey
